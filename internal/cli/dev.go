@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kura-dev/kura/store"
+)
+
+// newDevCommand returns `kura dev`, which runs kura on this machine with
+// embedded defaults. Today it is a guided tour of the local storage engine;
+// it grows into a local ft receiver and mount, a kv node and a dfs
+// namenode and datanode.
+func newDevCommand(e *env) *cobra.Command {
+	var dir string
+	var keep bool
+	c := &cobra.Command{
+		Use:   "dev",
+		Short: "Try kura on this machine with embedded defaults",
+		Long: `dev runs kura locally with no configuration. Today it walks through the local
+storage engine (keys, subkeys, queues, CAS, TTL, encryption, the change feed)
+in a fresh directory and prints each step with the CLI command that does the
+same, so you can carry on by hand.`,
+		Example: "  kura dev\n  kura dev --dir /tmp/kura-dev --keep",
+		Args:    noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if dir == "" {
+				tmp, err := os.MkdirTemp("", "kura-dev-")
+				if err != nil {
+					return err
+				}
+				dir = tmp
+				if !keep {
+					defer os.RemoveAll(tmp)
+				}
+			}
+			return runDevTour(c.Context(), e, dir)
+		},
+	}
+	c.Flags().StringVar(&dir, "dir", "", "directory for the demo data (default: a temporary one)")
+	c.Flags().BoolVar(&keep, "keep", false, "keep the temporary directory afterwards")
+	return c
+}
+
+func runDevTour(ctx context.Context, e *env, dir string) error {
+	kvDir := filepath.Join(dir, "kv")
+	s, err := store.Open(kvDir, store.Options{ReapInterval: 50 * time.Millisecond})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	out := e.stdout
+	step := func(cmd, result string) {
+		fmt.Fprintf(out, "$ kura kv --local %s %s\n%s\n", kvDir, cmd, result)
+	}
+	fmt.Fprintf(out, "kura dev: a tour of the local storage engine in %s\n\n", kvDir)
+
+	if err := s.Set(ctx, []byte("greeting"), []byte("hello, kura"), 0); err != nil {
+		return err
+	}
+	v, err := s.Get(ctx, []byte("greeting"))
+	if err != nil {
+		return err
+	}
+	step("set greeting 'hello, kura' && kura kv ... get greeting", string(v))
+
+	for _, u := range []string{"alice", "bob"} {
+		if err := s.SetSubkey(ctx, []byte("users"), []byte("user/"+u), []byte(u+"@example.com"), 0); err != nil {
+			return err
+		}
+	}
+	subs, err := s.Subkeys(ctx, []byte("users"))
+	if err != nil {
+		return err
+	}
+	step("subkey set users user/alice alice@example.com (and bob) && ... subkey list users", fmt.Sprintf("%s", subs))
+
+	for _, j := range []string{"job-1", "job-2", "job-3"} {
+		if err := s.Push(ctx, []byte("jobs"), []byte(j)); err != nil {
+			return err
+		}
+	}
+	first, err := s.Pop(ctx, []byte("jobs"), store.Front)
+	if err != nil {
+		return err
+	}
+	last, err := s.Pop(ctx, []byte("jobs"), store.Back)
+	if err != nil {
+		return err
+	}
+	step("queue push jobs job-1 job-2 job-3 && ... queue pop jobs && ... queue pop jobs --lifo",
+		fmt.Sprintf("FIFO pop: %s, LIFO pop: %s", first.Value, last.Value))
+
+	if err := s.CASInit(ctx, []byte("visits"), 8, 254); err != nil {
+		return err
+	}
+	a, _ := s.CASAdd(ctx, []byte("visits"), 8, 1)
+	b, _ := s.CASAdd(ctx, []byte("visits"), 8, 1)
+	step("cas init visits 254 --bits 8 && ... cas incr visits --bits 8 (twice)",
+		fmt.Sprintf("%d, then %d (uint8 wraps)", a, b))
+
+	if err := s.Set(ctx, []byte("session"), []byte("token"), 200*time.Millisecond); err != nil {
+		return err
+	}
+	time.Sleep(300 * time.Millisecond)
+	_, err = s.Get(ctx, []byte("session"))
+	step("set session token --ttl 200ms; sleep 0.3; kura kv ... get session", fmt.Sprintf("after expiry: %v", err))
+
+	fmt.Fprintf(out, "\nThe change feed (kura kv --local %s watch):\n", kvDir)
+	for seq := uint64(0); seq < s.LastSeq(); {
+		ch, err := s.NextChange(ctx, seq)
+		if err != nil {
+			return err
+		}
+		line, _ := ch.MarshalJSON()
+		fmt.Fprintf(out, "%s\n", line)
+		seq = ch.Seq
+	}
+	if err := s.Close(); err != nil {
+		return err
+	}
+
+	encDir := filepath.Join(dir, "kv-encrypted")
+	pass := filepath.Join(dir, "passphrases")
+	if err := os.WriteFile(pass, []byte("correct horse battery staple\n"), 0o600); err != nil {
+		return err
+	}
+	enc, err := store.Open(encDir, store.Options{Passphrases: []string{"correct horse battery staple"}})
+	if err != nil {
+		return err
+	}
+	if err := enc.Set(ctx, []byte("secret"), []byte("s3cr3t"), 0); err != nil {
+		enc.Close()
+		return err
+	}
+	if err := enc.Close(); err != nil {
+		return err
+	}
+	plain, err := store.Open(encDir, store.Options{})
+	if err != nil {
+		return err
+	}
+	_, err = plain.Get(ctx, []byte("secret"))
+	plain.Close()
+	fmt.Fprintf(out, "\n$ kura kv --local %s --passphrase-file %s set secret s3cr3t\n$ kura kv --local %s get secret\n%v\n", encDir, pass, encDir, err)
+	fmt.Fprintf(out, "\nDone. Every step above is a `kura kv --local DIR ...` command; see `kura kv --help`.\n")
+	return nil
+}

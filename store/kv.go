@@ -1,0 +1,342 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// lockRead takes the shared bulk lock for a read; it fails once the store
+// is closed.
+func (s *Store) lockRead() (func(), error) {
+	s.bulk.RLock()
+	if s.db == nil {
+		s.bulk.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.bulk.RUnlock, nil
+}
+
+// Get returns the value of key. A missing or expired key is ErrNotFound.
+func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
+	v, _, err := s.GetWithAttrs(ctx, key)
+	return v, err
+}
+
+// GetWithAttrs returns the value of key and its attributes.
+func (s *Store) GetWithAttrs(ctx context.Context, key []byte) ([]byte, Attrs, error) {
+	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
+		return nil, Attrs{}, err
+	}
+	unlock, err := s.lockRead()
+	if err != nil {
+		return nil, Attrs{}, err
+	}
+	defer unlock()
+	r, err := s.getRecord(key)
+	if err != nil {
+		return nil, Attrs{}, err
+	}
+	plain, err := s.openRecord(r, dataKey(key))
+	if err != nil {
+		return nil, Attrs{}, fmt.Errorf("get %q: %w", key, err)
+	}
+	return plain, s.attrsOf(r, len(plain)), nil
+}
+
+// Attributes returns the attributes of key without opening its value (so
+// it works on encrypted values without a passphrase).
+func (s *Store) Attributes(ctx context.Context, key []byte) (Attrs, error) {
+	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
+		return Attrs{}, err
+	}
+	unlock, err := s.lockRead()
+	if err != nil {
+		return Attrs{}, err
+	}
+	defer unlock()
+	r, err := s.getRecord(key)
+	if err != nil {
+		return Attrs{}, err
+	}
+	size := len(r.payload)
+	if r.flags&flagEncrypted != 0 {
+		size -= sealedExtra
+	}
+	return s.attrsOf(r, size), nil
+}
+
+// getRecord reads the live record of key; its payload is a private copy.
+func (s *Store) getRecord(key []byte) (record, error) {
+	raw, err := s.get(dataKey(key))
+	if err != nil {
+		return record{}, fmt.Errorf("get %q: %w", key, err)
+	}
+	if raw == nil {
+		return record{}, fmt.Errorf("key %q: %w", key, ErrNotFound)
+	}
+	r, err := decodeRecord(raw)
+	if err != nil {
+		return record{}, fmt.Errorf("key %q: %w", key, err)
+	}
+	if r.expired(s.now()) {
+		return record{}, fmt.Errorf("key %q: %w", key, ErrNotFound)
+	}
+	return r, nil
+}
+
+// Set stores value under key. ttl 0 uses the store's default TTL; a
+// negative ttl means the value never expires.
+func (s *Store) Set(ctx context.Context, key, value []byte, ttl time.Duration) error {
+	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	if err := s.checkValue(value); err != nil {
+		return err
+	}
+	unlock, err := s.lockKeys(nsKeyPair{nsKey, key})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	c, err := s.putValue(b, OpSet, key, nil, TypeBytes, value, ttl)
+	if err != nil {
+		return err
+	}
+	if err := s.commit(b, c); err != nil {
+		return fmt.Errorf("set %q: %w", key, err)
+	}
+	return nil
+}
+
+// putValue adds the writes that store value under key to b and returns the
+// change that describes them.
+func (s *Store) putValue(b *pebble.Batch, op Op, key, subkey []byte, typ ValueType, value []byte, ttl time.Duration) (change, error) {
+	now := s.now()
+	target := key
+	if op == OpSubkeyAdd || (op == OpQueuePush && subkey != nil) {
+		target = subkey
+	}
+	dk := dataKey(target)
+	r, err := s.sealRecord(typ, value, now, s.expiryFor(now, ttl), dk)
+	if err != nil {
+		return change{}, fmt.Errorf("seal %q: %w", target, err)
+	}
+	enc := r.encode()
+	b.Set(dk, enc, nil)
+	if r.expiry != 0 {
+		b.Set(expiryKey(r.expiry, target), nil, nil)
+	}
+	return change{op: op, time: now, key: key, subkey: subkey, rec: enc}, nil
+}
+
+// Delete removes key. Its subkeys stay (use DeleteAll to remove them too),
+// but key no longer lists them. A missing key is ErrNotFound.
+func (s *Store) Delete(ctx context.Context, key []byte) error {
+	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	unlock, err := s.lockKeys(nsKeyPair{nsKey, key})
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := s.getRecord(key); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Delete(dataKey(key), nil)
+	b.DeleteRange(subkeyPrefix(key), prefixEnd(subkeyPrefix(key)), nil)
+	if err := s.commit(b, change{op: OpDelete, time: s.now(), key: key}); err != nil {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// DeleteAll removes key and, recursively, every subkey it lists, in one
+// atomic batch. Cycles among subkeys are followed once. A missing key is
+// ErrNotFound.
+func (s *Store) DeleteAll(ctx context.Context, key []byte) error {
+	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	unlock, err := s.lockAll()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := s.getRecord(key); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	changes, err := s.deleteTree(ctx, b, OpDeleteAll, key)
+	if err != nil {
+		return err
+	}
+	if err := s.commit(b, changes...); err != nil {
+		return fmt.Errorf("delete %q with subkeys: %w", key, err)
+	}
+	return nil
+}
+
+// deleteTree adds to b the deletion of root and everything reachable from
+// it through subkey lists, visiting each key once. Caller holds lockAll.
+func (s *Store) deleteTree(ctx context.Context, b *pebble.Batch, op Op, root []byte) ([]change, error) {
+	now := s.now()
+	seen := map[string]bool{string(root): true}
+	todo := [][]byte{root}
+	var changes []change
+	for len(todo) > 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		k := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		subs, err := s.rawSubkeys(k)
+		if err != nil {
+			return nil, err
+		}
+		for _, sub := range subs {
+			if !seen[string(sub)] {
+				seen[string(sub)] = true
+				todo = append(todo, sub)
+			}
+		}
+		b.Delete(dataKey(k), nil)
+		b.DeleteRange(subkeyPrefix(k), prefixEnd(subkeyPrefix(k)), nil)
+		changes = append(changes, change{op: op, time: now, key: k})
+		op = OpDelete // the root carries the op; what it pulled along is a plain delete
+	}
+	return changes, nil
+}
+
+// KV is one key and value returned by Scan.
+type KV struct {
+	Key   []byte
+	Value []byte
+	Attrs Attrs
+}
+
+// Scan returns up to limit live keys that start with prefix and sort after
+// the key after (nil: from the start), in key order, and whether more
+// follow. Pass the last key returned as after to read the next page.
+func (s *Store) Scan(ctx context.Context, prefix, after []byte, limit int) ([]KV, bool, error) {
+	if limit <= 0 {
+		return nil, false, fmt.Errorf("%w: scan limit %d must be positive", ErrInvalid, limit)
+	}
+	unlock, err := s.lockRead()
+	if err != nil {
+		return nil, false, err
+	}
+	defer unlock()
+	lower := dataKey(prefix)
+	upper := prefixEnd(lower)
+	if after != nil {
+		if !bytes.HasPrefix(after, prefix) {
+			return nil, false, fmt.Errorf("%w: scan cursor %q does not start with prefix %q", ErrInvalid, after, prefix)
+		}
+		lower = append(dataKey(after), 0)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, false, fmt.Errorf("scan %q: %w", prefix, err)
+	}
+	defer it.Close()
+	now := s.now()
+	var out []KV
+	for ok := it.First(); ok; ok = it.Next() {
+		if err := ctx.Err(); err != nil {
+			return nil, false, err
+		}
+		key := bytes.Clone(it.Key()[1:])
+		r, err := decodeRecord(it.Value())
+		if err != nil {
+			return nil, false, fmt.Errorf("scan: key %q: %w", key, err)
+		}
+		if r.expired(now) {
+			continue
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		plain, err := s.openRecord(r, dataKey(key))
+		if err != nil {
+			return nil, false, fmt.Errorf("scan: key %q: %w", key, err)
+		}
+		out = append(out, KV{Key: key, Value: bytes.Clone(plain), Attrs: s.attrsOf(r, len(plain))})
+	}
+	return out, false, it.Error()
+}
+
+// Batch collects sets and deletes that Apply commits atomically.
+type Batch struct {
+	ops []batchOp
+}
+
+type batchOp struct {
+	del   bool
+	key   []byte
+	value []byte
+	ttl   time.Duration
+}
+
+// Set adds a set of key to value (ttl as in Store.Set).
+func (b *Batch) Set(key, value []byte, ttl time.Duration) {
+	b.ops = append(b.ops, batchOp{key: bytes.Clone(key), value: bytes.Clone(value), ttl: ttl})
+}
+
+// Delete adds a plain delete of key; a missing key is not an error here.
+func (b *Batch) Delete(key []byte) {
+	b.ops = append(b.ops, batchOp{del: true, key: bytes.Clone(key)})
+}
+
+// Len returns the number of operations in the batch.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Apply commits every operation of b, or none.
+func (s *Store) Apply(ctx context.Context, batch *Batch) error {
+	for _, op := range batch.ops {
+		if err := checkKey("key", op.key, s.opts.MaxKeySize); err != nil {
+			return err
+		}
+		if err := s.checkValue(op.value); err != nil {
+			return fmt.Errorf("key %q: %w", op.key, err)
+		}
+	}
+	unlock, err := s.lockAll()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	changes := make([]change, 0, len(batch.ops))
+	for _, op := range batch.ops {
+		if op.del {
+			b.Delete(dataKey(op.key), nil)
+			b.DeleteRange(subkeyPrefix(op.key), prefixEnd(subkeyPrefix(op.key)), nil)
+			changes = append(changes, change{op: OpDelete, time: s.now(), key: op.key})
+			continue
+		}
+		c, err := s.putValue(b, OpSet, op.key, nil, TypeBytes, op.value, op.ttl)
+		if err != nil {
+			return err
+		}
+		changes = append(changes, c)
+	}
+	if err := s.commit(b, changes...); err != nil {
+		return fmt.Errorf("apply batch of %d: %w", len(batch.ops), err)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means a missing key, subkey or item.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

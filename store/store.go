@@ -1,0 +1,472 @@
+// Package store is kura's local storage engine, the role K2HASH plays under
+// K2HFTFUSE and K2HDKC: keys and values, subkeys, FIFO/LIFO and keyed queues,
+// typed compare-and-swap integers, expiry, encryption at rest and a durable
+// change feed, all on one Pebble database in one directory.
+//
+// Every mutation is one atomic Pebble batch. Mutations that read before they
+// write (queues, CAS, deletes) hold a lock stripe for the key they touch, so
+// they are isolated from each other; plain sets take the same stripe so that
+// the change feed's order agrees with the order in which a key's writes were
+// applied.
+//
+// Lock ordering: Store.bulk (RW) before the stripe locks; several stripes in
+// ascending index order; feed.mu and Store.metaMu are leaves taken last.
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Errors returned by the engine; test them with errors.Is.
+var (
+	// ErrNotFound: the key, subkey or queue item does not exist (or expired).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the request is malformed (empty key, value over the limit...).
+	ErrInvalid = errors.New("invalid argument")
+	// ErrTypeMismatch: a CAS operation met a value of another type.
+	ErrTypeMismatch = errors.New("type mismatch")
+	// ErrNeedPassphrase: the value is encrypted and no passphrase was given.
+	ErrNeedPassphrase = errors.New("value is encrypted and no passphrase was given")
+	// ErrWrongPassphrase: none of the passphrases given sealed this value.
+	ErrWrongPassphrase = errors.New("value was encrypted with a passphrase that is not among those given")
+	// ErrCorrupt: stored data failed a consistency check.
+	ErrCorrupt = errors.New("corrupt data")
+	// ErrLocked: another process has the data directory open.
+	ErrLocked = errors.New("data directory is in use by another process")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store is closed")
+)
+
+// Options configure a Store. The zero value is usable: durable writes, no
+// expiry, no encryption, change log on.
+type Options struct {
+	// NoSync skips the fsync at each commit: a crash of the machine (not of
+	// the process) may lose the last writes. Off by default.
+	NoSync bool
+	// DefaultTTL applies to values written with a zero TTL. Zero: no expiry.
+	DefaultTTL time.Duration
+	// MaxKeySize bounds keys, subkeys and queue names (default 64 KiB).
+	MaxKeySize int
+	// MaxValueSize bounds values (default 16 MiB).
+	MaxValueSize int
+	// Passphrases enable encryption at rest: the first seals new values,
+	// every one of them can open old ones.
+	Passphrases []string
+	// DisableChangeLog turns off the durable change log (and with it the
+	// change feed). For stores whose mutations nobody watches, such as ft's
+	// sender queue.
+	DisableChangeLog bool
+	// ChangeLogRetention is how many change records are kept behind the
+	// newest when no cursor needs older ones (default 100,000). Records a
+	// named cursor has not passed are always kept.
+	ChangeLogRetention uint64
+	// ReapInterval is how often expired values and old change records are
+	// deleted in the background (default 1s).
+	ReapInterval time.Duration
+	// CacheSize is Pebble's block cache in bytes (default 32 MiB).
+	CacheSize int64
+	// Clock returns the current time (default time.Now); for tests.
+	Clock func() time.Time
+	// Logger receives the engine's log lines (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// EnsureDefaults fills in the defaults of unset fields.
+func (o *Options) EnsureDefaults() {
+	if o.MaxKeySize == 0 {
+		o.MaxKeySize = 64 << 10
+	}
+	if o.MaxValueSize == 0 {
+		o.MaxValueSize = 16 << 20
+	}
+	if o.ChangeLogRetention == 0 {
+		o.ChangeLogRetention = 100_000
+	}
+	if o.ReapInterval == 0 {
+		o.ReapInterval = time.Second
+	}
+	if o.CacheSize == 0 {
+		o.CacheSize = 32 << 20
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Validate reports the first option that is out of range.
+func (o *Options) Validate() error {
+	switch {
+	case o.MaxKeySize < 0:
+		return fmt.Errorf("%w: MaxKeySize %d is negative", ErrInvalid, o.MaxKeySize)
+	case o.MaxValueSize < 0:
+		return fmt.Errorf("%w: MaxValueSize %d is negative", ErrInvalid, o.MaxValueSize)
+	case o.DefaultTTL < 0:
+		return fmt.Errorf("%w: DefaultTTL %s is negative", ErrInvalid, o.DefaultTTL)
+	case o.ReapInterval < 0:
+		return fmt.Errorf("%w: ReapInterval %s is negative", ErrInvalid, o.ReapInterval)
+	}
+	return nil
+}
+
+const (
+	markerFile  = "KURA"
+	lockFile    = "kura.lock"
+	formatLine  = "kura store format 1\n"
+	stripeCount = 256
+)
+
+// Store is an open storage engine. Its methods are safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	db   *pebble.DB
+	lock *os.File
+	keys *keyring
+	wo   *pebble.WriteOptions
+	seed maphash.Seed
+
+	bulk    sync.RWMutex // exclusive for operations touching unknown sets of keys
+	stripes [stripeCount]sync.Mutex
+	metaMu  sync.Mutex // cursors
+
+	feed   *feed
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the store in dir. A directory that holds
+// something else than a kura store, one in use by another process, and a
+// damaged one are refused with an error that says which.
+func Open(dir string, opts Options) (s *Store, err error) {
+	opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := checkMarker(dir); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+	db, err := openPebble(dir, &opts)
+	if err != nil {
+		return nil, err
+	}
+	s = &Store{
+		dir:  dir,
+		opts: opts,
+		db:   db,
+		lock: lock,
+		wo:   pebble.Sync,
+		seed: maphash.MakeSeed(),
+		done: make(chan struct{}),
+	}
+	if opts.NoSync {
+		s.wo = pebble.NoSync
+	}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go s.reapLoop(ctx)
+	return s, nil
+}
+
+func (s *Store) init() error {
+	if len(s.opts.Passphrases) > 0 {
+		salt, err := s.getOrCreateMeta(metaSalt, newSalt)
+		if err != nil {
+			return fmt.Errorf("open store %s: %w", s.dir, err)
+		}
+		if s.keys, err = newKeyring(s.opts.Passphrases, salt); err != nil {
+			return fmt.Errorf("open store %s: %w", s.dir, err)
+		}
+	}
+	last, err := s.lastChangeSeq()
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	s.feed = newFeed(last)
+	return nil
+}
+
+// checkMarker makes sure dir is empty or a kura store, and marks a new one.
+func checkMarker(dir string) error {
+	path := filepath.Join(dir, markerFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if string(b) != formatLine {
+			return fmt.Errorf("open store %s: %s says %q, not %q: a newer or foreign format", dir, path, strings.TrimSpace(string(b)), strings.TrimSpace(formatLine))
+		}
+		return nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("open store %s: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", dir, err)
+	}
+	for _, e := range entries {
+		if e.Name() != lockFile {
+			return fmt.Errorf("open store %s: the directory is not empty and is not a kura store (no %s file); refusing to write into it", dir, markerFile)
+		}
+	}
+	if err := os.WriteFile(path, []byte(formatLine), 0o644); err != nil {
+		return fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return nil
+}
+
+// lockDir takes an exclusive flock on dir/kura.lock and writes our pid in it.
+// flock locks belong to the open file, so a second Open in the same process
+// is refused too.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, lockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			pid := strings.TrimSpace(string(holder))
+			if pid == "" {
+				pid = "unknown"
+			}
+			return nil, fmt.Errorf("open store %s: %w (pid %s)", dir, ErrLocked, pid)
+		}
+		return nil, fmt.Errorf("open store %s: lock %s: %w", dir, path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+// openPebble opens the database, turning Pebble's corruption reports (and
+// any panic on a damaged directory) into an error that says so.
+func openPebble(dir string, opts *Options) (db *pebble.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("open store %s: %w: the data directory is damaged: %v", dir, ErrCorrupt, r)
+		}
+	}()
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	po := &pebble.Options{
+		Cache:  cache,
+		Logger: pebbleLogger{opts.Logger},
+	}
+	db, err = pebble.Open(dir, po)
+	if err != nil {
+		if pebble.IsCorruptionError(err) || !errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("open store %s: %w: the data directory is damaged: %v", dir, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return db, nil
+}
+
+// pebbleLogger routes Pebble's log lines to slog; its Fatalf panics, which
+// Open turns into an error.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf(format, args...))
+}
+
+// Dir returns the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close stops the background work, flushes and closes the database and
+// releases the directory lock. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		<-s.done
+		s.bulk.Lock()
+		defer s.bulk.Unlock()
+		s.feed.close() // under bulk: no commit is in flight to settle after it
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store %s: %w", s.dir, err)
+		}
+		s.db = nil
+		s.lock.Close()
+	})
+	return s.closeErr
+}
+
+// stripe returns the lock index of a key in a namespace.
+func (s *Store) stripe(ns byte, key []byte) int {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteByte(ns)
+	h.Write(key)
+	return int(h.Sum64() % stripeCount)
+}
+
+// lockKeys takes the shared bulk lock and the stripes of the given
+// (namespace, key) pairs in ascending order; the returned func releases them.
+func (s *Store) lockKeys(pairs ...nsKeyPair) (func(), error) {
+	s.bulk.RLock()
+	if s.db == nil {
+		s.bulk.RUnlock()
+		return nil, ErrClosed
+	}
+	var idx [4]int
+	ids := idx[:0]
+	for _, p := range pairs {
+		ids = append(ids, s.stripe(p.ns, p.key))
+	}
+	sortUnique(&ids)
+	for _, i := range ids {
+		s.stripes[i].Lock()
+	}
+	return func() {
+		for j := len(ids) - 1; j >= 0; j-- {
+			s.stripes[ids[j]].Unlock()
+		}
+		s.bulk.RUnlock()
+	}, nil
+}
+
+// lockAll takes the bulk lock exclusively, for operations whose key set is
+// only known while they run (recursive deletes, batches).
+func (s *Store) lockAll() (func(), error) {
+	s.bulk.Lock()
+	if s.db == nil {
+		s.bulk.Unlock()
+		return nil, ErrClosed
+	}
+	return s.bulk.Unlock, nil
+}
+
+type nsKeyPair struct {
+	ns  byte
+	key []byte
+}
+
+func sortUnique(ids *[]int) {
+	a := *ids
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+	out := a[:0]
+	for i, v := range a {
+		if i == 0 || v != a[i-1] {
+			out = append(out, v)
+		}
+	}
+	*ids = out
+}
+
+func (s *Store) now() int64 { return s.opts.Clock().UnixNano() }
+
+// expiryFor turns a per-call TTL into an absolute expiry: 0 means the
+// store's default, a negative TTL means never.
+func (s *Store) expiryFor(now int64, ttl time.Duration) int64 {
+	if ttl == 0 {
+		ttl = s.opts.DefaultTTL
+	}
+	if ttl <= 0 {
+		return 0
+	}
+	return now + int64(ttl)
+}
+
+func (s *Store) checkValue(value []byte) error {
+	if len(value) > s.opts.MaxValueSize {
+		return fmt.Errorf("%w: value of %d bytes exceeds the limit of %d bytes", ErrInvalid, len(value), s.opts.MaxValueSize)
+	}
+	return nil
+}
+
+// get returns a copy of the raw value stored under k, or nil if absent.
+func (s *Store) get(k []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Clone(v)
+	closer.Close()
+	if out == nil {
+		out = []byte{}
+	}
+	return out, nil
+}
+
+// getOrCreateMeta returns the metadata value name, creating it with mk.
+func (s *Store) getOrCreateMeta(name string, mk func() ([]byte, error)) ([]byte, error) {
+	v, err := s.get(metaKey(name))
+	if err != nil || v != nil {
+		return v, err
+	}
+	v, err = mk()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.Set(metaKey(name), v, pebble.Sync); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// commit applies b, recording the changes in the change log in the same
+// batch unless the log is off. It must be called with the keys' locks held.
+func (s *Store) commit(b *pebble.Batch, changes ...change) error {
+	if s.opts.DisableChangeLog || len(changes) == 0 {
+		return b.Commit(s.wo)
+	}
+	first := s.feed.reserve(len(changes))
+	for i := range changes {
+		changes[i].seq = first + uint64(i)
+		b.Set(changeKey(changes[i].seq), changes[i].encode(), nil)
+	}
+	err := b.Commit(s.wo)
+	s.feed.settle(first, len(changes))
+	return err
+}
