@@ -183,3 +183,16 @@ func uvarintLen(v uint64) int {
 	}
 	return n
 }
+
+// firstSeqOffset is where FirstSeq sits in an encoded chunk.
+const firstSeqOffset = 18
+
+// PatchFirstSeq sets the FirstSeq of an encoded chunk in place. The sender's
+// queue assigns sequence numbers as it appends, after the chunk was encoded.
+func PatchFirstSeq(encoded []byte, seq uint64) error {
+	if len(encoded) < fixedLen || encoded[0] != version {
+		return fmt.Errorf("%w: cannot set the sequence of %d bytes", ErrCorrupt, len(encoded))
+	}
+	binary.LittleEndian.PutUint64(encoded[firstSeqOffset:], seq)
+	return nil
+}
