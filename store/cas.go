@@ -69,11 +69,11 @@ func (s *Store) CASInit(ctx context.Context, key []byte, bits Bits, v uint64) er
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return err
 	}
-	unlock, err := s.lockKeys(nsKeyPair{nsKey, key})
+	lk, err := s.lockKeys(nsKeyPair{nsKey, key})
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	return s.writeUint(key, typ, bits, v)
 }
 
@@ -86,11 +86,11 @@ func (s *Store) CASGet(ctx context.Context, key []byte, bits Bits) (uint64, erro
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return 0, err
 	}
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer lk.release()
 	return s.readUint(key, typ, bits)
 }
 
@@ -110,11 +110,11 @@ func (s *Store) CASSet(ctx context.Context, key []byte, bits Bits, old, new uint
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return false, 0, err
 	}
-	unlock, err := s.lockKeys(nsKeyPair{nsKey, key})
+	lk, err := s.lockKeys(nsKeyPair{nsKey, key})
 	if err != nil {
 		return false, 0, err
 	}
-	defer unlock()
+	defer lk.release()
 	cur, err := s.readUint(key, typ, bits)
 	if err != nil {
 		return false, 0, err
@@ -138,11 +138,11 @@ func (s *Store) CASAdd(ctx context.Context, key []byte, bits Bits, delta int64) 
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return 0, err
 	}
-	unlock, err := s.lockKeys(nsKeyPair{nsKey, key})
+	lk, err := s.lockKeys(nsKeyPair{nsKey, key})
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer lk.release()
 	cur, err := s.readUint(key, typ, bits)
 	if err != nil {
 		return 0, err

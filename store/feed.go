@@ -63,8 +63,23 @@ func opCode(op Op) byte {
 	panic("store: unknown op " + string(op))
 }
 
+func (c *change) encodedLen() int {
+	return 1 + 8 + uvarintLen(len(c.key)) + len(c.key) + uvarintLen(len(c.subkey)) + len(c.subkey) + uvarintLen(len(c.rec)) + len(c.rec)
+}
+
+func uvarintLen(n int) int {
+	l := 1
+	for ; n >= 0x80; n >>= 7 {
+		l++
+	}
+	return l
+}
+
 func (c *change) encode() []byte {
-	b := make([]byte, 0, 1+8+3*binary.MaxVarintLen32+len(c.key)+len(c.subkey)+len(c.rec))
+	return c.appendTo(make([]byte, 0, c.encodedLen()))
+}
+
+func (c *change) appendTo(b []byte) []byte {
 	b = append(b, opCode(c.op))
 	b = binary.BigEndian.AppendUint64(b, uint64(c.time))
 	for _, f := range [][]byte{c.key, c.subkey, c.rec} {
@@ -183,11 +198,11 @@ func (s *Store) LastSeq() uint64 {
 // FirstSeq returns the oldest sequence number still in the change log, or 0
 // when the log is empty.
 func (s *Store) FirstSeq() (uint64, error) {
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer lk.release()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsChange}, UpperBound: []byte{nsChange + 1}})
 	if err != nil {
 		return 0, err
@@ -232,11 +247,11 @@ func (s *Store) NextChange(ctx context.Context, after uint64) (Change, error) {
 }
 
 func (s *Store) readChange(after, upTo uint64) (Change, bool, error) {
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return Change{}, false, err
 	}
-	defer unlock()
+	defer lk.release()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: changeKey(after + 1), UpperBound: changeKey(upTo + 1)})
 	if err != nil {
 		return Change{}, false, err
@@ -295,11 +310,11 @@ func (s *Store) SetCursor(ctx context.Context, name string, seq uint64) error {
 	if name == "" {
 		return fmt.Errorf("%w: empty cursor name", ErrInvalid)
 	}
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	if err := s.db.Set(metaKey(metaCurso+name), binary.BigEndian.AppendUint64(nil, seq), s.wo); err != nil {
@@ -310,11 +325,11 @@ func (s *Store) SetCursor(ctx context.Context, name string, seq uint64) error {
 
 // Cursor returns the named consumer's position (0 if it never set one).
 func (s *Store) Cursor(ctx context.Context, name string) (uint64, error) {
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer lk.release()
 	v, err := s.get(metaKey(metaCurso + name))
 	if err != nil {
 		return 0, fmt.Errorf("read cursor %s: %w", name, err)
@@ -330,11 +345,11 @@ func (s *Store) Cursor(ctx context.Context, name string) (uint64, error) {
 
 // DropCursor forgets a consumer, letting the log be trimmed past it.
 func (s *Store) DropCursor(ctx context.Context, name string) error {
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	return s.db.Delete(metaKey(metaCurso+name), s.wo)

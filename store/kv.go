@@ -10,17 +10,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// lockRead takes the shared bulk lock for a read; it fails once the store
-// is closed.
-func (s *Store) lockRead() (func(), error) {
-	s.bulk.RLock()
-	if s.db == nil {
-		s.bulk.RUnlock()
-		return nil, ErrClosed
-	}
-	return s.bulk.RUnlock, nil
-}
-
 // Get returns the value of key. A missing or expired key is ErrNotFound.
 func (s *Store) Get(ctx context.Context, key []byte) ([]byte, error) {
 	v, _, err := s.GetWithAttrs(ctx, key)
@@ -32,17 +21,35 @@ func (s *Store) GetWithAttrs(ctx context.Context, key []byte) ([]byte, Attrs, er
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return nil, Attrs{}, err
 	}
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return nil, Attrs{}, err
 	}
-	defer unlock()
-	r, err := s.getRecord(key)
-	if err != nil {
-		return nil, Attrs{}, err
+	defer lk.release()
+	kb := s.keyBufs.get(nsKey, key)
+	defer s.keyBufs.put(kb)
+	raw, closer, err := s.db.Get(*kb)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, Attrs{}, fmt.Errorf("key %q: %w", key, ErrNotFound)
 	}
-	plain, err := s.openRecord(r, dataKey(key))
 	if err != nil {
+		return nil, Attrs{}, fmt.Errorf("get %q: %w", key, pebbleErr(err))
+	}
+	defer closer.Close()
+	r, err := decodeRecord(raw)
+	if err != nil {
+		return nil, Attrs{}, fmt.Errorf("key %q: %w", key, err)
+	}
+	if r.expired(s.now()) {
+		return nil, Attrs{}, fmt.Errorf("key %q: %w", key, ErrNotFound)
+	}
+	var plain []byte
+	if r.flags&flagEncrypted == 0 {
+		plain = bytes.Clone(r.payload) // raw is only valid until closer.Close
+		if plain == nil {
+			plain = []byte{}
+		}
+	} else if plain, err = s.openRecord(r, dataKey(key)); err != nil {
 		return nil, Attrs{}, fmt.Errorf("get %q: %w", key, err)
 	}
 	return plain, s.attrsOf(r, len(plain)), nil
@@ -54,11 +61,11 @@ func (s *Store) Attributes(ctx context.Context, key []byte) (Attrs, error) {
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return Attrs{}, err
 	}
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return Attrs{}, err
 	}
-	defer unlock()
+	defer lk.release()
 	r, err := s.getRecord(key)
 	if err != nil {
 		return Attrs{}, err
@@ -98,11 +105,11 @@ func (s *Store) Set(ctx context.Context, key, value []byte, ttl time.Duration) e
 	if err := s.checkValue(value); err != nil {
 		return err
 	}
-	unlock, err := s.lockKeys(nsKeyPair{nsKey, key})
+	lk, err := s.lockKeys(nsKeyPair{nsKey, key})
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	b := s.db.NewBatch()
 	defer b.Close()
 	c, err := s.putValue(b, OpSet, key, nil, TypeBytes, value, ttl)
@@ -116,24 +123,34 @@ func (s *Store) Set(ctx context.Context, key, value []byte, ttl time.Duration) e
 }
 
 // putValue adds the writes that store value under key to b and returns the
-// change that describes them.
+// change that describes them. The record is encoded straight into the
+// batch; the change's rec aliases it.
 func (s *Store) putValue(b *pebble.Batch, op Op, key, subkey []byte, typ ValueType, value []byte, ttl time.Duration) (change, error) {
 	now := s.now()
 	target := key
 	if op == OpSubkeyAdd || (op == OpQueuePush && subkey != nil) {
 		target = subkey
 	}
-	dk := dataKey(target)
-	r, err := s.sealRecord(typ, value, now, s.expiryFor(now, ttl), dk)
-	if err != nil {
-		return change{}, fmt.Errorf("seal %q: %w", target, err)
+	r := record{typ: typ, mtime: now, expiry: s.expiryFor(now, ttl), payload: value}
+	if s.keys != nil {
+		var err error
+		if r, err = s.sealRecord(typ, value, now, r.expiry, dataKey(target)); err != nil {
+			return change{}, fmt.Errorf("seal %q: %w", target, err)
+		}
 	}
-	enc := r.encode()
-	b.Set(dk, enc, nil)
+	d := b.SetDeferred(1+len(target), recordHeader+len(r.payload))
+	d.Key[0] = nsKey
+	copy(d.Key[1:], target)
+	r.encodeTo(d.Value)
+	// d points into the batch and is reused by its next operation.
+	rec := d.Value
+	if err := d.Finish(); err != nil {
+		return change{}, err
+	}
 	if r.expiry != 0 {
 		b.Set(expiryKey(r.expiry, target), nil, nil)
 	}
-	return change{op: op, time: now, key: key, subkey: subkey, rec: enc}, nil
+	return change{op: op, time: now, key: key, subkey: subkey, rec: rec}, nil
 }
 
 // Delete removes key. Its subkeys stay (use DeleteAll to remove them too),
@@ -142,11 +159,11 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return err
 	}
-	unlock, err := s.lockKeys(nsKeyPair{nsKey, key})
+	lk, err := s.lockKeys(nsKeyPair{nsKey, key})
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	if _, err := s.getRecord(key); err != nil {
 		return err
 	}
@@ -167,11 +184,11 @@ func (s *Store) DeleteAll(ctx context.Context, key []byte) error {
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return err
 	}
-	unlock, err := s.lockAll()
+	lk, err := s.lockAll()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	if _, err := s.getRecord(key); err != nil {
 		return err
 	}
@@ -232,11 +249,11 @@ func (s *Store) Scan(ctx context.Context, prefix, after []byte, limit int) ([]KV
 	if limit <= 0 {
 		return nil, false, fmt.Errorf("%w: scan limit %d must be positive", ErrInvalid, limit)
 	}
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return nil, false, err
 	}
-	defer unlock()
+	defer lk.release()
 	lower := dataKey(prefix)
 	upper := prefixEnd(lower)
 	if after != nil {
@@ -273,7 +290,7 @@ func (s *Store) Scan(ctx context.Context, prefix, after []byte, limit int) ([]KV
 		}
 		out = append(out, KV{Key: key, Value: bytes.Clone(plain), Attrs: s.attrsOf(r, len(plain))})
 	}
-	return out, false, it.Error()
+	return out, false, pebbleErr(it.Error())
 }
 
 // Batch collects sets and deletes that Apply commits atomically.
@@ -311,11 +328,11 @@ func (s *Store) Apply(ctx context.Context, batch *Batch) error {
 			return fmt.Errorf("key %q: %w", op.key, err)
 		}
 	}
-	unlock, err := s.lockAll()
+	lk, err := s.lockAll()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	b := s.db.NewBatch()
 	defer b.Close()
 	changes := make([]change, 0, len(batch.ops))

@@ -117,11 +117,11 @@ func (s *Store) push(ctx context.Context, name, key, value []byte) error {
 		kind = KeyedQueue
 		locks = append(locks, nsKeyPair{nsKey, key})
 	}
-	unlock, err := s.lockKeys(locks...)
+	lk, err := s.lockKeys(locks...)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	m, err := s.queueMeta(name)
 	if err != nil {
 		return err
@@ -193,11 +193,11 @@ func (s *Store) QueueLen(ctx context.Context, name []byte) (uint64, QueueKind, e
 	if err := checkKey("queue name", name, s.opts.MaxKeySize); err != nil {
 		return 0, 0, err
 	}
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return 0, 0, err
 	}
-	defer unlock()
+	defer lk.release()
 	m, err := s.queueMeta(name)
 	if err != nil {
 		return 0, 0, err
@@ -210,7 +210,7 @@ func (s *Store) take(ctx context.Context, name []byte, end End, n int, remove bo
 	if err := checkKey("queue name", name, s.opts.MaxKeySize); err != nil {
 		return nil, err
 	}
-	unlock, err := s.lockKeys(nsKeyPair{nsQueue, name})
+	lk, err := s.lockKeys(nsKeyPair{nsQueue, name})
 	if err != nil {
 		return nil, err
 	}
@@ -218,13 +218,13 @@ func (s *Store) take(ctx context.Context, name []byte, end End, n int, remove bo
 	if err == nil && remove && m.kind == KeyedQueue {
 		// Removing a keyed item deletes a key we cannot name before reading
 		// the item, so its stripe cannot be taken in order: lock everything.
-		unlock()
-		if unlock, err = s.lockAll(); err != nil {
+		lk.release()
+		if lk, err = s.lockAll(); err != nil {
 			return nil, err
 		}
 		m, err = s.queueMeta(name)
 	}
-	defer unlock()
+	defer lk.release()
 	if err != nil {
 		return nil, err
 	}

@@ -36,11 +36,11 @@ func (s *Store) reapLoop(ctx context.Context) {
 }
 
 func (s *Store) withRead(f func() error) error {
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	return f()
 }
 
@@ -94,11 +94,11 @@ func (s *Store) reapSome(ctx context.Context) (int, bool, error) {
 }
 
 func (s *Store) reapOne(e expiryEntry, now int64) (int, error) {
-	unlock, err := s.lockKeys(nsKeyPair{nsKey, e.key})
+	lk, err := s.lockKeys(nsKeyPair{nsKey, e.key})
 	if err != nil {
 		return 0, err
 	}
-	defer unlock()
+	defer lk.release()
 	b := s.db.NewBatch()
 	defer b.Close()
 	b.Delete(expiryKey(e.expiry, e.key), nil)

@@ -16,6 +16,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -146,6 +147,8 @@ type Store struct {
 	stripes [stripeCount]sync.Mutex
 	metaMu  sync.Mutex // cursors
 
+	keyBufs keyBufPool
+
 	feed   *feed
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -215,7 +218,7 @@ func (s *Store) init() error {
 	}
 	last, err := s.lastChangeSeq()
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", s.dir, err)
+		return fmt.Errorf("open store %s: %w", s.dir, pebbleErr(err))
 	}
 	s.feed = newFeed(last)
 	return nil
@@ -289,15 +292,22 @@ func openPebble(dir string, opts *Options) (db *pebble.DB, err error) {
 	po := &pebble.Options{
 		Cache:  cache,
 		Logger: pebbleLogger{opts.Logger},
+		EventListener: &pebble.EventListener{
+			// Reported here, returned as errors to the reads that meet it.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				opts.Logger.Error("on-disk corruption", "component", "pebble", "dir", dir, "info", info.String())
+			},
+		},
 	}
 	db, err = pebble.Open(dir, po)
-	if err != nil {
-		if pebble.IsCorruptionError(err) || !errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("open store %s: %w: the data directory is damaged: %v", dir, ErrCorrupt, err)
-		}
-		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	switch {
+	case err == nil:
+		return db, nil
+	case pebble.IsCorruptionError(err), errors.Is(err, os.ErrNotExist):
+		// A missing MANIFEST or table is damage too.
+		return nil, fmt.Errorf("open store %s: %w: the data directory is damaged: %v", dir, ErrCorrupt, err)
 	}
-	return db, nil
+	return nil, fmt.Errorf("open store %s: %w", dir, err)
 }
 
 // pebbleLogger routes Pebble's log lines to slog; its Fatalf panics, which
@@ -344,61 +354,87 @@ func (s *Store) stripe(ns byte, key []byte) int {
 	return int(h.Sum64() % stripeCount)
 }
 
-// lockKeys takes the shared bulk lock and the stripes of the given
-// (namespace, key) pairs in ascending order; the returned func releases them.
-func (s *Store) lockKeys(pairs ...nsKeyPair) (func(), error) {
+// lockHandle is a held set of locks; release frees them. It is a value,
+// so taking and releasing locks allocates nothing.
+type lockHandle struct {
+	s    *Store
+	mode uint8 // lockModeRead, lockModeKeys or lockModeAll
+	n    uint8
+	ids  [4]uint16
+}
+
+const (
+	lockModeRead = iota
+	lockModeKeys
+	lockModeAll
+)
+
+func (l lockHandle) release() {
+	switch l.mode {
+	case lockModeAll:
+		l.s.bulk.Unlock()
+		return
+	case lockModeKeys:
+		for j := int(l.n) - 1; j >= 0; j-- {
+			l.s.stripes[l.ids[j]].Unlock()
+		}
+	}
+	l.s.bulk.RUnlock()
+}
+
+// lockRead takes the shared bulk lock for a read; it fails once the store
+// is closed.
+func (s *Store) lockRead() (lockHandle, error) {
 	s.bulk.RLock()
 	if s.db == nil {
 		s.bulk.RUnlock()
-		return nil, ErrClosed
+		return lockHandle{}, ErrClosed
 	}
-	var idx [4]int
-	ids := idx[:0]
-	for _, p := range pairs {
-		ids = append(ids, s.stripe(p.ns, p.key))
+	return lockHandle{s: s, mode: lockModeRead}, nil
+}
+
+// lockKeys takes the shared bulk lock and the stripes of the given
+// (namespace, key) pairs (at most 4) in ascending order.
+func (s *Store) lockKeys(pairs ...nsKeyPair) (lockHandle, error) {
+	l, err := s.lockRead()
+	if err != nil {
+		return l, err
 	}
-	sortUnique(&ids)
-	for _, i := range ids {
-		s.stripes[i].Lock()
-	}
-	return func() {
-		for j := len(ids) - 1; j >= 0; j-- {
-			s.stripes[ids[j]].Unlock()
+	l.mode = lockModeKeys
+	for _, p := range pairs[:min(len(pairs), len(l.ids))] {
+		id := uint16(s.stripe(p.ns, p.key))
+		// Insert in order, skipping duplicates.
+		i := 0
+		for i < int(l.n) && l.ids[i] < id {
+			i++
 		}
-		s.bulk.RUnlock()
-	}, nil
+		if i < int(l.n) && l.ids[i] == id {
+			continue
+		}
+		copy(l.ids[i+1:l.n+1], l.ids[i:l.n])
+		l.ids[i] = id
+		l.n++
+	}
+	for _, id := range l.ids[:l.n] {
+		s.stripes[id].Lock()
+	}
+	return l, nil
 }
 
 // lockAll takes the bulk lock exclusively, for operations whose key set is
 // only known while they run (recursive deletes, batches).
-func (s *Store) lockAll() (func(), error) {
+func (s *Store) lockAll() (lockHandle, error) {
 	s.bulk.Lock()
 	if s.db == nil {
 		s.bulk.Unlock()
-		return nil, ErrClosed
+		return lockHandle{}, ErrClosed
 	}
-	return s.bulk.Unlock, nil
+	return lockHandle{s: s, mode: lockModeAll}, nil
 }
 
 type nsKeyPair struct {
 	ns  byte
 	key []byte
-}
-
-func sortUnique(ids *[]int) {
-	a := *ids
-	for i := 1; i < len(a); i++ {
-		for j := i; j > 0 && a[j] < a[j-1]; j-- {
-			a[j], a[j-1] = a[j-1], a[j]
-		}
-	}
-	out := a[:0]
-	for i, v := range a {
-		if i == 0 || v != a[i-1] {
-			out = append(out, v)
-		}
-	}
-	*ids = out
 }
 
 func (s *Store) now() int64 { return s.opts.Clock().UnixNano() }
@@ -412,7 +448,7 @@ func (s *Store) expiryFor(now int64, ttl time.Duration) int64 {
 	if ttl <= 0 {
 		return 0
 	}
-	return now + int64(ttl)
+	return now + min(int64(ttl), 1<<63-1-max(now, 0)) // saturate: no wrap-around into the past
 }
 
 func (s *Store) checkValue(value []byte) error {
@@ -422,6 +458,32 @@ func (s *Store) checkValue(value []byte) error {
 	return nil
 }
 
+// keyBufPool recycles the buffers that hold namespaced keys on read paths.
+type keyBufPool struct{ p sync.Pool }
+
+func (kp *keyBufPool) get(ns byte, key []byte) *[]byte {
+	b, _ := kp.p.Get().(*[]byte)
+	if b == nil {
+		b = new([]byte)
+	}
+	*b = append(append((*b)[:0], ns), key...)
+	return b
+}
+
+func (kp *keyBufPool) put(b *[]byte) {
+	if cap(*b) <= 4096 {
+		kp.p.Put(b)
+	}
+}
+
+// pebbleErr marks Pebble's corruption errors as ErrCorrupt.
+func pebbleErr(err error) error {
+	if err != nil && pebble.IsCorruptionError(err) {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return err
+}
+
 // get returns a copy of the raw value stored under k, or nil if absent.
 func (s *Store) get(k []byte) ([]byte, error) {
 	v, closer, err := s.db.Get(k)
@@ -429,7 +491,7 @@ func (s *Store) get(k []byte) ([]byte, error) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, pebbleErr(err)
 	}
 	out := bytes.Clone(v)
 	closer.Close()
@@ -463,8 +525,16 @@ func (s *Store) commit(b *pebble.Batch, changes ...change) error {
 	}
 	first := s.feed.reserve(len(changes))
 	for i := range changes {
-		changes[i].seq = first + uint64(i)
-		b.Set(changeKey(changes[i].seq), changes[i].encode(), nil)
+		c := &changes[i]
+		c.seq = first + uint64(i)
+		d := b.SetDeferred(9, c.encodedLen())
+		d.Key[0] = nsChange
+		binary.BigEndian.PutUint64(d.Key[1:], c.seq)
+		c.appendTo(d.Value[:0])
+		if err := d.Finish(); err != nil {
+			s.feed.settle(first, len(changes))
+			return err
+		}
 	}
 	err := b.Commit(s.wo)
 	s.feed.settle(first, len(changes))

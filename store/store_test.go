@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -966,6 +967,35 @@ func TestTTL(t *testing.T) {
 			}
 		})
 	}
+	t.Run("huge ttl does not wrap around", func(t *testing.T) {
+		// now + ttl overflows int64 for TTLs beyond ~240 years; the value
+		// must then live (practically) forever, not vanish at once.
+		for _, tc := range []struct {
+			name     string
+			def, ttl time.Duration
+		}{
+			{"max ttl", 0, math.MaxInt64},
+			{"250 years", 0, 250 * 365 * 24 * time.Hour},
+			{"max default ttl", math.MaxInt64, 0},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				clock := newTestClock()
+				s := newStore(t, Options{Clock: clock.Now, DefaultTTL: tc.def})
+				must(t, s.Set(ctx, b("k"), b("v"), tc.ttl))
+				wantGet(t, s, "k", "v")
+				a, err := s.Attributes(ctx, b("k"))
+				must(t, err)
+				if !a.Expires.IsZero() && a.Expires.Before(clock.Now().Add(200*365*24*time.Hour)) {
+					t.Fatalf("Expires = %v", a.Expires)
+				}
+				clock.Advance(100 * 365 * 24 * time.Hour)
+				wantGet(t, s, "k", "v")
+				if n, err := s.ReapExpired(ctx); err != nil || n != 0 {
+					t.Fatalf("ReapExpired = %d, %v", n, err)
+				}
+			})
+		}
+	})
 	t.Run("CAS integers and queue items do not expire", func(t *testing.T) {
 		clock := newTestClock()
 		s := newStore(t, Options{Clock: clock.Now, DefaultTTL: time.Second})
@@ -1594,8 +1624,9 @@ func TestNextChangeBlocks(t *testing.T) {
 		err error
 	}
 	ch := make(chan result, 1)
+	wctx := deadline(t)
 	go func() {
-		c, err := s.NextChange(deadline(t), last)
+		c, err := s.NextChange(wctx, last)
 		ch <- result{c, err}
 	}()
 	time.Sleep(20 * time.Millisecond) // let it reach the wait; not an assertion
@@ -1616,8 +1647,7 @@ func TestNextChangeBlocks(t *testing.T) {
 		cancel()
 		_, err := s.NextChange(cctx, s.LastSeq())
 		wantErr(t, err, context.Canceled)
-		// A change that is there is returned even so? No promise; but an
-		// older one must be readable with a live context.
+		// With a live context, an existing change is returned at once.
 		c, err := s.NextChange(deadline(t), 0)
 		must(t, err)
 		if c.Seq != 1 {
@@ -1627,8 +1657,9 @@ func TestNextChangeBlocks(t *testing.T) {
 	t.Run("close ends the wait", func(t *testing.T) {
 		s2 := newStore(t, Options{})
 		ch := make(chan error, 1)
+		wctx := deadline(t)
 		go func() {
-			_, err := s2.NextChange(deadline(t), 0)
+			_, err := s2.NextChange(wctx, 0)
 			ch <- err
 		}()
 		time.Sleep(10 * time.Millisecond) // not an assertion
@@ -1645,8 +1676,8 @@ func TestChangeFeedConcurrent(t *testing.T) {
 	s := newStore(t, Options{NoSync: true})
 	const writers, each = 4, 100
 	done := make(chan []Change, 1)
+	rctx := deadline(t)
 	go func() {
-		rctx := deadline(t)
 		var got []Change
 		var after uint64
 		for len(got) < writers*each {
@@ -1937,7 +1968,6 @@ func TestLimits(t *testing.T) {
 	ops := []struct {
 		name string
 		call func(key, val []byte) error
-		// which argument the key goes to, for the messages
 	}{
 		{"Set", func(k, val []byte) error { return s.Set(ctx, k, val, 0) }},
 		{"Get", func(k, _ []byte) error { _, err := s.Get(ctx, k); return err }},
@@ -1968,7 +1998,7 @@ func TestLimits(t *testing.T) {
 		}},
 	}
 	valueOps := map[string]bool{"Set": true, "SetSubkey parent": true, "SetSubkey subkey": true, "Push": true, "PushKeyed name": true, "PushKeyed key": true, "Apply": true}
-	for _, op := range ops {
+	for i, op := range ops {
 		t.Run(op.name, func(t *testing.T) {
 			err := op.call(nil, v)
 			wantErr(t, err, ErrInvalid)
@@ -1987,12 +2017,13 @@ func TestLimits(t *testing.T) {
 				t.Fatalf("16-byte key refused: %v", err)
 			}
 			if valueOps[op.name] {
-				err = op.call(b("key-"+op.name[:3]), big)
+				key := b(fmt.Sprint("value-op-", i)) // a name of its own per op
+				err = op.call(key, big)
 				wantErr(t, err, ErrInvalid)
 				if !strings.Contains(err.Error(), "33 bytes") || !strings.Contains(err.Error(), "32 bytes") {
 					t.Fatalf("big value: message %q does not name the sizes", err)
 				}
-				if err := op.call(b("key-"+op.name[:3]), okVal); errors.Is(err, ErrInvalid) {
+				if err := op.call(key, okVal); err != nil {
 					t.Fatalf("32-byte value refused: %v", err)
 				}
 			}

@@ -30,11 +30,11 @@ func (s *Store) SetSubkey(ctx context.Context, parent, subkey, value []byte, ttl
 	if err := s.checkValue(value); err != nil {
 		return err
 	}
-	unlock, err := s.lockKeys(nsKeyPair{nsKey, parent}, nsKeyPair{nsKey, subkey})
+	lk, err := s.lockKeys(nsKeyPair{nsKey, parent}, nsKeyPair{nsKey, subkey})
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	b := s.db.NewBatch()
 	defer b.Close()
 	c, err := s.putValue(b, OpSubkeyAdd, parent, subkey, TypeBytes, value, ttl)
@@ -54,11 +54,11 @@ func (s *Store) Subkeys(ctx context.Context, parent []byte) ([][]byte, error) {
 	if err := checkKey("parent key", parent, s.opts.MaxKeySize); err != nil {
 		return nil, err
 	}
-	unlock, err := s.lockRead()
+	lk, err := s.lockRead()
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer lk.release()
 	subs, err := s.rawSubkeys(parent)
 	if err != nil {
 		return nil, err
@@ -99,11 +99,11 @@ func (s *Store) DeleteSubkey(ctx context.Context, parent, subkey []byte, all boo
 	if err := checkKey("subkey", subkey, s.opts.MaxKeySize); err != nil {
 		return err
 	}
-	unlock, err := s.lockAll()
+	lk, err := s.lockAll()
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lk.release()
 	listed, err := s.get(subkeyKey(parent, subkey))
 	if err != nil {
 		return err

@@ -68,12 +68,17 @@ func (r *record) expired(now int64) bool { return r.expiry != 0 && r.expiry <= n
 
 func (r *record) encode() []byte {
 	b := make([]byte, recordHeader+len(r.payload))
+	r.encodeTo(b)
+	return b
+}
+
+// encodeTo writes the record into b, which has exactly its length.
+func (r *record) encodeTo(b []byte) {
 	b[0] = r.flags
 	b[1] = byte(r.typ)
 	binary.BigEndian.PutUint64(b[2:], uint64(r.mtime))
 	binary.BigEndian.PutUint64(b[10:], uint64(r.expiry))
 	copy(b[recordHeader:], r.payload)
-	return b
 }
 
 // decodeRecord parses a stored value record. The payload aliases b.
