@@ -104,7 +104,7 @@ Exit codes: 0 success, 1 failure (or a missing key), 2 usage error.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
-	root.AddCommand(newKVCommand(e), newDevCommand(e))
+	root.AddCommand(newFTCommand(e), newKVCommand(e), newDevCommand(e))
 	return root
 }
 
