@@ -932,9 +932,9 @@ func (q *Queue) persistAckLocked(durable bool) error {
 // room of the entries wholly at or below it is freed (waking blocked
 // Appends) and segments wholly at or below it are deleted. Smaller or equal
 // acks than one already made are ignored. The acked seq is persisted in the
-// ack file (written atomically, not fsynced: after a machine crash some
-// acknowledged records may be sent again, which the receiver drops as
-// duplicates). Acknowledging a seq that was never assigned is an error.
+// ack file (written atomically, not fsynced, at the latest a second later:
+// after a crash some acknowledged records may be sent again, which the
+// receiver drops as duplicates). Acknowledging a seq that was never assigned is an error.
 func (q *Queue) Ack(seq uint64) error {
 	q.ackMu.Lock()
 	defer q.ackMu.Unlock()
@@ -982,10 +982,20 @@ func (q *Queue) Ack(seq uint64) error {
 		}
 		gone := q.moveFCLocked(p)
 		q.mu.Unlock()
+		if len(gone) > 0 {
+			// The ack file must hold the last sequence number before the
+			// segments that held it go, so that no number is reused after a
+			// restart. Otherwise the housekeeping tick persists it: a stale
+			// ack file only makes the sender resend records the receiver
+			// drops as duplicates.
+			if err := q.persistAckLocked(false); err != nil {
+				return err
+			}
+		}
 		q.removeFiles(gone)
 		break
 	}
-	return q.persistAckLocked(false)
+	return nil
 }
 
 // Stats returns a snapshot of the counters.

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -71,6 +72,22 @@ func (r *Reader) moveLocked(p pos) error {
 // frame in a segment is logged and counted (Stats.Corrupt) and the rest of
 // its segment skipped.
 func (r *Reader) Next(ctx context.Context) (Entry, error) {
+	return r.next(ctx, true)
+}
+
+// errEmpty is next's answer, without waiting, when no entry is there.
+var errEmpty = errors.New("no entry")
+
+// TryNext is Next without waiting: ok is false when no entry is there yet.
+func (r *Reader) TryNext() (e Entry, ok bool, err error) {
+	e, err = r.next(context.Background(), false)
+	if err == errEmpty {
+		return Entry{}, false, nil
+	}
+	return e, err == nil, err
+}
+
+func (r *Reader) next(ctx context.Context, wait bool) (Entry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	q := r.q
@@ -88,6 +105,10 @@ func (r *Reader) Next(ctx context.Context) (Entry, error) {
 		}
 		if r.seg == nil || r.seg.deleted || r.seq < q.fc.seq {
 			if q.fc.seg == nil {
+				if !wait {
+					q.mu.Unlock()
+					return Entry{}, errEmpty
+				}
 				if err := r.waitLocked(ctx); err != nil {
 					return Entry{}, err
 				}
@@ -110,6 +131,10 @@ func (r *Reader) Next(ctx context.Context) (Entry, error) {
 		}
 		end := r.seg.size
 		if r.off >= end {
+			if !wait {
+				q.mu.Unlock()
+				return Entry{}, errEmpty
+			}
 			if err := r.waitLocked(ctx); err != nil {
 				return Entry{}, err
 			}

@@ -1,5 +1,7 @@
 package record
 
+import "bytes"
+
 // Splitter cuts the bytes written to one open file into records.
 //
 // Text mode: a record ends at "\n", "\r\n" or "\r"; the terminator is not
@@ -146,11 +148,16 @@ func (s *Splitter) Flush(recs [][]byte) [][]byte {
 // Pending returns how many bytes wait for the end of their line.
 func (s *Splitter) Pending() int { return len(s.partial) }
 
+// indexEOL returns the index of the first '\n' or '\r' in b, or -1, with
+// two vectorised scans instead of a byte loop.
 func indexEOL(b []byte) int {
-	for i, c := range b {
-		if c == '\n' || c == '\r' {
-			return i
-		}
+	n := bytes.IndexByte(b, '\n')
+	limit := b
+	if n >= 0 {
+		limit = b[:n]
 	}
-	return -1
+	if r := bytes.IndexByte(limit, '\r'); r >= 0 {
+		return r
+	}
+	return n
 }

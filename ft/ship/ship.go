@@ -31,10 +31,16 @@ type Options struct {
 	Queue         *queue.Queue    // where the chunks wait
 	MaxBatchBytes int             // close a batch at this size (default 1 MiB)
 	Window        int             // batches in flight (default 16)
-	DialTimeout   time.Duration   // default 5s
-	MinBackoff    time.Duration   // first wait before a reconnect (default 100ms)
-	MaxBackoff    time.Duration   // longest wait (default 5s)
-	Logger        *slog.Logger
+	// Linger is how long a batch waits for more entries while earlier
+	// batches are still unacknowledged (default 2ms; K2HFTFUSE's
+	// TRANSTIMEUP). When nothing is in flight a batch goes at once, so an
+	// idle sender adds no latency, and a busy one sends fewer, larger
+	// batches.
+	Linger      time.Duration
+	DialTimeout time.Duration // default 5s
+	MinBackoff  time.Duration // first wait before a reconnect (default 100ms)
+	MaxBackoff  time.Duration // longest wait (default 5s)
+	Logger      *slog.Logger
 }
 
 func (o *Options) ensureDefaults() {
@@ -43,6 +49,9 @@ func (o *Options) ensureDefaults() {
 	}
 	if o.Window == 0 {
 		o.Window = 16
+	}
+	if o.Linger == 0 {
+		o.Linger = 2 * time.Millisecond
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 5 * time.Second
@@ -227,51 +236,30 @@ func (s *Shipper) session(ctx context.Context) error {
 }
 
 // sendLoop reads entries after the acknowledged position and sends them in
-// batches, each registered in window (which bounds those in flight).
+// batches, each registered in window (which bounds those in flight). It
+// blocks in the queue only for the first entry of a batch; the rest of a
+// batch is what is already there, plus, while earlier batches are in
+// flight, what arrives within Linger.
 func (s *Shipper) sendLoop(ctx context.Context, w *wire.Writer, window chan<- inflight) error {
 	rd := s.opts.Queue.NewReader(s.ackedSeq.Load())
 	defer rd.Close()
-	entries := make(chan queue.Entry, 256)
-	readErr := make(chan error, 1)
-	go func() {
-		defer close(entries)
-		for {
-			e, err := rd.Next(ctx)
-			if err != nil {
-				readErr <- err
-				return
-			}
-			select {
-			case entries <- e:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	var id uint64
 	var batch [][]byte
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
-		// Block for the first entry of a batch, then take what is ready.
-		var e queue.Entry
-		var ok bool
-		select {
-		case e, ok = <-entries:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if !ok {
-			select {
-			case err := <-readErr:
-				return fmt.Errorf("read queue: %w", err)
-			default:
+		e, err := rd.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			return fmt.Errorf("read queue: %w", err)
 		}
 		batch = batch[:0]
 		size := 0
-		var last uint64
-		var recs uint64
-	fill:
+		var last, recs uint64
+		lingered := false
 		for {
 			if err := record.PatchFirstSeq(e.Payload, e.FirstSeq); err != nil {
 				return fmt.Errorf("queue entry %d: %w", e.FirstSeq, err)
@@ -283,13 +271,28 @@ func (s *Shipper) sendLoop(ctx context.Context, w *wire.Writer, window chan<- in
 			if size >= s.opts.MaxBatchBytes {
 				break
 			}
+			var ok bool
+			e, ok, err = rd.TryNext()
+			if err != nil {
+				return fmt.Errorf("read queue: %w", err)
+			}
+			if ok {
+				continue
+			}
+			if lingered || len(window) == 0 {
+				break // nothing in flight, or waited enough: send now
+			}
+			lingered = true
+			linger.Reset(s.opts.Linger)
 			select {
-			case e, ok = <-entries:
-				if !ok {
-					break fill
-				}
-			default:
-				break fill
+			case <-linger.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if e, ok, err = rd.TryNext(); err != nil {
+				return fmt.Errorf("read queue: %w", err)
+			} else if !ok {
+				break
 			}
 		}
 		id++
@@ -301,12 +304,8 @@ func (s *Shipper) sendLoop(ctx context.Context, w *wire.Writer, window chan<- in
 		if err := w.WriteEncodedBatch(id, batch); err != nil {
 			return fmt.Errorf("send batch to %s: %w", s.opts.Addr, err)
 		}
-		// Flush when nothing else is ready, so a quiet sender's batch goes
-		// out at once and a busy one's batches share syscalls.
-		if len(entries) == 0 || len(window) == cap(window) {
-			if err := w.Flush(); err != nil {
-				return fmt.Errorf("send batch to %s: %w", s.opts.Addr, err)
-			}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("send batch to %s: %w", s.opts.Addr, err)
 		}
 		s.batchesSent.Add(1)
 	}

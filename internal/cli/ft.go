@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -374,6 +375,9 @@ func ftBench(e *env) *cobra.Command {
 	var modes []string
 	var bulkLines, perLineLines int
 	var syncPolicy, dir string
+	var rxNoSync bool
+	var cpuProfile string
+	var repeat int
 	c := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure end-to-end throughput, write() to the receiver's file, beside its ceilings",
@@ -415,8 +419,19 @@ and per-line (one write() per line). Needs root (FUSE).`,
 		if !c.Flags().Changed("log-level") {
 			log = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 		}
-		fmt.Fprintf(e.stdout, "kura ft bench: sender and receiver on this machine, queue sync %s\n", sp)
-		res, err := bench.Run(c.Context(), cases, bench.Options{Dir: dir, Sync: sp, Logger: log, Out: e.stdout})
+		if cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		fmt.Fprintf(e.stdout, "kura ft bench: sender and receiver on this machine, queue sync %s, best of %d\n", sp, repeat)
+		res, err := bench.Run(c.Context(), cases, bench.Options{Dir: dir, Sync: sp, ReceiverNoSync: rxNoSync, Logger: log, Out: e.stdout, Repeat: repeat})
 		if err != nil {
 			return err
 		}
@@ -435,5 +450,8 @@ and per-line (one write() per line). Needs root (FUSE).`,
 	f.IntVar(&perLineLines, "per-line-lines", 100_000, "lines per per-line case")
 	f.StringVar(&syncPolicy, "sync", "interval", "queue fsync policy: interval, always or never")
 	f.StringVar(&dir, "dir", "", "scratch directory (default: a temporary one)")
+	f.IntVar(&repeat, "repeat", 3, "run each measurement this many times, interleaved, and keep the best")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	f.BoolVar(&rxNoSync, "receiver-no-sync", false, "the receiver acknowledges before fsyncing its output")
 	return c
 }
