@@ -88,7 +88,7 @@ func crashChildPush(dir string) {
 // parent looks for.
 func crashChildDamaged(dir string) {
 	noLog := os.Getenv(envCrashNoLog) == "true"
-	s, err := Open(dir, Options{Logger: quietLogger(), DisableChangeLog: noLog})
+	s, err := Open(dir, Options{Logger: quietLogger(), ChangeLog: !noLog})
 	if err != nil {
 		fmt.Printf("RESULT open corrupt=%v err=%v\n", errors.Is(err, ErrCorrupt), err)
 		return
@@ -269,9 +269,10 @@ func TestOpenLockedByChild(t *testing.T) {
 // off, Open succeeds and the reads meet the damage.
 func TestOpenDamagedTable(t *testing.T) {
 	for _, noLog := range []bool{false, true} {
-		t.Run(fmt.Sprintf("DisableChangeLog=%v", noLog), func(t *testing.T) {
+		t.Run(fmt.Sprintf("ChangeLog=%v", !noLog), func(t *testing.T) {
 			dir := t.TempDir()
-			s := openT(t, dir, Options{DisableChangeLog: noLog})
+			s, err := Open(dir, Options{Logger: quietLogger(), ChangeLog: !noLog, ReapInterval: time.Hour})
+			must(t, err)
 			for i := range 1000 {
 				must(t, s.Set(t.Context(), b(fmt.Sprint("k", i)), b(fmt.Sprint("value ", i)), 0))
 			}

@@ -125,7 +125,8 @@ type feed struct {
 	next      uint64          // next sequence number to hand out
 	committed uint64          // every seq <= committed is settled
 	settled   map[uint64]bool // settled seqs above committed
-	wake      chan struct{}   // closed and replaced when committed advances
+	wake      chan struct{}   // closed and replaced when committed advances and watched
+	watched   bool            // a reader holds wake: replace it at the next settle
 	closed    bool
 }
 
@@ -153,18 +154,22 @@ func (f *feed) settle(first uint64, n int) {
 			f.settled[first+uint64(i)] = true
 		}
 	}
-	for f.settled[f.committed+1] {
+	for len(f.settled) > 0 && f.settled[f.committed+1] {
 		delete(f.settled, f.committed+1)
 		f.committed++
 	}
-	close(f.wake)
-	f.wake = make(chan struct{})
+	if f.watched {
+		close(f.wake)
+		f.wake = make(chan struct{})
+		f.watched = false
+	}
 }
 
 // state returns the committed watermark and a channel closed when it moves.
 func (f *feed) state() (uint64, <-chan struct{}, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.watched = true
 	return f.committed, f.wake, f.closed
 }
 
@@ -219,8 +224,8 @@ func (s *Store) FirstSeq() (uint64, error) {
 // delivered in sequence order; after a crash the sequence may skip numbers
 // that were never committed.
 func (s *Store) NextChange(ctx context.Context, after uint64) (Change, error) {
-	if s.opts.DisableChangeLog {
-		return Change{}, fmt.Errorf("%w: the change log is disabled on this store", ErrInvalid)
+	if !s.logging.Load() {
+		return Change{}, ErrNoChangeLog
 	}
 	for {
 		committed, wake, closed := s.feed.state()
@@ -304,6 +309,29 @@ func changeAAD(c change) []byte {
 	return dataKey(c.key)
 }
 
+// ChangeLogOn reports whether the store records its changes.
+func (s *Store) ChangeLogOn() bool { return s.logging.Load() }
+
+// SetChangeLog turns the change log on or off, durably. Mutations made
+// while it is off never appear in the feed, and NextChange refuses to read
+// until it is on again.
+func (s *Store) SetChangeLog(ctx context.Context, on bool) error {
+	lk, err := s.lockAll()
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	v := byte(0)
+	if on {
+		v = 1
+	}
+	if err := s.db.Set(metaKey(metaChangeLog), []byte{v}, pebble.Sync); err != nil {
+		return fmt.Errorf("set change log: %w", err)
+	}
+	s.logging.Store(on)
+	return nil
+}
+
 // SetCursor records, durably, that the named consumer has handled every
 // change up to seq. The change log keeps what any cursor still needs.
 func (s *Store) SetCursor(ctx context.Context, name string, seq uint64) error {
@@ -358,7 +386,7 @@ func (s *Store) DropCursor(ctx context.Context, name string) error {
 // trimChanges deletes change records no cursor needs and that are older
 // than the retention window.
 func (s *Store) trimChanges() error {
-	if s.opts.DisableChangeLog {
+	if !s.logging.Load() {
 		return nil
 	}
 	last := s.LastSeq()

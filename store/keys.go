@@ -27,6 +27,8 @@ const (
 	nsMeta    = 'm'
 	metaSalt  = "salt"
 	metaCurso = "cursor/"
+	// metaChangeLog holds 1 while the change log is on.
+	metaChangeLog = "changelog"
 )
 
 func dataKey(key []byte) []byte {

@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -50,6 +51,9 @@ var (
 	ErrLocked = errors.New("data directory is in use by another process")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("store is closed")
+	// ErrNoChangeLog: the change feed was asked for on a store whose change
+	// log is off (see Options.ChangeLog and SetChangeLog).
+	ErrNoChangeLog = fmt.Errorf("%w: the change log is off for this store (turn it on with Options.ChangeLog, or `kura kv --local DIR changelog on`)", ErrInvalid)
 )
 
 // Options configure a Store. The zero value is usable: durable writes, no
@@ -67,10 +71,12 @@ type Options struct {
 	// Passphrases enable encryption at rest: the first seals new values,
 	// every one of them can open old ones.
 	Passphrases []string
-	// DisableChangeLog turns off the durable change log (and with it the
-	// change feed). For stores whose mutations nobody watches, such as ft's
-	// sender queue.
-	DisableChangeLog bool
+	// ChangeLog turns on the durable change log (and with it the change
+	// feed and plugins) for this store, for good: the store remembers it,
+	// and later opens log changes whatever they say, until SetChangeLog
+	// turns it off. Off by default: each mutation then writes only its
+	// data, not a second record that carries the value again.
+	ChangeLog bool
 	// ChangeLogRetention is how many change records are kept behind the
 	// newest when no cursor needs older ones (default 100,000). Records a
 	// named cursor has not passed are always kept.
@@ -148,6 +154,7 @@ type Store struct {
 	metaMu  sync.Mutex // cursors
 
 	keyBufs keyBufPool
+	logging atomic.Bool // the change log is on
 
 	feed   *feed
 	cancel context.CancelFunc
@@ -215,6 +222,17 @@ func (s *Store) init() error {
 		if s.keys, err = newKeyring(s.opts.Passphrases, salt); err != nil {
 			return fmt.Errorf("open store %s: %w", s.dir, err)
 		}
+	}
+	on, err := s.get(metaKey(metaChangeLog))
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", s.dir, err)
+	}
+	s.logging.Store(len(on) == 1 && on[0] == 1)
+	if s.opts.ChangeLog && !s.logging.Load() {
+		if err := s.db.Set(metaKey(metaChangeLog), []byte{1}, pebble.Sync); err != nil {
+			return fmt.Errorf("open store %s: %w", s.dir, err)
+		}
+		s.logging.Store(true)
 	}
 	last, err := s.lastChangeSeq()
 	if err != nil {
@@ -289,16 +307,7 @@ func openPebble(dir string, opts *Options) (db *pebble.DB, err error) {
 	}()
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
-	po := &pebble.Options{
-		Cache:  cache,
-		Logger: pebbleLogger{opts.Logger},
-		EventListener: &pebble.EventListener{
-			// Reported here, returned as errors to the reads that meet it.
-			DataCorruption: func(info pebble.DataCorruptionInfo) {
-				opts.Logger.Error("on-disk corruption", "component", "pebble", "dir", dir, "info", info.String())
-			},
-		},
-	}
+	po := pebbleOptions(dir, opts, cache)
 	db, err = pebble.Open(dir, po)
 	switch {
 	case err == nil:
@@ -308,6 +317,24 @@ func openPebble(dir string, opts *Options) (db *pebble.DB, err error) {
 		return nil, fmt.Errorf("open store %s: %w: the data directory is damaged: %v", dir, ErrCorrupt, err)
 	}
 	return nil, fmt.Errorf("open store %s: %w", dir, err)
+}
+
+// pebbleOptions are the Pebble settings of a store (the benchmarks' raw
+// Pebble baseline uses them too, so that it measures the same engine).
+// Memtables grow to 64 MiB, as in CockroachDB, so that a burst of small
+// writes is flushed in few large tables rather than many small ones.
+func pebbleOptions(dir string, opts *Options, cache *pebble.Cache) *pebble.Options {
+	return &pebble.Options{
+		Cache:        cache,
+		MemTableSize: 64 << 20,
+		Logger:       pebbleLogger{opts.Logger},
+		EventListener: &pebble.EventListener{
+			// Reported here, returned as errors to the reads that meet it.
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				opts.Logger.Error("on-disk corruption", "component", "pebble", "dir", dir, "info", info.String())
+			},
+		},
+	}
 }
 
 // pebbleLogger routes Pebble's log lines to slog; its Fatalf panics, which
@@ -520,7 +547,7 @@ func (s *Store) getOrCreateMeta(name string, mk func() ([]byte, error)) ([]byte,
 // commit applies b, recording the changes in the change log in the same
 // batch unless the log is off. It must be called with the keys' locks held.
 func (s *Store) commit(b *pebble.Batch, changes ...change) error {
-	if s.opts.DisableChangeLog || len(changes) == 0 {
+	if len(changes) == 0 || !s.logging.Load() {
 		return b.Commit(s.wo)
 	}
 	first := s.feed.reserve(len(changes))

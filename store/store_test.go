@@ -51,8 +51,11 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 // openT opens a store in dir and closes it when the test ends. Unless the
 // test sets one, the reap loop runs hourly so it never races the test.
+// openT opens a store for a test, with the change log on (most tests read
+// the feed; those about the log being off open their store with Open).
 func openT(t testing.TB, dir string, opts Options) *Store {
 	t.Helper()
+	opts.ChangeLog = true
 	if opts.ReapInterval == 0 {
 		opts.ReapInterval = time.Hour
 	}
@@ -1875,22 +1878,50 @@ func TestChangeLogTrim(t *testing.T) {
 	})
 }
 
-func TestDisableChangeLog(t *testing.T) {
+func TestChangeLogOffByDefault(t *testing.T) {
 	ctx := t.Context()
-	s := newStore(t, Options{DisableChangeLog: true})
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Logger: quietLogger()})
+	must(t, err)
 	must(t, s.Set(ctx, b("k"), b("v"), 0))
 	must(t, s.Push(ctx, b("q"), b("v")))
-	_, err := s.NextChange(deadline(t), 0)
+	_, err = s.NextChange(deadline(t), 0)
+	wantErr(t, err, ErrNoChangeLog)
 	wantErr(t, err, ErrInvalid)
-	if s.LastSeq() != 0 {
-		t.Fatalf("LastSeq = %d", s.LastSeq())
+	if s.LastSeq() != 0 || s.ChangeLogOn() {
+		t.Fatalf("LastSeq = %d, on %v", s.LastSeq(), s.ChangeLogOn())
 	}
 	if f, err := s.FirstSeq(); err != nil || f != 0 {
 		t.Fatalf("FirstSeq = %d, %v", f, err)
 	}
 	wantGet(t, s, "k", "v")
-}
 
+	// Turned on, it logs from then on, and the store remembers it.
+	must(t, s.SetChangeLog(ctx, true))
+	must(t, s.Set(ctx, b("k2"), b("v2"), 0))
+	must(t, s.Close())
+	s, err = Open(dir, Options{Logger: quietLogger()})
+	must(t, err)
+	if !s.ChangeLogOn() {
+		t.Fatal("the change log did not stay on across a reopen")
+	}
+	c, err := s.NextChange(deadline(t), 0)
+	must(t, err)
+	if c.Seq != 1 || string(c.Key) != "k2" {
+		t.Fatalf("first change %+v, want seq 1 for k2", c)
+	}
+	must(t, s.Set(ctx, b("k3"), b("v3"), 0))
+	// Turned off, it stops logging, for good too.
+	must(t, s.SetChangeLog(ctx, false))
+	must(t, s.Set(ctx, b("k4"), b("v4"), 0))
+	must(t, s.Close())
+	s, err = Open(dir, Options{Logger: quietLogger()})
+	must(t, err)
+	defer s.Close()
+	if s.ChangeLogOn() || s.LastSeq() != 2 {
+		t.Fatalf("after turning it off: on %v, LastSeq %d (want off, 2)", s.ChangeLogOn(), s.LastSeq())
+	}
+}
 func TestChangeFeedEncrypted(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()

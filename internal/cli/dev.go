@@ -3,12 +3,18 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kura-dev/kura/ft/agent"
+	"github.com/kura-dev/kura/ft/serve"
 	"github.com/kura-dev/kura/store"
 )
 
@@ -24,8 +30,9 @@ func newDevCommand(e *env) *cobra.Command {
 		Short: "Try kura on this machine with embedded defaults",
 		Long: `dev runs kura locally with no configuration. Today it walks through the local
 storage engine (keys, subkeys, queues, CAS, TTL, encryption, the change feed)
-in a fresh directory and prints each step with the CLI command that does the
-same, so you can carry on by hand.`,
+and, as root, ft (a receiver and a mount, lines written and arriving) in a
+fresh directory, and prints each step with the CLI command that does the same,
+so you can carry on by hand.`,
 		Example: "  kura dev\n  kura dev --dir /tmp/kura-dev --keep",
 		Args:    noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
@@ -49,7 +56,7 @@ same, so you can carry on by hand.`,
 
 func runDevTour(ctx context.Context, e *env, dir string) error {
 	kvDir := filepath.Join(dir, "kv")
-	s, err := store.Open(kvDir, store.Options{ReapInterval: 50 * time.Millisecond})
+	s, err := store.Open(kvDir, store.Options{ReapInterval: 50 * time.Millisecond, ChangeLog: true})
 	if err != nil {
 		return err
 	}
@@ -111,7 +118,7 @@ func runDevTour(ctx context.Context, e *env, dir string) error {
 	_, err = s.Get(ctx, []byte("session"))
 	step("set session token --ttl 200ms; sleep 0.3; kura kv ... get session", fmt.Sprintf("after expiry: %v", err))
 
-	fmt.Fprintf(out, "\nThe change feed (kura kv --local %s watch):\n", kvDir)
+	fmt.Fprintf(out, "\nThe change feed (kura kv --local %s changelog on, before the writes; then ... watch):\n", kvDir)
 	for seq := uint64(0); seq < s.LastSeq(); {
 		ch, err := s.NextChange(ctx, seq)
 		if err != nil {
@@ -148,6 +155,71 @@ func runDevTour(ctx context.Context, e *env, dir string) error {
 	_, err = plain.Get(ctx, []byte("secret"))
 	plain.Close()
 	fmt.Fprintf(out, "\n$ kura kv --local %s --passphrase-file %s set secret s3cr3t\n$ kura kv --local %s get secret\n%v\n", encDir, pass, encDir, err)
-	fmt.Fprintf(out, "\nDone. Every step above is a `kura kv --local DIR ...` command; see `kura kv --help`.\n")
+	if err := devFT(ctx, e, dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nDone. Every step above is a kura command; see `kura kv --help` and `kura ft --help`.\n")
 	return nil
+}
+
+// devFT runs a receiver and a mount in this process, writes a few lines
+// under the mount and shows them arriving.
+func devFT(ctx context.Context, e *env, dir string) error {
+	out := e.stdout
+	if os.Geteuid() != 0 {
+		fmt.Fprintf(out, "\nft needs root for its FUSE mount; run `sudo kura dev` to see it too.\n")
+		return nil
+	}
+	logs, recv := filepath.Join(dir, "logs"), filepath.Join(dir, "received")
+	if err := os.MkdirAll(logs, 0o755); err != nil {
+		return err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv, err := serve.New(serve.Options{OutDir: recv, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go srv.Serve(sctx, ln)
+	fmt.Fprintf(out, "\n$ kura ft serve --listen %s --out %s &\n", ln.Addr(), recv)
+	a, err := agent.Start(agent.Options{Dir: logs, To: ln.Addr().String(), StateDir: filepath.Join(dir, "ft-state"), Logger: quiet})
+	if err != nil {
+		return fmt.Errorf("ft mount: %w", err)
+	}
+	defer a.Stop()
+	fmt.Fprintf(out, "$ kura ft mount %s --to %s &\n", logs, ln.Addr())
+	f, err := os.OpenFile(filepath.Join(logs, "app.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, l := range []string{"hello from kura dev", "a second line", "and a third"} {
+		fmt.Fprintf(out, "$ echo %q >> %s/app.log\n", l, logs)
+		if _, err := fmt.Fprintln(f, l); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	got := filepath.Join(recv, "app.log")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(got)
+		if strings.Count(string(b), "\n") >= 3 {
+			fmt.Fprintf(out, "$ cat %s\n%s", got, b)
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ft: the lines did not reach %s", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return a.Stop()
 }

@@ -43,6 +43,8 @@ type kvBackend interface {
 	CASSet(ctx context.Context, key []byte, bits store.Bits, old, new uint64) (bool, uint64, error)
 	CASAdd(ctx context.Context, key []byte, bits store.Bits, delta int64) (uint64, error)
 
+	ChangeLogOn() bool
+	SetChangeLog(ctx context.Context, on bool) error
 	NextChange(ctx context.Context, after uint64) (store.Change, error)
 	LastSeq() uint64
 	Cursor(ctx context.Context, name string) (uint64, error)
@@ -116,7 +118,7 @@ from standard input (binary safe). A missing key exits 1, a usage error 2.`,
 
 	c.AddCommand(
 		kvGet(e, f), kvSet(e, f), kvDel(e, f), kvScan(e, f), kvAttrs(e, f),
-		kvSubkey(e, f), kvQueue(e, f), kvCAS(e, f), kvWatch(e, f),
+		kvSubkey(e, f), kvQueue(e, f), kvCAS(e, f), kvChangeLog(e, f), kvWatch(e, f),
 	)
 	return c
 }
@@ -614,6 +616,36 @@ and prints the current value on stderr.`,
 	return c
 }
 
+func kvChangeLog(e *env, f *kvFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "changelog on|off|status",
+		Short: "Turn the change log (the feed behind watch and plugins) on or off",
+		Long: `The change log records every mutation, in order, for 'watch' and plugins. It
+is off for a new store (each write then costs one record, not two) and stays
+as set: 'changelog on' records every later mutation until 'changelog off'.`,
+		Example: "  kura kv --local /tmp/kv changelog on\n  kura kv --local /tmp/kv changelog status",
+		Args:    exactArgs(1, "on|off|status"),
+		RunE: func(c *cobra.Command, args []string) error {
+			if args[0] != "on" && args[0] != "off" && args[0] != "status" {
+				return usagef("kv changelog: %q is not on, off or status", args[0])
+			}
+			return f.withKV(c.Context(), func(kv kvBackend) error {
+				if args[0] != "status" {
+					if err := kv.SetChangeLog(c.Context(), args[0] == "on"); err != nil {
+						return err
+					}
+				}
+				state := "off"
+				if kv.ChangeLogOn() {
+					state = "on"
+				}
+				fmt.Fprintf(e.stdout, "change log %s, last sequence %d\n", state, kv.LastSeq())
+				return nil
+			})
+		},
+	}
+}
+
 func kvWatch(e *env, f *kvFlags) *cobra.Command {
 	var from uint64
 	var follow bool
@@ -621,7 +653,8 @@ func kvWatch(e *env, f *kvFlags) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "watch",
 		Short: "Print the change feed as JSON lines, or feed it to a plugin program",
-		Long: `watch prints every committed mutation, one JSON object per line, in order:
+		Long: `watch prints every committed mutation recorded in the change log (turn it on
+first: 'kura kv --local DIR changelog on'), one JSON object per line, in order:
 {"seq":12,"op":"set","time":"...","key":"k","value":"v","type":"bytes"}
 Ops: set, delete, delete.all, subkey.add, subkey.del, queue.push, queue.pop,
 expire. Keys and values that are not UTF-8 appear base64-encoded in
@@ -635,7 +668,8 @@ cursor still needs). Without --follow, watch stops at the newest change.
 stdin; CMD's stdout is copied to ours. A plugin that dies is restarted and
 resumes with the first change it had not read; progress is kept under the
 cursor (default name "plugin"), so nothing is lost between runs.`,
-		Example: `  kura kv --local /tmp/kv watch
+		Example: `  kura kv --local /tmp/kv changelog on
+  kura kv --local /tmp/kv watch
   kura kv --local /tmp/kv watch --from 120
   kura kv --local /tmp/kv watch --cursor audit
   kura kv --local /tmp/kv watch --plugin 'jq -c . >> /var/log/kv-changes.log'`,
@@ -645,6 +679,9 @@ cursor (default name "plugin"), so nothing is lost between runs.`,
 				cursor = "plugin"
 			}
 			return f.withKV(c.Context(), func(kv kvBackend) error {
+				if !kv.ChangeLogOn() {
+					return store.ErrNoChangeLog
+				}
 				start := from
 				if cursor != "" && !c.Flags().Changed("from") {
 					var err error

@@ -212,6 +212,11 @@ func TestKVEncryptionCLI(t *testing.T) {
 func TestKVWatch(t *testing.T) {
 	dir := t.TempDir()
 	runSteps(t, dir, []step{
+		{args: []string{"set", "before", "not logged"}},
+		{args: []string{"watch"}, code: 2, errHas: "changelog on"},
+		{args: []string{"changelog", "status"}, out: "change log off, last sequence 0\n"},
+		{args: []string{"changelog", "on"}, out: "change log on, last sequence 0\n"},
+		{args: []string{"changelog", "maybe"}, code: 2, errHas: "maybe"},
 		{args: []string{"set", "a", "1"}},
 		{args: []string{"subkey", "set", "a", "b", "2"}},
 		{args: []string{"queue", "push", "q", "item"}},
@@ -259,6 +264,7 @@ func TestKVWatch(t *testing.T) {
 func TestKVWatchPlugin(t *testing.T) {
 	dir := t.TempDir()
 	sink := filepath.Join(t.TempDir(), "changes.jsonl")
+	runSteps(t, dir, []step{{args: []string{"changelog", "on"}, anyText: true}})
 	for i := 0; i < 50; i++ {
 		runSteps(t, dir, []step{{args: []string{"queue", "push", "q", strings.Repeat("x", i)}}})
 	}
