@@ -154,7 +154,8 @@ func (s *Store) putValue(b *pebble.Batch, op Op, key, subkey []byte, typ ValueTy
 }
 
 // Delete removes key. Its subkeys stay (use DeleteAll to remove them too),
-// but key no longer lists them. A missing key is ErrNotFound.
+// but key no longer lists them. A key with neither a value nor subkeys is
+// ErrNotFound.
 func (s *Store) Delete(ctx context.Context, key []byte) error {
 	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
 		return err
@@ -164,7 +165,7 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 		return err
 	}
 	defer lk.release()
-	if _, err := s.getRecord(key); err != nil {
+	if err := s.checkExists(key); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
@@ -173,6 +174,23 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 	b.DeleteRange(subkeyPrefix(key), prefixEnd(subkeyPrefix(key)), nil)
 	if err := s.commit(b, change{op: OpDelete, time: s.now(), key: key}); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	return nil
+}
+
+// checkExists reports ErrNotFound for a key that has neither a live value
+// nor subkeys (a parent may exist only through its subkey list).
+func (s *Store) checkExists(key []byte) error {
+	_, err := s.getRecord(key)
+	if !IsNotFound(err) {
+		return err
+	}
+	subs, serr := s.rawSubkeys(key)
+	if serr != nil {
+		return serr
+	}
+	if len(subs) == 0 {
+		return err
 	}
 	return nil
 }
@@ -189,7 +207,7 @@ func (s *Store) DeleteAll(ctx context.Context, key []byte) error {
 		return err
 	}
 	defer lk.release()
-	if _, err := s.getRecord(key); err != nil {
+	if err := s.checkExists(key); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()

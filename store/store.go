@@ -324,7 +324,7 @@ func openPebble(dir string, opts *Options) (db *pebble.DB, err error) {
 // Memtables grow to 64 MiB, as in CockroachDB, so that a burst of small
 // writes is flushed in few large tables rather than many small ones.
 func pebbleOptions(dir string, opts *Options, cache *pebble.Cache) *pebble.Options {
-	return &pebble.Options{
+	po := &pebble.Options{
 		Cache:        cache,
 		MemTableSize: 64 << 20,
 		Logger:       pebbleLogger{opts.Logger},
@@ -335,6 +335,7 @@ func pebbleOptions(dir string, opts *Options, cache *pebble.Cache) *pebble.Optio
 			},
 		},
 	}
+	return po
 }
 
 // pebbleLogger routes Pebble's log lines to slog; its Fatalf panics, which

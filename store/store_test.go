@@ -2342,3 +2342,23 @@ func TestCloseWhileBusy(t *testing.T) {
 		wantGet(t, s, k, "v")
 	}
 }
+
+func TestDeleteParentWithoutValue(t *testing.T) {
+	ctx := t.Context()
+	s := newStore(t, Options{})
+	must(t, s.SetSubkey(ctx, b("p"), b("c1"), b("v1"), 0))
+	must(t, s.SetSubkey(ctx, b("c1"), b("g"), b("v2"), 0))
+	must(t, s.DeleteAll(ctx, b("p")))
+	for _, k := range []string{"c1", "g"} {
+		if _, err := s.Get(ctx, b(k)); !IsNotFound(err) {
+			t.Fatalf("%s after DeleteAll of its value-less parent: %v", k, err)
+		}
+	}
+	must(t, s.SetSubkey(ctx, b("q"), b("d"), b("v"), 0))
+	must(t, s.Delete(ctx, b("q")))
+	if subs, err := s.Subkeys(ctx, b("q")); err != nil || len(subs) != 0 {
+		t.Fatalf("subkeys after Delete: %q %v", subs, err)
+	}
+	wantGet(t, s, "d", "v")
+	wantErr(t, s.Delete(ctx, b("q")), ErrNotFound)
+}
