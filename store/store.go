@@ -23,14 +23,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	"golang.org/x/sys/unix"
+
+	"github.com/kura-dev/kura/internal/dirlock"
 )
 
 // Errors returned by the engine; test them with errors.Is.
@@ -144,7 +144,7 @@ type Store struct {
 	dir  string
 	opts Options
 	db   *pebble.DB
-	lock *os.File
+	lock *dirlock.Lock
 	keys *keyring
 	wo   *pebble.WriteOptions
 	seed maphash.Seed
@@ -184,7 +184,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 	}
 	defer func() {
 		if err != nil {
-			lock.Close()
+			lock.Release()
 		}
 	}()
 	db, err := openPebble(dir, &opts)
@@ -270,31 +270,17 @@ func checkMarker(dir string) error {
 	return nil
 }
 
-// lockDir takes an exclusive flock on dir/kura.lock and writes our pid in it.
-// flock locks belong to the open file, so a second Open in the same process
-// is refused too.
-func lockDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+// lockDir takes the directory's lock (dir/kura.lock, naming our pid).
+func lockDir(dir string) (*dirlock.Lock, error) {
+	l, err := dirlock.Acquire(filepath.Join(dir, lockFile))
+	var held *dirlock.HeldError
+	if errors.As(err, &held) {
+		return nil, fmt.Errorf("open store %s: %w (pid %s)", dir, ErrLocked, held.PID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			pid := strings.TrimSpace(string(holder))
-			if pid == "" {
-				pid = "unknown"
-			}
-			return nil, fmt.Errorf("open store %s: %w (pid %s)", dir, ErrLocked, pid)
-		}
-		return nil, fmt.Errorf("open store %s: lock %s: %w", dir, path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return f, nil
+	return l, nil
 }
 
 // openPebble opens the database, turning Pebble's corruption reports (and
@@ -368,7 +354,7 @@ func (s *Store) Close() error {
 			s.closeErr = fmt.Errorf("close store %s: %w", s.dir, err)
 		}
 		s.db = nil
-		s.lock.Close()
+		s.lock.Release()
 	})
 	return s.closeErr
 }

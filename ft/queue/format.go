@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/kura-dev/kura/internal/dirlock"
 )
 
 // On disk. A queue directory holds:
@@ -410,29 +410,16 @@ func syncDir(dir string) error {
 	return err
 }
 
-// lockDir takes an exclusive flock on dir/LOCK and writes our pid in it.
-// flock locks belong to the open file, so a second Open in the same process
-// is refused too.
-func lockDir(dir string) (*os.File, error) {
+// lockDir takes the queue directory's lock (dir/LOCK, naming our pid).
+func lockDir(dir string) (*dirlock.Lock, error) {
 	path := filepath.Join(dir, lockFileName)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	l, err := dirlock.Acquire(path)
+	var held *dirlock.HeldError
+	if errors.As(err, &held) {
+		return nil, fmt.Errorf("ft queue %s: %w (pid %s holds %s)", dir, ErrLocked, held.PID, path)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("ft queue: %w", err)
+		return nil, fmt.Errorf("ft queue %s: %w", dir, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(path)
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			pid := strings.TrimSpace(string(holder))
-			if pid == "" {
-				pid = "unknown"
-			}
-			return nil, fmt.Errorf("ft queue %s: %w (pid %s holds %s)", dir, ErrLocked, pid, path)
-		}
-		return nil, fmt.Errorf("ft queue %s: lock %s: %w", dir, path, err)
-	}
-	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	return f, nil
+	return l, nil
 }

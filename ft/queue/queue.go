@@ -27,6 +27,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/kura-dev/kura/internal/dirlock"
 )
 
 // ErrClosed is returned by the methods of a closed Queue (and of a closed
@@ -186,7 +188,7 @@ func startOf(s *segment) pos { return pos{s, segHeaderLen, s.first} }
 type Queue struct {
 	opts Options
 	log  *slog.Logger
-	lock *os.File
+	lock *dirlock.Lock
 
 	// ackMu serialises Ack, Close's last word and ack file writes.
 	ackMu     sync.Mutex
@@ -281,7 +283,7 @@ func Open(opts Options) (*Queue, error) {
 	q.ackScan.log, q.dropScan.log = q.log, q.log
 	if err := q.load(); err != nil {
 		q.closeFiles()
-		lock.Close()
+		lock.Release()
 		return nil, err
 	}
 	q.wg.Add(1)
@@ -1094,7 +1096,7 @@ func (q *Queue) Close() error {
 		}
 	}
 	q.ackScan.release()
-	if err := q.lock.Close(); err != nil {
+	if err := q.lock.Release(); err != nil {
 		errs = append(errs, fmt.Errorf("ft queue: %w", err))
 	}
 	return errors.Join(errs...)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/kura-dev/kura/ft/record"
 	"github.com/kura-dev/kura/ft/wire"
+	"github.com/kura-dev/kura/internal/dirlock"
 )
 
 // Layout says which output file a record goes to.
@@ -140,7 +141,7 @@ type Server struct {
 	stateDir string
 
 	stateDirF *os.File
-	lock      *os.File
+	lock      *dirlock.Lock
 
 	in         chan *item
 	stop       chan struct{}
@@ -249,16 +250,20 @@ func New(opts Options) (*Server, error) {
 			return nil, fmt.Errorf("serve: %w", err)
 		}
 	}
-	if s.lock, err = lockFile(filepath.Join(s.stateDir, lockFileName)); err != nil {
+	if s.lock, err = dirlock.Acquire(filepath.Join(s.stateDir, lockFileName)); err != nil {
+		var held *dirlock.HeldError
+		if errors.As(err, &held) {
+			return nil, fmt.Errorf("serve: another receiver (pid %s) uses %s", held.PID, outDir)
+		}
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if s.stateDirF, err = os.Open(s.stateDir); err != nil {
-		s.lock.Close()
+		s.lock.Release()
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if err := s.recover(); err != nil {
 		s.stateDirF.Close()
-		s.lock.Close()
+		s.lock.Release()
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	go s.writer()
@@ -362,7 +367,7 @@ func (s *Server) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, s.stateDirF.Close(), s.lock.Close())
+	errs = append(errs, s.stateDirF.Close(), s.lock.Release())
 	return errors.Join(errs...)
 }
 
