@@ -9,8 +9,15 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -557,5 +564,73 @@ func TestAlreadyMounted(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "already mounted") {
 		t.Fatalf("second mount: %v\n%s", err, out)
+	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key, PEM-encoded.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "kura test receiver"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
+}
+
+func TestTLS(t *testing.T) {
+	s := newSetup(t)
+	cert, key := selfSigned(t, t.TempDir())
+	start(t, "listening on", "ft", "serve", "--listen", s.addr, "--out", s.out, "--tls-cert", cert, "--tls-key", key)
+	s.mount(t, "--tls-ca", cert)
+	gw, _ := goWriter(t, filepath.Join(s.dir, "tls.log"), "tls", 500)
+	if err := gw.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitExactly(t, s.out, map[string]int{"tls": 500})
+
+	// A sender that does not trust the receiver's certificate delivers
+	// nothing (and keeps its records queued).
+	other, _ := selfSigned(t, t.TempDir())
+	f := filepath.Join(t.TempDir(), "x.log")
+	os.WriteFile(f, []byte("untrusted-1\n"), 0o644)
+	cmd := exec.Command(kuraBin, "ft", "send", "--to", s.addr, "--tls-ca", other, f)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), "certificate") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate error from an untrusting sender:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if got := received(t, s.out)["untrusted"]; len(got) != 0 {
+		t.Fatalf("an untrusting sender delivered %v", got)
 	}
 }

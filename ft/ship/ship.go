@@ -176,7 +176,15 @@ func (s *Shipper) session(ctx context.Context) error {
 		return fmt.Errorf("connect %s: %w", s.opts.Addr, err)
 	}
 	if s.opts.TLS != nil {
-		tc := tls.Client(conn, s.opts.TLS)
+		conf := s.opts.TLS
+		if conf.ServerName == "" && !conf.InsecureSkipVerify {
+			// Verify the certificate against the host we dialed.
+			conf = conf.Clone()
+			if host, _, err := net.SplitHostPort(s.opts.Addr); err == nil {
+				conf.ServerName = host
+			}
+		}
+		tc := tls.Client(conn, conf)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
 			return fmt.Errorf("tls handshake with %s: %w", s.opts.Addr, err)
