@@ -32,7 +32,7 @@ type Options struct {
 	MaxBatchBytes int             // close a batch at this size (default 1 MiB)
 	Window        int             // batches in flight (default 16)
 	// Linger is how long a batch waits for more entries while earlier
-	// batches are still unacknowledged (default 2ms; K2HFTFUSE's
+	// batches are still unacknowledged (default 25ms; K2HFTFUSE's
 	// TRANSTIMEUP). When nothing is in flight a batch goes at once, so an
 	// idle sender adds no latency, and a busy one sends fewer, larger
 	// batches.
@@ -51,7 +51,7 @@ func (o *Options) ensureDefaults() {
 		o.Window = 16
 	}
 	if o.Linger == 0 {
-		o.Linger = 2 * time.Millisecond
+		o.Linger = 25 * time.Millisecond
 	}
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 5 * time.Second
