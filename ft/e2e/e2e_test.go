@@ -634,3 +634,36 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("an untrusting sender delivered %v", got)
 	}
 }
+
+func TestUnmountCommandFlushes(t *testing.T) {
+	s := newSetup(t)
+	s.serve(t)
+	m := s.mount(t)
+	// A partial last line goes when its file is closed; then unmount.
+	f, err := os.OpenFile(filepath.Join(s.dir, "u.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(f, "u-1\nu-2\nu-3")
+	f.Close()
+	out, err := exec.Command(kuraBin, "ft", "unmount", s.dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ft unmount: %v\n%s", err, out)
+	}
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the mount process did not exit after ft unmount")
+	}
+	if code := m.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("mount exited %d:\n%s", code, m.out.String())
+	}
+	if !strings.Contains(m.out.String(), "unmounted") {
+		t.Fatalf("mount output:\n%s", m.out.String())
+	}
+	waitExactly(t, s.out, map[string]int{"u": 3})
+	// The plain directory is back, with the bytes kept locally.
+	if b, err := os.ReadFile(filepath.Join(s.dir, "u.log")); err != nil || string(b) != "u-1\nu-2\nu-3" {
+		t.Fatalf("local file after unmount: %q %v", b, err)
+	}
+}
