@@ -18,9 +18,11 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-# Benchmarks whose figures go into docs/benchmarks.md.
-bench:
-	$(GO) test ./store/ -run '^$$' -bench . -benchtime 20000x
+# Benchmarks whose figures go into docs/benchmarks.md (ft needs root).
+bench: build
+	$(GO) test ./store/ -run '^$$' -bench . -benchtime 100000x
+	$(GO) test ./ft/queue/ ./ft/mount/ -run '^$$' -bench . -benchtime 20000x
+	./bin/kura ft bench
 
 fuzz:
 	FUZZTIME=60s bash scripts/fuzz.sh
