@@ -19,6 +19,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -665,5 +666,51 @@ func TestUnmountCommandFlushes(t *testing.T) {
 	// The plain directory is back, with the bytes kept locally.
 	if b, err := os.ReadFile(filepath.Join(s.dir, "u.log")); err != nil || string(b) != "u-1\nu-2\nu-3" {
 		t.Fatalf("local file after unmount: %q %v", b, err)
+	}
+}
+
+// metricValue fetches a Prometheus text page and returns the value of name.
+func metricValue(t *testing.T, url, name string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			return v
+		}
+	}
+	t.Fatalf("%s has no %s", url, name)
+	return ""
+}
+
+func TestMetrics(t *testing.T) {
+	s := newSetup(t)
+	rxMetrics, txMetrics := freeAddr(t), freeAddr(t)
+	start(t, "listening on", "ft", "serve", "--listen", s.addr, "--out", s.out, "--metrics", rxMetrics)
+	s.mount(t, "--metrics", txMetrics)
+	gw, _ := goWriter(t, filepath.Join(s.dir, "m.log"), "m", 250)
+	if err := gw.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitExactly(t, s.out, map[string]int{"m": 250})
+	if v := metricValue(t, "http://"+rxMetrics+"/metrics", "kura_ft_serve_records_total"); v != "250" {
+		t.Errorf("receiver records_total = %s, want 250", v)
+	}
+	if v := metricValue(t, "http://"+txMetrics+"/metrics", "kura_ft_mount_records_total"); v != "250" {
+		t.Errorf("mount records_total = %s, want 250", v)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for metricValue(t, "http://"+txMetrics+"/metrics", "kura_ft_ship_records_acked_total") != "250" {
+		if time.Now().After(deadline) {
+			t.Fatal("ship_records_acked_total never reached 250")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := metricValue(t, "http://"+txMetrics+"/metrics", "kura_ft_ship_connected"); v != "1" {
+		t.Errorf("ship_connected = %s, want 1", v)
 	}
 }

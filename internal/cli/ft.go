@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/kura-dev/kura/ft/config"
 	"github.com/kura-dev/kura/ft/queue"
 	"github.com/kura-dev/kura/ft/serve"
+	"github.com/kura-dev/kura/internal/metrics"
 )
 
 func newFTCommand(e *env) *cobra.Command {
@@ -83,6 +85,7 @@ func pick[T comparable](c *cobra.Command, flag string, flagVal, confVal T) T {
 func ftServe(e *env) *cobra.Command {
 	var listen, out, layout, unified, format, timeLayout, confFile, certFile, keyFile string
 	var noSync, check bool
+	var metricsAddr string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Receive records and append them to files that mirror the senders' paths",
@@ -153,6 +156,14 @@ json (one object per record with every attribute), or a template:
 		if err != nil {
 			return fmt.Errorf("ft serve: %w", err)
 		}
+		if metricsAddr != "" {
+			maddr, err := metrics.Serve(c.Context(), metricsAddr, opts.Logger, ftServeMetrics(srv))
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			fmt.Fprintf(e.stdout, "metrics on http://%s/metrics\n", maddr)
+		}
 		opts.Logger.Info("ft serve: listening", "addr", ln.Addr().String(), "out", opts.OutDir)
 		fmt.Fprintf(e.stdout, "listening on %s, writing to %s\n", ln.Addr(), opts.OutDir)
 		return srv.Serve(c.Context(), ln)
@@ -169,6 +180,7 @@ json (one object per record with every attribute), or a template:
 	f.BoolVar(&check, "check-config", false, "validate the configuration and exit")
 	f.StringVar(&certFile, "tls-cert", "", "serve TLS with this certificate (PEM)")
 	f.StringVar(&keyFile, "tls-key", "", "and this private key (PEM)")
+	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on this address (HOST:PORT)")
 	return c
 }
 
@@ -188,7 +200,7 @@ func clientTLS(caFile string) (*tls.Config, error) {
 }
 
 func ftMount(e *env) *cobra.Command {
-	var to, stateDir, confFile, syncPolicy, queueMax, queueFull, caFile string
+	var to, stateDir, confFile, syncPolicy, queueMax, queueFull, caFile, metricsAddr string
 	var syncInterval, drain time.Duration
 	var check, noAllowOther bool
 	c := &cobra.Command{
@@ -259,6 +271,16 @@ counted (drop-oldest). The receiver may be down at start: records wait.`,
 		if err != nil {
 			return err
 		}
+		if metricsAddr != "" {
+			mctx, stopMetrics := context.WithCancel(c.Context())
+			defer stopMetrics()
+			maddr, err := metrics.Serve(mctx, metricsAddr, opts.Logger, ftMountMetrics(a))
+			if err != nil {
+				a.Stop()
+				return err
+			}
+			fmt.Fprintf(e.stdout, "metrics on http://%s/metrics\n", maddr)
+		}
 		fmt.Fprintf(e.stdout, "mounted %s, shipping to %s\n", opts.Dir, opts.To)
 		a.Wait(c.Context())
 		err = a.Stop()
@@ -279,6 +301,7 @@ counted (drop-oldest). The receiver may be down at start: records wait.`,
 	f.DurationVar(&drain, "drain-timeout", 5*time.Second, "at unmount, wait this long for queued records to be delivered")
 	f.BoolVar(&noAllowOther, "no-allow-other", false, "only the mounting user may use the mount")
 	f.StringVar(&caFile, "tls-ca", "", "connect with TLS, trusting this CA certificate (PEM)")
+	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on this address (HOST:PORT)")
 	return c
 }
 
