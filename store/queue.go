@@ -35,6 +35,7 @@ const (
 	KeyedQueue QueueKind = 2
 )
 
+// String returns "plain" or "keyed".
 func (k QueueKind) String() string {
 	if k == KeyedQueue {
 		return "keyed"

@@ -20,6 +20,7 @@ type HeldError struct {
 	PID  string
 }
 
+// Error names the lock file and its holder.
 func (e *HeldError) Error() string {
 	return fmt.Sprintf("%s is held by pid %s", e.Path, e.PID)
 }
