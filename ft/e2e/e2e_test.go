@@ -714,3 +714,31 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("ship_connected = %s, want 1", v)
 	}
 }
+
+// TestQueueFullBlocksWriters: with the receiver down and a small queue,
+// writers block once the queue is full (the default policy), and resume,
+// losing nothing, when the receiver comes.
+func TestQueueFullBlocksWriters(t *testing.T) {
+	s := newSetup(t)
+	s.mount(t, "--queue-max", "64KiB")
+	gw, out := goWriter(t, filepath.Join(s.dir, "full.log"), "full", 5000)
+	// 5000 lines are far more than 64 KiB of queue: the writer must stall.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		before := acked(out)
+		time.Sleep(500 * time.Millisecond)
+		if after := acked(out); after == before && after > 0 && after < 5000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer did not stall on a full queue (acked %d)", acked(out))
+		}
+	}
+	stalled := acked(out)
+	s.serve(t)
+	if err := gw.Wait(); err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	waitExactly(t, s.out, map[string]int{"full": 5000})
+	t.Logf("the writer stalled at %d lines until the receiver came", stalled)
+}
