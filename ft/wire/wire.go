@@ -136,16 +136,55 @@ func (w *Writer) WriteBatch(id uint64, chunks []record.Chunk) error {
 
 // WriteEncodedBatch writes a Batch frame from chunks already encoded with
 // record.Chunk.AppendEncode (as the sender's queue stores them).
+//
+// The chunks are not gathered into one buffer first: the checksum is
+// computed over the pieces and they go to the stream as they are.
 func (w *Writer) WriteEncodedBatch(id uint64, encoded [][]byte) error {
+	// The small pieces (type, id and count, then each chunk's length
+	// prefix) go in w.buf, one after another; the chunks stay where they are.
 	b := append(w.buf[:0], TypeBatch)
 	b = binary.LittleEndian.AppendUint64(b, id)
 	b = binary.AppendUvarint(b, uint64(len(encoded)))
+	head := len(b)
+	size := head
 	for _, e := range encoded {
 		b = binary.AppendUvarint(b, uint64(len(e)))
-		b = append(b, e...)
+		size += len(e)
 	}
 	w.buf = b
-	return w.frame(b)
+	size += len(b) - head
+	if size > MaxFrame {
+		return fmt.Errorf("frame of %d bytes exceeds the %d-byte limit", size, MaxFrame)
+	}
+	crc := crc32.Update(0, castagnoli, b[:head])
+	off := head
+	for _, e := range encoded {
+		_, k := binary.Uvarint(b[off:])
+		crc = crc32.Update(crc, castagnoli, b[off:off+k])
+		crc = crc32.Update(crc, castagnoli, e)
+		off += k
+	}
+	var hdr [8]byte
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(size))
+	binary.LittleEndian.PutUint32(hdr[4:], crc)
+	if _, err := w.w.Write(hdr[:]); err != nil {
+		return err
+	}
+	if _, err := w.w.Write(b[:head]); err != nil {
+		return err
+	}
+	off = head
+	for _, e := range encoded {
+		_, k := binary.Uvarint(b[off:])
+		if _, err := w.w.Write(b[off : off+k]); err != nil {
+			return err
+		}
+		if _, err := w.w.Write(e); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
 }
 
 // WriteAck writes an Ack frame.
