@@ -91,9 +91,10 @@ func newRoot(e *env) *cobra.Command {
 
   kura ft    ship every line written under a directory to receiver hosts (K2HFTFUSE)
   kura kv    a key-value store with subkeys, queues, CAS counters, TTL and
-             encryption; local today, replicated with Raft (K2HDKC)
-  kura dfs   a distributed file system with HDFS semantics (HopsFS)
+             encryption; local today, replicated with Raft next (K2HDKC)
   kura dev   try kura on this machine with embedded defaults
+
+Coming: kura dfs, a distributed file system with HDFS semantics (HopsFS).
 
 Exit codes: 0 success, 1 failure (or a missing key), 2 usage error.`,
 		SilenceUsage:  true,
