@@ -1,7 +1,7 @@
 # kura: one binary. `make test` is the whole test suite (the README's and CI's).
 GO ?= go
 
-.PHONY: build test unit lint bench fuzz dev clean
+.PHONY: build test unit lint bench fuzz dev clean proto
 
 build:
 	$(GO) build -o bin/kura ./cmd/kura
@@ -32,3 +32,14 @@ dev:
 
 clean:
 	rm -rf bin
+
+# Regenerates the committed protobuf/gRPC code: protoc from Debian's
+# protobuf-compiler, the Go plugins from the Go module proxy.
+PROTOC_GEN_GO = google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC = google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.5.1
+proto:
+	command -v protoc >/dev/null || apt-get install -y protobuf-compiler
+	GOBIN=$(CURDIR)/.bin $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(CURDIR)/.bin $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH=$(CURDIR)/.bin:$$PATH protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative proto/kvpb/kv.proto

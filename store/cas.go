@@ -74,7 +74,7 @@ func (s *Store) CASInit(ctx context.Context, key []byte, bits Bits, v uint64) er
 		return err
 	}
 	defer lk.release()
-	return s.writeUint(key, typ, bits, v)
+	return s.writeUint(key, typ, bits, v, s.nowCtx(ctx))
 }
 
 // CASGet returns the integer value of key.
@@ -91,7 +91,7 @@ func (s *Store) CASGet(ctx context.Context, key []byte, bits Bits) (uint64, erro
 		return 0, err
 	}
 	defer lk.release()
-	return s.readUint(key, typ, bits)
+	return s.readUint(key, typ, bits, s.nowCtx(ctx))
 }
 
 // CASSet sets key to new if it holds old, and reports whether it did and
@@ -115,14 +115,15 @@ func (s *Store) CASSet(ctx context.Context, key []byte, bits Bits, old, new uint
 		return false, 0, err
 	}
 	defer lk.release()
-	cur, err := s.readUint(key, typ, bits)
+	now := s.nowCtx(ctx)
+	cur, err := s.readUint(key, typ, bits, now)
 	if err != nil {
 		return false, 0, err
 	}
 	if cur != old {
 		return false, cur, nil
 	}
-	if err := s.writeUint(key, typ, bits, new); err != nil {
+	if err := s.writeUint(key, typ, bits, new, now); err != nil {
 		return false, cur, err
 	}
 	return true, new, nil
@@ -143,20 +144,22 @@ func (s *Store) CASAdd(ctx context.Context, key []byte, bits Bits, delta int64) 
 		return 0, err
 	}
 	defer lk.release()
-	cur, err := s.readUint(key, typ, bits)
+	now := s.nowCtx(ctx)
+	cur, err := s.readUint(key, typ, bits, now)
 	if err != nil {
 		return 0, err
 	}
 	next := (cur + uint64(delta)) & maxOf(bits)
-	if err := s.writeUint(key, typ, bits, next); err != nil {
+	if err := s.writeUint(key, typ, bits, next, now); err != nil {
 		return 0, err
 	}
 	return next, nil
 }
 
-// readUint reads key as an integer of type typ; the caller holds a lock.
-func (s *Store) readUint(key []byte, typ ValueType, bits Bits) (uint64, error) {
-	r, err := s.getRecord(key)
+// readUint reads key as an integer of type typ, live as of now; the caller
+// holds a lock.
+func (s *Store) readUint(key []byte, typ ValueType, bits Bits, now int64) (uint64, error) {
+	r, err := s.getRecord(key, now)
 	if err != nil {
 		return 0, err
 	}
@@ -173,12 +176,12 @@ func (s *Store) readUint(key []byte, typ ValueType, bits Bits) (uint64, error) {
 	return decodeUint(plain), nil
 }
 
-// writeUint stores v in key, without expiry (CAS integers do not expire);
-// the caller holds the key's lock.
-func (s *Store) writeUint(key []byte, typ ValueType, bits Bits, v uint64) error {
+// writeUint stores v in key as written at now, without expiry (CAS integers
+// do not expire); the caller holds the key's lock.
+func (s *Store) writeUint(key []byte, typ ValueType, bits Bits, v uint64, now int64) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	c, err := s.putValue(b, OpSet, key, nil, typ, encodeUint(bits, v), -1)
+	c, err := s.putValue(b, now, OpSet, key, nil, typ, encodeUint(bits, v), -1)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 //	'Q' name                         -> queue meta (kind, head, tail)
 //	'q' uvarint(len(name)) name be64(pos) -> item record
 //	'c' be64(seq)                    -> change record (see feed.go)
-//	'm' name                         -> engine metadata (salt, cursors)
+//	'm' name                         -> engine metadata (salt, cursors, stamp)
 const (
 	nsKey     = 'k'
 	nsSubkey  = 's'
@@ -29,6 +29,8 @@ const (
 	metaCurso = "cursor/"
 	// metaChangeLog holds 1 while the change log is on.
 	metaChangeLog = "changelog"
+	// metaStamp holds the value of SetStamp as of the last commit.
+	metaStamp = "stamp"
 )
 
 func dataKey(key []byte) []byte {

@@ -40,7 +40,7 @@ func (s *Store) GetWithAttrs(ctx context.Context, key []byte) ([]byte, Attrs, er
 	if err != nil {
 		return nil, Attrs{}, fmt.Errorf("key %q: %w", key, err)
 	}
-	if r.expired(s.now()) {
+	if r.expired(s.nowCtx(ctx)) {
 		return nil, Attrs{}, fmt.Errorf("key %q: %w", key, ErrNotFound)
 	}
 	var plain []byte
@@ -66,7 +66,7 @@ func (s *Store) Attributes(ctx context.Context, key []byte) (Attrs, error) {
 		return Attrs{}, err
 	}
 	defer lk.release()
-	r, err := s.getRecord(key)
+	r, err := s.getRecord(key, s.nowCtx(ctx))
 	if err != nil {
 		return Attrs{}, err
 	}
@@ -77,8 +77,9 @@ func (s *Store) Attributes(ctx context.Context, key []byte) (Attrs, error) {
 	return s.attrsOf(r, size), nil
 }
 
-// getRecord reads the live record of key; its payload is a private copy.
-func (s *Store) getRecord(key []byte) (record, error) {
+// getRecord reads the record of key, live as of now; its payload is a
+// private copy.
+func (s *Store) getRecord(key []byte, now int64) (record, error) {
 	raw, err := s.get(dataKey(key))
 	if err != nil {
 		return record{}, fmt.Errorf("get %q: %w", key, err)
@@ -90,7 +91,7 @@ func (s *Store) getRecord(key []byte) (record, error) {
 	if err != nil {
 		return record{}, fmt.Errorf("key %q: %w", key, err)
 	}
-	if r.expired(s.now()) {
+	if r.expired(now) {
 		return record{}, fmt.Errorf("key %q: %w", key, ErrNotFound)
 	}
 	return r, nil
@@ -112,7 +113,7 @@ func (s *Store) Set(ctx context.Context, key, value []byte, ttl time.Duration) e
 	defer lk.release()
 	b := s.db.NewBatch()
 	defer b.Close()
-	c, err := s.putValue(b, OpSet, key, nil, TypeBytes, value, ttl)
+	c, err := s.putValue(b, s.nowCtx(ctx), OpSet, key, nil, TypeBytes, value, ttl)
 	if err != nil {
 		return err
 	}
@@ -122,11 +123,10 @@ func (s *Store) Set(ctx context.Context, key, value []byte, ttl time.Duration) e
 	return nil
 }
 
-// putValue adds the writes that store value under key to b and returns the
-// change that describes them. The record is encoded straight into the
-// batch; the change's rec aliases it.
-func (s *Store) putValue(b *pebble.Batch, op Op, key, subkey []byte, typ ValueType, value []byte, ttl time.Duration) (change, error) {
-	now := s.now()
+// putValue adds the writes that store value under key to b, as written at
+// now, and returns the change that describes them. The record is encoded
+// straight into the batch; the change's rec aliases it.
+func (s *Store) putValue(b *pebble.Batch, now int64, op Op, key, subkey []byte, typ ValueType, value []byte, ttl time.Duration) (change, error) {
 	target := key
 	if op == OpSubkeyAdd || (op == OpQueuePush && subkey != nil) {
 		target = subkey
@@ -165,23 +165,60 @@ func (s *Store) Delete(ctx context.Context, key []byte) error {
 		return err
 	}
 	defer lk.release()
-	if err := s.checkExists(key); err != nil {
+	now := s.nowCtx(ctx)
+	if err := s.checkExists(key, now); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	b.Delete(dataKey(key), nil)
 	b.DeleteRange(subkeyPrefix(key), prefixEnd(subkeyPrefix(key)), nil)
-	if err := s.commit(b, change{op: OpDelete, time: s.now(), key: key}); err != nil {
+	if err := s.commit(b, change{op: OpDelete, time: now, key: key}); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
 	return nil
 }
 
+// Take returns the value of key and deletes it, in one atomic step: of
+// concurrent Takes of a key, one gets the value. A missing or expired key
+// is ErrNotFound, and a value that cannot be opened (encrypted, with no or
+// the wrong passphrase) is an error; neither deletes anything. Only the
+// value goes: the subkeys key lists stay listed (Delete drops the list too).
+// The change feed reports an OpDelete.
+func (s *Store) Take(ctx context.Context, key []byte) ([]byte, error) {
+	if err := checkKey("key", key, s.opts.MaxKeySize); err != nil {
+		return nil, err
+	}
+	lk, err := s.lockKeys(nsKeyPair{nsKey, key})
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+	now := s.nowCtx(ctx)
+	r, err := s.getRecord(key, now)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := s.openRecord(r, dataKey(key))
+	if err != nil {
+		return nil, fmt.Errorf("take %q: %w", key, err)
+	}
+	if plain == nil {
+		plain = []byte{}
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Delete(dataKey(key), nil)
+	if err := s.commit(b, change{op: OpDelete, time: now, key: key}); err != nil {
+		return nil, fmt.Errorf("take %q: %w", key, err)
+	}
+	return plain, nil // getRecord's payload is a private copy
+}
+
 // checkExists reports ErrNotFound for a key that has neither a live value
 // nor subkeys (a parent may exist only through its subkey list).
-func (s *Store) checkExists(key []byte) error {
-	_, err := s.getRecord(key)
+func (s *Store) checkExists(key []byte, now int64) error {
+	_, err := s.getRecord(key, now)
 	if !IsNotFound(err) {
 		return err
 	}
@@ -207,7 +244,7 @@ func (s *Store) DeleteAll(ctx context.Context, key []byte) error {
 		return err
 	}
 	defer lk.release()
-	if err := s.checkExists(key); err != nil {
+	if err := s.checkExists(key, s.nowCtx(ctx)); err != nil {
 		return err
 	}
 	b := s.db.NewBatch()
@@ -225,7 +262,7 @@ func (s *Store) DeleteAll(ctx context.Context, key []byte) error {
 // deleteTree adds to b the deletion of root and everything reachable from
 // it through subkey lists, visiting each key once. Caller holds lockAll.
 func (s *Store) deleteTree(ctx context.Context, b *pebble.Batch, op Op, root []byte) ([]change, error) {
-	now := s.now()
+	now := s.nowCtx(ctx)
 	seen := map[string]bool{string(root): true}
 	todo := [][]byte{root}
 	var changes []change
@@ -285,7 +322,7 @@ func (s *Store) Scan(ctx context.Context, prefix, after []byte, limit int) ([]KV
 		return nil, false, fmt.Errorf("scan %q: %w", prefix, err)
 	}
 	defer it.Close()
-	now := s.now()
+	now := s.nowCtx(ctx)
 	var out []KV
 	for ok := it.First(); ok; ok = it.Next() {
 		if err := ctx.Err(); err != nil {
@@ -354,14 +391,15 @@ func (s *Store) Apply(ctx context.Context, batch *Batch) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	changes := make([]change, 0, len(batch.ops))
+	now := s.nowCtx(ctx)
 	for _, op := range batch.ops {
 		if op.del {
 			b.Delete(dataKey(op.key), nil)
 			b.DeleteRange(subkeyPrefix(op.key), prefixEnd(subkeyPrefix(op.key)), nil)
-			changes = append(changes, change{op: OpDelete, time: s.now(), key: op.key})
+			changes = append(changes, change{op: OpDelete, time: now, key: op.key})
 			continue
 		}
-		c, err := s.putValue(b, OpSet, op.key, nil, TypeBytes, op.value, op.ttl)
+		c, err := s.putValue(b, now, OpSet, op.key, nil, TypeBytes, op.value, op.ttl)
 		if err != nil {
 			return err
 		}

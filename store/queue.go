@@ -94,7 +94,7 @@ func (s *Store) checkKind(name []byte, m queueMeta, want QueueKind) error {
 
 // Push appends value to the plain queue name.
 func (s *Store) Push(ctx context.Context, name, value []byte) error {
-	return s.push(ctx, name, nil, value)
+	return s.push(ctx, name, nil, value, false)
 }
 
 // PushKeyed sets key to value and appends key to the keyed queue name.
@@ -102,10 +102,25 @@ func (s *Store) PushKeyed(ctx context.Context, name, key, value []byte) error {
 	if err := checkKey("item key", key, s.opts.MaxKeySize); err != nil {
 		return err
 	}
-	return s.push(ctx, name, key, value)
+	return s.push(ctx, name, key, value, false)
 }
 
-func (s *Store) push(ctx context.Context, name, key, value []byte) error {
+// PushKeyRef appends key to the keyed queue name without setting key: its
+// value, if any, lives elsewhere (in a cluster, on the shard that owns key).
+// The checks and kind rules are those of PushKeyed. Pop and Peek of such an
+// item return it with a nil Value when key has no value in this store; when
+// it has one, it is returned, and Pop deletes it, as for any keyed item.
+// The change feed reports an OpQueuePush with Subkey key and no Value.
+func (s *Store) PushKeyRef(ctx context.Context, name, key []byte) error {
+	if err := checkKey("item key", key, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	return s.push(ctx, name, key, nil, true)
+}
+
+// push appends an item to queue name: value to a plain queue (key nil), or
+// key to a keyed queue, setting key to value unless ref.
+func (s *Store) push(ctx context.Context, name, key, value []byte, ref bool) error {
 	if err := checkKey("queue name", name, s.opts.MaxKeySize); err != nil {
 		return err
 	}
@@ -116,7 +131,9 @@ func (s *Store) push(ctx context.Context, name, key, value []byte) error {
 	locks := []nsKeyPair{{nsQueue, name}}
 	if key != nil {
 		kind = KeyedQueue
-		locks = append(locks, nsKeyPair{nsKey, key})
+		if !ref {
+			locks = append(locks, nsKeyPair{nsKey, key})
+		}
 	}
 	lk, err := s.lockKeys(locks...)
 	if err != nil {
@@ -133,14 +150,19 @@ func (s *Store) push(ctx context.Context, name, key, value []byte) error {
 	m.kind = kind
 	b := s.db.NewBatch()
 	defer b.Close()
+	now := s.nowCtx(ctx)
 	var c change
-	if key != nil {
-		if c, err = s.putValue(b, OpQueuePush, name, key, TypeBytes, value, -1); err != nil {
+	switch {
+	case ref:
+		b.Set(itemKey(name, m.tail), key, nil)
+		c = change{op: OpQueuePush, time: now, key: name, subkey: key}
+	case key != nil:
+		if c, err = s.putValue(b, now, OpQueuePush, name, key, TypeBytes, value, -1); err != nil {
 			return err
 		}
 		b.Set(itemKey(name, m.tail), key, nil)
-	} else {
-		r, err := s.sealRecord(TypeBytes, value, s.now(), 0, queueMetaKey(name))
+	default:
+		r, err := s.sealRecord(TypeBytes, value, now, 0, queueMetaKey(name))
 		if err != nil {
 			return fmt.Errorf("seal item of queue %q: %w", name, err)
 		}
@@ -239,7 +261,7 @@ func (s *Store) take(ctx context.Context, name []byte, end End, n int, remove bo
 	defer b.Close()
 	items := make([]QueueItem, 0, n)
 	changes := make([]change, 0, n)
-	now := s.now()
+	now := s.nowCtx(ctx)
 	for i := 0; i < n; i++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err

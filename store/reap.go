@@ -26,8 +26,10 @@ func (s *Store) reapLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if _, err := s.ReapExpired(ctx); err != nil && ctx.Err() == nil {
-			s.opts.Logger.Warn("reap expired values", "dir", s.dir, "err", err)
+		if !s.opts.NoReaper {
+			if _, err := s.ReapExpired(ctx); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("reap expired values", "dir", s.dir, "err", err)
+			}
 		}
 		if err := s.withRead(s.trimChanges); err != nil && ctx.Err() == nil {
 			s.opts.Logger.Warn("trim change log", "dir", s.dir, "err", err)
@@ -44,12 +46,17 @@ func (s *Store) withRead(f func() error) error {
 	return f()
 }
 
-// ReapExpired deletes values whose expiry has passed and returns how many
-// it deleted. The background loop calls it every ReapInterval.
+// ReapExpired deletes values whose expiry has passed (as of the time ctx
+// carries, see WithTime, or else the store's clock) and returns how many it
+// deleted. The background loop calls it every ReapInterval unless
+// Options.NoReaper is set. It commits in several batches: if it fails or is
+// interrupted, some expired values are deleted and others are left for the
+// next call.
 func (s *Store) ReapExpired(ctx context.Context) (int, error) {
+	now := s.nowCtx(ctx)
 	total := 0
 	for {
-		n, more, err := s.reapSome(ctx)
+		n, more, err := s.reapSome(ctx, now)
 		total += n
 		if err != nil || !more {
 			return total, err
@@ -62,8 +69,7 @@ type expiryEntry struct {
 	key    []byte
 }
 
-func (s *Store) reapSome(ctx context.Context) (int, bool, error) {
-	now := s.now()
+func (s *Store) reapSome(ctx context.Context, now int64) (int, bool, error) {
 	var entries []expiryEntry
 	err := s.withRead(func() error {
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{nsExpiry}, UpperBound: expiryKey(now+1, nil)})

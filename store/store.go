@@ -84,9 +84,17 @@ type Options struct {
 	// ReapInterval is how often expired values and old change records are
 	// deleted in the background (default 1s).
 	ReapInterval time.Duration
+	// NoReaper stops the background deletion of expired values: the owner
+	// of the store calls ReapExpired itself (a replicated store reaps as a
+	// command of its log, so that every replica deletes the same values at
+	// the same point). Expired values stay invisible to reads either way,
+	// and old change records are still trimmed in the background.
+	NoReaper bool
 	// CacheSize is Pebble's block cache in bytes (default 32 MiB).
 	CacheSize int64
-	// Clock returns the current time (default time.Now); for tests.
+	// Clock returns the current time (default time.Now); for tests. An
+	// operation whose context carries a time (see WithTime) uses that
+	// instead.
 	Clock func() time.Time
 	// Logger receives the engine's log lines (default slog.Default()).
 	Logger *slog.Logger
@@ -149,6 +157,9 @@ type Store struct {
 	wo   *pebble.WriteOptions
 	seed maphash.Seed
 
+	stampKey []byte                 // metaKey(metaStamp)
+	stamp    atomic.Pointer[[]byte] // written by every commit; nil: none (see SetStamp)
+
 	bulk    sync.RWMutex // exclusive for operations touching unknown sets of keys
 	stripes [stripeCount]sync.Mutex
 	metaMu  sync.Mutex // cursors
@@ -199,6 +210,8 @@ func Open(dir string, opts Options) (s *Store, err error) {
 		wo:   pebble.Sync,
 		seed: maphash.MakeSeed(),
 		done: make(chan struct{}),
+
+		stampKey: metaKey(metaStamp),
 	}
 	if opts.NoSync {
 		s.wo = pebble.NoSync
@@ -451,7 +464,33 @@ type nsKeyPair struct {
 	key []byte
 }
 
+// now is the store's clock in unix nanoseconds; the background reaper uses
+// it. Operations called with a context use nowCtx.
 func (s *Store) now() int64 { return s.opts.Clock().UnixNano() }
+
+// nowKey is the context key under which WithTime stores its time.
+type nowKey struct{}
+
+// WithTime returns a context under which every operation of a Store takes t
+// as the current time, instead of asking Options.Clock: to decide whether a
+// value has expired, to stamp a value's modification time and to compute
+// its expiry from a TTL. A replicated store applies each command of its log
+// with the time the log carries, so that every replica, and a replay after
+// a restart, reach the same state whatever their clocks say.
+func WithTime(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, nowKey{}, t.UnixNano())
+}
+
+// nowCtx is the current time of an operation in unix nanoseconds: the time
+// ctx carries (see WithTime), or else the store's clock.
+func (s *Store) nowCtx(ctx context.Context) int64 {
+	if ctx != nil {
+		if t, ok := ctx.Value(nowKey{}).(int64); ok {
+			return t
+		}
+	}
+	return s.now()
+}
 
 // expiryFor turns a per-call TTL into an absolute expiry: 0 means the
 // store's default, a negative TTL means never.
@@ -532,8 +571,14 @@ func (s *Store) getOrCreateMeta(name string, mk func() ([]byte, error)) ([]byte,
 }
 
 // commit applies b, recording the changes in the change log in the same
-// batch unless the log is off. It must be called with the keys' locks held.
+// batch unless the log is off, and the stamp (see SetStamp) if there is
+// one. It must be called with the keys' locks held.
 func (s *Store) commit(b *pebble.Batch, changes ...change) error {
+	if p := s.stamp.Load(); p != nil {
+		if err := b.Set(s.stampKey, *p, nil); err != nil {
+			return err
+		}
+	}
 	if len(changes) == 0 || !s.logging.Load() {
 		return b.Commit(s.wo)
 	}

@@ -37,7 +37,7 @@ func (s *Store) SetSubkey(ctx context.Context, parent, subkey, value []byte, ttl
 	defer lk.release()
 	b := s.db.NewBatch()
 	defer b.Close()
-	c, err := s.putValue(b, OpSubkeyAdd, parent, subkey, TypeBytes, value, ttl)
+	c, err := s.putValue(b, s.nowCtx(ctx), OpSubkeyAdd, parent, subkey, TypeBytes, value, ttl)
 	if err != nil {
 		return err
 	}
@@ -63,9 +63,10 @@ func (s *Store) Subkeys(ctx context.Context, parent []byte) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := s.nowCtx(ctx)
 	out := subs[:0]
 	for _, sub := range subs {
-		if _, err := s.getRecord(sub); err == nil {
+		if _, err := s.getRecord(sub, now); err == nil {
 			out = append(out, sub)
 		} else if !IsNotFound(err) {
 			return nil, err
@@ -114,7 +115,8 @@ func (s *Store) DeleteSubkey(ctx context.Context, parent, subkey []byte, all boo
 	b := s.db.NewBatch()
 	defer b.Close()
 	b.Delete(subkeyKey(parent, subkey), nil)
-	changes := []change{{op: OpSubkeyDel, time: s.now(), key: parent, subkey: subkey}}
+	now := s.nowCtx(ctx)
+	changes := []change{{op: OpSubkeyDel, time: now, key: parent, subkey: subkey}}
 	if all {
 		more, err := s.deleteTree(ctx, b, OpDeleteAll, subkey)
 		if err != nil {
@@ -124,10 +126,82 @@ func (s *Store) DeleteSubkey(ctx context.Context, parent, subkey []byte, all boo
 	} else {
 		b.Delete(dataKey(subkey), nil)
 		b.DeleteRange(subkeyPrefix(subkey), prefixEnd(subkeyPrefix(subkey)), nil)
-		changes = append(changes, change{op: OpDelete, time: s.now(), key: subkey})
+		changes = append(changes, change{op: OpDelete, time: now, key: subkey})
 	}
 	if err := s.commit(b, changes...); err != nil {
 		return fmt.Errorf("delete subkey %q of %q: %w", subkey, parent, err)
 	}
 	return nil
+}
+
+// LinkSubkey lists subkey under parent without writing a value: the
+// subkey's value, if any, lives elsewhere (in a cluster, on the shard that
+// owns subkey). Listing a subkey twice is not an error. The change feed
+// reports an OpSubkeyAdd with no Value.
+func (s *Store) LinkSubkey(ctx context.Context, parent, subkey []byte) error {
+	if err := checkKey("parent key", parent, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	if err := checkKey("subkey", subkey, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	lk, err := s.lockKeys(nsKeyPair{nsKey, parent})
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Set(subkeyKey(parent, subkey), nil, nil)
+	if err := s.commit(b, change{op: OpSubkeyAdd, time: s.nowCtx(ctx), key: parent, subkey: subkey}); err != nil {
+		return fmt.Errorf("link subkey %q of %q: %w", subkey, parent, err)
+	}
+	return nil
+}
+
+// UnlinkSubkey removes subkey from parent's list without deleting the
+// subkey's value. A subkey that parent does not list is not an error: the
+// call then writes nothing (no commit, no stamp, no change).
+func (s *Store) UnlinkSubkey(ctx context.Context, parent, subkey []byte) error {
+	if err := checkKey("parent key", parent, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	if err := checkKey("subkey", subkey, s.opts.MaxKeySize); err != nil {
+		return err
+	}
+	lk, err := s.lockKeys(nsKeyPair{nsKey, parent})
+	if err != nil {
+		return err
+	}
+	defer lk.release()
+	sk := subkeyKey(parent, subkey)
+	listed, err := s.get(sk)
+	if err != nil {
+		return fmt.Errorf("unlink subkey %q of %q: %w", subkey, parent, err)
+	}
+	if listed == nil {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	b.Delete(sk, nil)
+	if err := s.commit(b, change{op: OpSubkeyDel, time: s.nowCtx(ctx), key: parent, subkey: subkey}); err != nil {
+		return fmt.Errorf("unlink subkey %q of %q: %w", subkey, parent, err)
+	}
+	return nil
+}
+
+// SubkeyIndex returns every subkey listed under parent, in order, whether
+// or not it has a value in this store (Subkeys, in contrast, lists only the
+// live ones). A parent with no subkeys gives an empty list.
+func (s *Store) SubkeyIndex(ctx context.Context, parent []byte) ([][]byte, error) {
+	if err := checkKey("parent key", parent, s.opts.MaxKeySize); err != nil {
+		return nil, err
+	}
+	lk, err := s.lockRead()
+	if err != nil {
+		return nil, err
+	}
+	defer lk.release()
+	return s.rawSubkeys(parent)
 }

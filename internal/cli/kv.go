@@ -60,11 +60,24 @@ type kvFlags struct {
 	maxValueSize   int
 	defaultTTL     time.Duration
 	noSync         bool
+	endpoints      string
+	serializable   bool
+	timeout        time.Duration
 }
 
 func (f *kvFlags) open() (kvBackend, error) {
+	if f.local != "" && f.endpoints != "" {
+		return nil, usagef("kv: --local and --endpoints exclude each other: say either where the data is or which cluster to use")
+	}
+	if f.endpoints != "" {
+		c, err := f.openCluster()
+		if err != nil {
+			return nil, err
+		}
+		return clusterBackend{c}, nil
+	}
 	if f.local == "" {
-		return nil, usagef("kv: say where the data is: --local DIR (cluster mode with --endpoints comes with kv serve)")
+		return nil, usagef("kv: say where the data is: --local DIR, or --endpoints HOST:PORT,... for a cluster")
 	}
 	opts := store.Options{MaxValueSize: f.maxValueSize, DefaultTTL: f.defaultTTL, NoSync: f.noSync}
 	if f.passphraseFile != "" {
@@ -96,7 +109,9 @@ func newKVCommand(e *env) *cobra.Command {
 		Use:   "kv",
 		Short: "Keys, subkeys, queues, CAS counters, TTL and encryption (K2HDKC's data model)",
 		Long: `kv reads and writes kura's key-value store. With --local DIR it works on a
-local engine directory (created on first use; one process at a time).
+local engine directory (created on first use; one process at a time). With
+--endpoints HOST:PORT,... it works on a cluster of 'kura kv serve' nodes, with
+exactly the same operations; reads are linearizable unless --serializable.
 
 Keys and values are given as command-line strings; 'set KEY -' reads the value
 from standard input (binary safe). A missing key exits 1, a usage error 2.`,
@@ -105,12 +120,18 @@ from standard input (binary safe). A missing key exits 1, a usage error 2.`,
   kura kv --local /tmp/kv set session42 token --ttl 30m
   kura kv --local /tmp/kv queue push jobs job-1
   kura kv --local /tmp/kv cas incr visits --bits 32
-  kura kv --local /tmp/kv --passphrase-file /etc/kura/pass set secret s3cr3t`,
+  kura kv --local /tmp/kv --passphrase-file /etc/kura/pass set secret s3cr3t
+  kura kv --endpoints 127.0.0.1:7401,127.0.0.1:7402 set greeting hello
+  kura kv --endpoints 127.0.0.1:7401 --serializable get greeting
+  kura kv --endpoints 127.0.0.1:7401 status`,
 		Args: cobra.ArbitraryArgs,
 		RunE: groupRun,
 	}
 	pf := c.PersistentFlags()
 	pf.StringVar(&f.local, "local", "", "local engine directory")
+	pf.StringVar(&f.endpoints, "endpoints", "", "comma-separated nodes of a cluster (HOST:PORT,...)")
+	pf.BoolVar(&f.serializable, "serializable", false, "cluster: read from the nearest replica (faster, possibly stale)")
+	pf.DurationVar(&f.timeout, "timeout", 15*time.Second, "cluster: give up on an operation after this long")
 	pf.StringVar(&f.passphraseFile, "passphrase-file", "", "file of passphrases, one per line: the first encrypts, all decrypt")
 	pf.IntVar(&f.maxValueSize, "max-value-size", 16<<20, "largest value accepted, in bytes")
 	pf.DurationVar(&f.defaultTTL, "default-ttl", 0, "expiry for values written without --ttl (0: none)")
@@ -119,6 +140,7 @@ from standard input (binary safe). A missing key exits 1, a usage error 2.`,
 	c.AddCommand(
 		kvGet(e, f), kvSet(e, f), kvDel(e, f), kvScan(e, f), kvAttrs(e, f),
 		kvSubkey(e, f), kvQueue(e, f), kvCAS(e, f), kvChangeLog(e, f), kvWatch(e, f),
+		kvServe(e), kvStatus(e, f), kvBench(e, f),
 	)
 	return c
 }
@@ -649,7 +671,8 @@ as set: 'changelog on' records every later mutation until 'changelog off'.`,
 func kvWatch(e *env, f *kvFlags) *cobra.Command {
 	var from uint64
 	var follow bool
-	var cursor, pluginCmd string
+	var cursor, pluginCmd, prefix, after string
+	var oldest bool
 	c := &cobra.Command{
 		Use:   "watch",
 		Short: "Print the change feed as JSON lines, or feed it to a plugin program",
@@ -672,9 +695,17 @@ cursor (default name "plugin"), so nothing is lost between runs.`,
   kura kv --local /tmp/kv watch
   kura kv --local /tmp/kv watch --from 120
   kura kv --local /tmp/kv watch --cursor audit
-  kura kv --local /tmp/kv watch --plugin 'jq -c . >> /var/log/kv-changes.log'`,
+  kura kv --local /tmp/kv watch --plugin 'jq -c . >> /var/log/kv-changes.log'
+  kura kv --endpoints 127.0.0.1:7401 watch --prefix user/
+  kura kv --endpoints 127.0.0.1:7401 watch --after 1:120,2:98`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
+			if f.endpoints != "" {
+				if pluginCmd != "" || cursor != "" || c.Flags().Changed("from") {
+					return usagef("kv watch: in a cluster, resume with --after SHARD:SEQ,... (--from, --cursor and --plugin are for --local)")
+				}
+				return clusterWatch(c.Context(), e, f, prefix, after, oldest)
+			}
 			if pluginCmd != "" && cursor == "" {
 				cursor = "plugin"
 			}
@@ -700,6 +731,9 @@ cursor (default name "plugin"), so nothing is lost between runs.`,
 	c.Flags().BoolVar(&follow, "follow", false, "keep waiting for new changes (until interrupted)")
 	c.Flags().StringVar(&cursor, "cursor", "", "durable cursor name to resume from and record progress in")
 	c.Flags().StringVar(&pluginCmd, "plugin", "", "program to feed the changes to, as JSON lines on its stdin")
+	c.Flags().StringVar(&prefix, "prefix", "", "cluster: only changes of keys with this prefix")
+	c.Flags().StringVar(&after, "after", "", "cluster: resume after these per-shard sequences, SHARD:SEQ,...")
+	c.Flags().BoolVar(&oldest, "from-oldest", false, "cluster: start at the oldest retained change of each shard")
 	return c
 }
 

@@ -1,0 +1,230 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// HostConfig configures a Host.
+type HostConfig struct {
+	// NodeID is this node's Raft id (never 0), the same in every group.
+	NodeID uint64
+	// Logs is the node's log store.
+	Logs *LogStore
+	// Transport sends messages to the other nodes.
+	Transport Transport
+	// TickInterval is one Raft tick (default 100ms; elections after 10
+	// ticks without a leader).
+	TickInterval time.Duration
+	// OnConfChange is called (from the group's loop) after a membership
+	// change of a group was applied.
+	OnConfChange func(group uint32, cc raftpb.ConfChange)
+	// Logger receives the runtime's logs.
+	Logger *slog.Logger
+}
+
+// Host runs the Raft groups of one node.
+type Host struct {
+	id        uint64
+	logs      *LogStore
+	transport Transport
+	log       *slog.Logger
+	tick      time.Duration
+	onConf    func(uint32, raftpb.ConfChange)
+
+	mu     sync.RWMutex
+	groups map[uint32]*Group
+	err    error
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// NewHost starts the tick loop of a host with no groups.
+func NewHost(cfg HostConfig) (*Host, error) {
+	if cfg.NodeID == 0 {
+		return nil, fmt.Errorf("replica: node id 0 is reserved")
+	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	h := &Host{
+		id:        cfg.NodeID,
+		logs:      cfg.Logs,
+		transport: cfg.Transport,
+		log:       cfg.Logger,
+		tick:      cfg.TickInterval,
+		onConf:    cfg.OnConfChange,
+		groups:    make(map[uint32]*Group),
+		stop:      make(chan struct{}),
+	}
+	h.wg.Add(1)
+	go h.tickLoop()
+	return h, nil
+}
+
+// ID returns this node's id.
+func (h *Host) ID() uint64 { return h.id }
+
+// HasState tells whether the log store holds a group (it ran here before).
+func (h *Host) HasState(group uint32) (bool, error) {
+	st, err := h.logs.load(group)
+	return st.exists, err
+}
+
+// StartGroup starts (or restarts from the log store) a group.
+func (h *Host) StartGroup(cfg GroupConfig, sm StateMachine) (*Group, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if g, ok := h.groups[cfg.Group]; ok {
+		return g, nil
+	}
+	g, err := newGroup(h, cfg, sm)
+	if err != nil {
+		return nil, err
+	}
+	h.groups[cfg.Group] = g
+	h.wg.Add(2)
+	go func() { defer h.wg.Done(); g.run() }()
+	go func() { defer h.wg.Done(); g.readLoop() }()
+	return g, nil
+}
+
+// StopGroup stops a group and, with drop, deletes its log.
+func (h *Host) StopGroup(group uint32, drop bool) error {
+	h.mu.Lock()
+	g := h.groups[group]
+	delete(h.groups, group)
+	h.mu.Unlock()
+	if g != nil {
+		close(g.stop)
+		<-g.done
+	}
+	if drop {
+		return h.logs.dropGroup(group)
+	}
+	return nil
+}
+
+// Group returns a running group (nil if not running here).
+func (h *Host) Group(group uint32) *Group {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.groups[group]
+}
+
+// Groups returns the running groups in id order.
+func (h *Host) Groups() []*Group {
+	h.mu.RLock()
+	out := make([]*Group, 0, len(h.groups))
+	for _, g := range h.groups {
+		out = append(out, g)
+	}
+	h.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
+	return out
+}
+
+// Step hands a message received from another node to its group. Messages
+// for groups not running here are dropped (the sender retries).
+func (h *Host) Step(ctx context.Context, group uint32, m raftpb.Message) error {
+	g := h.Group(group)
+	if g == nil {
+		return nil
+	}
+	return g.node.Step(ctx, m)
+}
+
+// ReportUnreachable tells every group that node is unreachable.
+func (h *Host) ReportUnreachable(group uint32, node uint64) {
+	if g := h.Group(group); g != nil {
+		g.node.ReportUnreachable(node)
+	}
+}
+
+// Err returns the error that stopped a group, if any.
+func (h *Host) Err() error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.err
+}
+
+func (h *Host) fail(err error) {
+	h.mu.Lock()
+	if h.err == nil {
+		h.err = err
+	}
+	h.mu.Unlock()
+}
+
+func (h *Host) confChanged(group uint32, cc raftpb.ConfChange) {
+	if h.onConf != nil {
+		h.onConf(group, cc)
+	}
+}
+
+func (h *Host) tickLoop() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			for _, g := range h.Groups() {
+				g.node.Tick()
+			}
+		}
+	}
+}
+
+// Close stops every group and the tick loop (the log store stays open).
+func (h *Host) Close() {
+	select {
+	case <-h.stop:
+		return
+	default:
+	}
+	close(h.stop)
+	h.mu.Lock()
+	groups := h.groups
+	h.groups = map[uint32]*Group{}
+	h.mu.Unlock()
+	for _, g := range groups {
+		close(g.stop)
+		<-g.done
+	}
+	h.wg.Wait()
+}
+
+// raftLogger sends etcd raft's log lines to slog (debug and info lines at
+// debug level: elections are reported by the server itself).
+type raftLogger struct{ l *slog.Logger }
+
+func (r raftLogger) Debug(v ...any)                 { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(format string, v ...any) { r.l.Debug(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Info(v ...any)                  { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(format string, v ...any)  { r.l.Debug(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Warning(v ...any)               { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
+}
+func (r raftLogger) Error(v ...any)                 { r.l.Error(fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(format string, v ...any) { r.l.Error(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Fatal(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Panic(v ...any)                 { panic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(format string, v ...any) { panic(fmt.Sprintf(format, v...)) }
+
+var _ raft.Logger = raftLogger{}
