@@ -116,6 +116,7 @@ values are sealed at rest with the first passphrase, all of them open.`,
 	fl.StringVar(&cfg.Listen, "listen", "127.0.0.1:7400", "address to serve clients and peers on")
 	fl.StringVar(&cfg.Advertise, "advertise", "", "address other nodes reach this one at (default: the listen address)")
 	fl.StringVar(&join, "join", "", "comma-separated nodes of the cluster to join")
+	fl.DurationVar(&cfg.JoinTimeout, "join-timeout", 60*time.Second, "give up joining when no --join node answers for this long")
 	fl.Uint32Var(&cfg.Shards, "shards", 8, "number of shards of a new cluster")
 	fl.IntVar(&cfg.Replicas, "replicas", 3, "replicas of each shard in a new cluster")
 	fl.StringVar(&passFile, "passphrase-file", "", "file of passphrases, one per line: the first encrypts, all decrypt")

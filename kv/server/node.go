@@ -43,6 +43,8 @@ type Config struct {
 	// Join lists nodes of an existing cluster; empty with an empty DataDir
 	// starts a new cluster.
 	Join []string
+	// JoinTimeout bounds the wait for a --join node to answer (default 60s).
+	JoinTimeout time.Duration
 	// Shards is the number of shards of a new cluster (default 8).
 	Shards uint32
 	// Replicas is how many nodes hold each shard (default 3).
@@ -157,7 +159,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	switch {
 	case n.clusterID() != "":
 		if len(cfg.Join) > 0 {
-			n.log.Info("data directory already belongs to a cluster; --join ignored", "cluster", n.clusterID())
+			if err := n.checkSameCluster(ctx); err != nil {
+				return nil, err
+			}
 		}
 		if err := n.restart(); err != nil {
 			return nil, err
@@ -293,7 +297,10 @@ func (n *Node) restart() error {
 
 // join asks a node of an existing cluster to add this one.
 func (n *Node) join(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	if n.cfg.JoinTimeout == 0 {
+		n.cfg.JoinTimeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.JoinTimeout)
 	defer cancel()
 	var last error
 	for {
@@ -324,6 +331,33 @@ func (n *Node) join(ctx context.Context) error {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// checkSameCluster refuses to restart a node whose data directory belongs
+// to another cluster than the one --join names.
+func (n *Node) checkSameCluster(ctx context.Context) error {
+	var last error
+	for _, addr := range n.cfg.Join {
+		c, err := n.tr.conn(addr)
+		if err != nil {
+			last = err
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		st, err := kvpb.NewKVClient(c).Status(cctx, &kvpb.StatusRequest{Local: true})
+		cancel()
+		if err != nil {
+			last = err
+			continue
+		}
+		if st.ClusterId != "" && st.ClusterId != n.clusterID() {
+			return fmt.Errorf("kv serve: %w: %s holds cluster %s, but --join %s is cluster %s; use an empty --data directory to join that cluster",
+				ErrOtherCluster, n.cfg.DataDir, n.clusterID(), addr, st.ClusterId)
+		}
+		return nil
+	}
+	n.log.Warn("could not reach any --join node to check the cluster; resuming from the data directory", "err", last)
+	return nil
 }
 
 func (n *Node) callJoin(ctx context.Context, addr string) (*kvpb.JoinResponse, error) {
