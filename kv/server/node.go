@@ -442,14 +442,35 @@ func (n *Node) reconcileLoop() {
 	defer n.wg.Done()
 	t := time.NewTicker(300 * time.Millisecond)
 	defer t.Stop()
+	reap := time.NewTicker(5 * time.Second)
+	defer reap.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
 		case <-t.C:
 		case <-n.meta.Changed():
+		case <-reap.C:
+			n.reapExpired()
+			continue
 		}
 		n.reconcile()
+	}
+}
+
+// reapExpired has every shard this node leads delete its expired values,
+// as a replicated command (expired values are invisible before that).
+func (n *Node) reapExpired() {
+	for _, g := range n.host.Groups() {
+		if g.ID() == meta.Group || !g.IsLeader() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		r, err := n.execLocal(ctx, g.ID(), &kvpb.Request{Op: kvpb.Op_REAP})
+		cancel()
+		if err == nil && r.Code != kvpb.Code_OK {
+			n.log.Warn("reap expired values", "shard", g.ID(), "err", r.Error)
+		}
 	}
 }
 
