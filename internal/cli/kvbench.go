@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"os"
@@ -178,17 +176,25 @@ func runKVBench(ctx context.Context, e *env, f *kvFlags, o *benchOpts) (err erro
 		}
 	}()
 
-	// Resolve what to benchmark.
+	// Find the peers script before starting anything.
+	var script string
+	if o.peers {
+		if script, err = findPeersScript(o.peersScript); err != nil {
+			return err
+		}
+	}
+
 	var kuraEPs []string
 	if f.endpoints != "" {
 		kuraEPs, _ = splitEndpoints(f.endpoints)
 	} else {
-		cl, err := startBenchCluster(ctx, e)
+		cl, cerr := startBenchCluster(ctx, e)
 		if cl != nil {
+			// err is the result of runKVBench: keep the logs of a failed run.
 			cleanups = append(cleanups, func() { cl.stop(e, err != nil) })
 		}
-		if err != nil {
-			return err
+		if cerr != nil {
+			return cerr
 		}
 		kuraEPs = cl.addrs
 	}
@@ -197,10 +203,6 @@ func runKVBench(ctx context.Context, e *env, f *kvFlags, o *benchOpts) (err erro
 		etcdEPs, _ = benchEndpoints("--etcd", o.etcd)
 	}
 	if o.peers {
-		script, err := findPeersScript(o.peersScript)
-		if err != nil {
-			return err
-		}
 		p, err := startPeers(ctx, e, script)
 		if p != nil {
 			cleanups = append(cleanups, func() { p.stop(e) })
@@ -217,10 +219,10 @@ func runKVBench(ctx context.Context, e *env, f *kvFlags, o *benchOpts) (err erro
 	}
 	var systems []system
 	if !f.serializable {
-		systems = append(systems, system{"kura", func() (bench.Driver, error) { return newKuraDriver(kuraEPs, false, f.timeout) }})
+		systems = append(systems, system{"kura", func() (bench.Driver, error) { return bench.NewKura(kuraEPs, false) }})
 	}
 	if f.serializable || o.serializableToo {
-		systems = append(systems, system{"kura-serializable", func() (bench.Driver, error) { return newKuraDriver(kuraEPs, true, f.timeout) }})
+		systems = append(systems, system{"kura-serializable", func() (bench.Driver, error) { return bench.NewKura(kuraEPs, true) }})
 	}
 	if len(etcdEPs) > 0 {
 		systems = append(systems, system{"etcd", func() (bench.Driver, error) { return bench.NewEtcd(etcdEPs) }})
@@ -268,13 +270,6 @@ func runKVBench(ctx context.Context, e *env, f *kvFlags, o *benchOpts) (err erro
 		return fmt.Errorf("kv bench: failed operations: %s (first errors under the table)", strings.Join(failed, ", "))
 	}
 	return nil
-}
-
-// newKuraDriver is bench.NewKura with the kv command's --timeout: the
-// driver's client gives up on an operation after timeout.
-func newKuraDriver(eps []string, serializable bool, timeout time.Duration) (bench.Driver, error) {
-	_ = timeout // bench.NewKura uses the client's default timeout (15 s).
-	return bench.NewKura(eps, serializable)
 }
 
 func describeWorkload(w bench.Workload) string {
@@ -591,6 +586,3 @@ func (p *benchPeers) stop(e *env) {
 	}
 	os.RemoveAll(p.dir)
 }
-
-var _ io.Writer = (*bytes.Buffer)(nil)
-var _ = errors.New

@@ -11,7 +11,9 @@ import (
 	"github.com/kura-dev/kura/store"
 )
 
-func cmd(t *testing.T, id uint64, at time.Time, req *kvpb.Request) []byte {
+func f2time() time.Time { return time.Unix(1700000000, 0) }
+
+func cmd(t testing.TB, id uint64, at time.Time, req *kvpb.Request) []byte {
 	t.Helper()
 	b, err := proto.Marshal(&kvpb.Command{Id: id, TimeNanos: at.UnixNano(), Req: req})
 	if err != nil {
