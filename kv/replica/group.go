@@ -91,7 +91,6 @@ type Group struct {
 	applied  atomic.Uint64
 	leader   atomic.Uint64
 	term     atomic.Uint64
-	appliedC chan struct{} // closed and replaced on every applied round
 
 	waitMu  sync.Mutex
 	waiters map[uint64]chan any

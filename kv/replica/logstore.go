@@ -39,8 +39,8 @@ type LogStore struct {
 // OpenLogStore opens (creating if needed) the log database in dir.
 func OpenLogStore(dir string) (*LogStore, error) {
 	opts := &pebble.Options{
-		MemTableSize:  16 << 20,
-		Logger:        quietLogger{},
+		MemTableSize: 16 << 20,
+		Logger:       quietLogger{},
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -214,6 +214,6 @@ func (l *LogStore) dropGroup(group uint32) error {
 
 type quietLogger struct{}
 
-func (quietLogger) Infof(string, ...any)            {}
-func (quietLogger) Errorf(f string, a ...any)       {}
+func (quietLogger) Infof(string, ...any)           {}
+func (quietLogger) Errorf(f string, a ...any)      {}
 func (quietLogger) Fatalf(format string, a ...any) { panic(fmt.Sprintf(format, a...)) }
