@@ -15,6 +15,8 @@ import (
 
 	"github.com/kura-dev/kura/ft/agent"
 	"github.com/kura-dev/kura/ft/serve"
+	"github.com/kura-dev/kura/kv/client"
+	"github.com/kura-dev/kura/kv/server"
 	"github.com/kura-dev/kura/store"
 )
 
@@ -29,8 +31,8 @@ func newDevCommand(e *env) *cobra.Command {
 		Use:   "dev",
 		Short: "Try kura on this machine with embedded defaults",
 		Long: `dev runs kura locally with no configuration. Today it walks through the local
-storage engine (keys, subkeys, queues, CAS, TTL, encryption, the change feed)
-and, as root, ft (a receiver and a mount, lines written and arriving) in a
+storage engine (keys, subkeys, queues, CAS, TTL, encryption, the change feed),
+a one-node kv cluster and, as root, ft (a receiver and a mount, lines written and arriving) in a
 fresh directory, and prints each step with the CLI command that does the same,
 so you can carry on by hand.`,
 		Example: "  kura dev\n  kura dev --dir /tmp/kura-dev --keep",
@@ -155,10 +157,55 @@ func runDevTour(ctx context.Context, e *env, dir string) error {
 	_, err = plain.Get(ctx, []byte("secret"))
 	plain.Close()
 	fmt.Fprintf(out, "\n$ kura kv --local %s --passphrase-file %s set secret s3cr3t\n$ kura kv --local %s get secret\n%v\n", encDir, pass, encDir, err)
+	if err := devCluster(ctx, e, dir); err != nil {
+		return err
+	}
 	if err := devFT(ctx, e, dir); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nDone. Every step above is a kura command; see `kura kv --help` and `kura ft --help`.\n")
+	return nil
+}
+
+// devCluster starts a one-node kv cluster in this process and uses it
+// through the cluster client, as `kura kv --endpoints` does.
+func devCluster(ctx context.Context, e *env, dir string) error {
+	out := e.stdout
+	data := filepath.Join(dir, "kv-node")
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := server.Start(ctx, server.Config{DataDir: data, Listen: "127.0.0.1:0", Replicas: 1, Logger: logger})
+	if err != nil {
+		return fmt.Errorf("dev: start a kv node: %w", err)
+	}
+	defer n.Close()
+	cl, err := client.New(client.Config{Endpoints: []string{n.Addr()}})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	fmt.Fprintf(out, "\nA kv cluster node (one node; add more with --join):\n$ kura kv serve --data %s --listen %s --replicas 1\n", data, n.Addr())
+	if err := cl.Set(ctx, []byte("greeting"), []byte("hello, cluster"), 0); err != nil {
+		return err
+	}
+	v, err := cl.Get(ctx, []byte("greeting"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "$ kura kv --endpoints %s set greeting 'hello, cluster' && kura kv --endpoints %s get greeting\n%s\n", n.Addr(), n.Addr(), v)
+	if err := cl.Push(ctx, []byte("jobs"), []byte("job-1")); err != nil {
+		return err
+	}
+	it, err := cl.Pop(ctx, []byte("jobs"), store.Front)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "$ kura kv --endpoints %s queue push jobs job-1 && ... queue pop jobs\n%s\n", n.Addr(), it.Value)
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "$ kura kv --endpoints %s status\n", n.Addr())
+	printStatus(e, st)
 	return nil
 }
 

@@ -1,10 +1,16 @@
 package bench
 
 import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kura-dev/kura/kv/server"
 )
 
 func TestNewKuraNoEndpoints(t *testing.T) {
@@ -44,5 +50,51 @@ func TestNewKuraUnreachable(t *testing.T) {
 	}
 	if el := time.Since(start); el > 20*time.Second {
 		t.Errorf("NewKura took %v to fail", el)
+	}
+}
+
+// TestKuraDriver runs the driver against a one-node cluster served in this
+// process: the ErrNotFound contract, the names, and a short Run.
+func TestKuraDriver(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n, err := server.Start(ctx, server.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Shards: 2, Replicas: 1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+
+	for _, serializable := range []bool{false, true} {
+		d, err := NewKura([]string{n.Addr()}, serializable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{false: "kura", true: "kura-serializable"}[serializable]
+		if d.Name() != want {
+			t.Errorf("Name() = %q, want %q", d.Name(), want)
+		}
+		if v, err := d.Get(ctx, "kura-bench/absent"); !errors.Is(err, ErrNotFound) || v != nil {
+			t.Errorf("%s: Get of a missing key = %q, %v; want nil, ErrNotFound", d.Name(), v, err)
+		}
+		buf := []byte("v1")
+		if err := d.Put(ctx, "kura-bench/x", buf); err != nil {
+			t.Fatalf("%s: Put: %v", d.Name(), err)
+		}
+		copy(buf, "zz") // Put must not retain the buffer
+		if v, err := d.Get(ctx, "kura-bench/x"); err != nil || string(v) != "v1" {
+			t.Errorf("%s: Get = %q, %v; want v1", d.Name(), v, err)
+		}
+		w := Workload{Ops: 400, ReadFraction: 0.5, ValueSize: 64, Concurrency: 4, Keys: 50, Preload: true}
+		res, err := Run(ctx, d, w, nil)
+		if err != nil {
+			t.Fatalf("%s: Run: %v", d.Name(), err)
+		}
+		if res.Ops != int64(w.Ops) || res.Errors != 0 || res.Misses != 0 {
+			t.Errorf("%s: Ops = %d, Errors = %d (%s), Misses = %d; want %d, 0, 0", d.Name(), res.Ops, res.Errors, res.FirstErr, res.Misses, w.Ops)
+		}
+		if err := d.Close(); err != nil {
+			t.Errorf("%s: Close: %v", d.Name(), err)
+		}
 	}
 }

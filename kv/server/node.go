@@ -241,13 +241,19 @@ func (n *Node) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	groups := []*replica.Group{g}
 	for sh := uint32(1); sh <= n.cfg.Shards; sh++ {
-		if _, err := n.startShard(sh, peers); err != nil {
+		sg, err := n.startShard(sh, peers)
+		if err != nil {
 			return err
 		}
+		groups = append(groups, sg)
 	}
-	if err := n.waitLeader(ctx, g); err != nil {
-		return err
+	// One voter: stand for election at once rather than after a timeout.
+	for _, g := range groups {
+		if err := n.waitLeader(ctx, g); err != nil {
+			return err
+		}
 	}
 	if err := n.proposeMeta(ctx, meta.Command{Op: "init", Cluster: cluster, Shards: n.cfg.Shards,
 		Replicas: n.cfg.Replicas, Node: n.id, Addr: n.cfg.Advertise}); err != nil {
