@@ -25,11 +25,29 @@ type Metric struct {
 	Value   func() float64
 }
 
+// validName tells whether name is a classic Prometheus metric name (the
+// library accepts any UTF-8 since 1.20; scrapers of older formats do not).
+func validName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i, r := range name {
+		ok := r == '_' || r == ':' || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (i > 0 && r >= '0' && r <= '9')
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // Serve listens on addr and serves /metrics (Prometheus text format) for
 // ms until ctx ends. It returns the address it listens on.
 func Serve(ctx context.Context, addr string, log *slog.Logger, ms []Metric) (net.Addr, error) {
 	reg := prometheus.NewRegistry()
 	for _, m := range ms {
+		if !validName(m.Name) {
+			return nil, fmt.Errorf("metric %q: not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)", m.Name)
+		}
 		opts := prometheus.GaugeOpts{Name: m.Name, Help: m.Help}
 		var c prometheus.Collector
 		if m.Counter {

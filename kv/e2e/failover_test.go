@@ -78,10 +78,10 @@ func TestThreeNodeFailover(t *testing.T) {
 	var faultsDone atomic.Bool
 	var wg sync.WaitGroup
 	for w := 0; w < writers; w++ {
+		cl := c.client(20*time.Second, false)
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			cl := c.client(20*time.Second, false)
 			r := result{sets: map[string]string{}, pushes: map[string]bool{}, maybe: map[string]bool{}, failed: map[string]bool{}}
 			defer func() { results[w] = r }()
 			for i := 0; i < maxPerWriter && (i < perWriter || !faultsDone.Load()); i++ {
@@ -131,11 +131,12 @@ func TestThreeNodeFailover(t *testing.T) {
 		leader.start()
 		waitProgress("after restarting the old leader", 100)
 		cur := c.waitLeader(qs, nil, 30*time.Second)
+		// A follower of the queue's shard, preferably not the node just
+		// restarted.
 		var follower *node
 		for _, n := range c.nodes {
-			if n != cur {
+			if n != cur && (follower == nil || follower == leader) {
 				follower = n
-				break
 			}
 		}
 		follower.kill()
