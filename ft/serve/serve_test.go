@@ -97,23 +97,32 @@ func dial(t testing.TB, addr string) *client {
 
 func handshake(t testing.TB, nc net.Conn) *client {
 	t.Helper()
+	c, err := tryHandshake(t, nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// tryHandshake is handshake for a receiver that may be killed meanwhile.
+func tryHandshake(t testing.TB, nc net.Conn) (*client, error) {
 	c := &client{t: t, nc: nc, w: wire.NewWriter(nc), r: wire.NewReader(nc)}
 	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(time.Minute))
 	if err := c.w.WriteHello(wire.Hello{Version: wire.Version, Sender: senderA, Host: "client"}); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := c.w.Flush(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	typ, body, err := c.r.Next()
 	if err != nil || typ != wire.TypeWelcome {
-		t.Fatalf("handshake: type %d, err %v", typ, err)
+		return nil, fmt.Errorf("handshake: type %d, err %v", typ, err)
 	}
 	if _, err := wire.ParseWelcome(body); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return c
+	return c, nil
 }
 
 func (c *client) send(id uint64, chunks ...record.Chunk) {
@@ -944,7 +953,13 @@ func stream(t *testing.T, addr string, batches [][]record.Chunk, from, killAt in
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	c := handshake(t, nc)
+	c, err := tryHandshake(t, nc)
+	if err != nil {
+		if kill == nil {
+			t.Fatal(err)
+		}
+		return from // killed before the handshake: nothing more acknowledged
+	}
 	nc.SetDeadline(time.Time{})
 	window := make(chan struct{}, 32)
 	stop := make(chan struct{})
