@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -283,9 +284,10 @@ func describeWorkload(w bench.Workload) string {
 
 // benchCluster is the kura cluster 'kv bench' runs as child processes.
 type benchCluster struct {
-	dir   string
-	addrs []string
-	nodes []*benchNode
+	dir    string
+	addrs  []string
+	nodes  []*benchNode
+	status *kvpb.StatusResponse // when it became ready
 }
 
 type benchNode struct {
@@ -295,9 +297,12 @@ type benchNode struct {
 	err    error         // its exit status, once exited is closed
 }
 
-// startBenchCluster starts benchNodes nodes of this binary on free ports
-// and waits until the cluster serves. It returns the cluster (to stop) even
-// when it fails after starting processes.
+// startBenchCluster starts benchNodes nodes of this binary on free ports,
+// one after the other (each node waits for the previous one to be in the
+// cluster: a node that joins while the first is still creating the cluster
+// can be left out of it), and waits until every shard has a leader and
+// benchReplicas replicas. It returns the cluster (to stop) even when it
+// fails after starting processes.
 func startBenchCluster(ctx context.Context, e *env) (*benchCluster, error) {
 	exe, err := os.Executable()
 	if err != nil {
@@ -314,6 +319,9 @@ func startBenchCluster(ctx context.Context, e *env) (*benchCluster, error) {
 	cl := &benchCluster{dir: dir, addrs: addrs}
 	fmt.Fprintf(e.stderr, "kv bench: starting a %d-node kura cluster (%d shards, %d replicas) on %s in %s\n",
 		benchNodes, benchShards, benchReplicas, strings.Join(addrs, ","), dir)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, benchReadyWait)
+	defer cancel()
 	for i, addr := range addrs {
 		name := fmt.Sprintf("node%d", i+1)
 		args := []string{"kv", "serve", "--data", filepath.Join(dir, name), "--listen", addr,
@@ -336,12 +344,17 @@ func startBenchCluster(ctx context.Context, e *env) (*benchCluster, error) {
 		n := &benchNode{cmd: cmd, log: logPath, exited: make(chan struct{})}
 		go func() { n.err = cmd.Wait(); close(n.exited) }()
 		cl.nodes = append(cl.nodes, n)
+
+		want := i + 1
+		ready := func(st *kvpb.StatusResponse) (bool, string) { return clusterHas(st, want) }
+		if want == benchNodes {
+			ready = clusterReady
+		}
+		if err := cl.waitFor(ctx, ready); err != nil {
+			return cl, err
+		}
 	}
-	start := time.Now()
-	if err := cl.waitReady(ctx, e); err != nil {
-		return cl, err
-	}
-	fmt.Fprintf(e.stderr, "kv bench: cluster ready in %v\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stderr, "kv bench: cluster ready in %v; %s\n", time.Since(start).Round(time.Millisecond), leaderSpread(cl.status))
 	return cl, nil
 }
 
@@ -365,16 +378,14 @@ func freeAddrs(n int) ([]string, error) {
 	return out, nil
 }
 
-// waitReady polls the cluster's status until all nodes are up and every
-// data shard has a leader with benchReplicas replicas.
-func (cl *benchCluster) waitReady(ctx context.Context, e *env) error {
-	c, err := client.New(client.Config{Endpoints: cl.addrs, Timeout: 3 * time.Second})
+// waitFor polls the status of the nodes started so far until ready holds,
+// a node exits or ctx ends.
+func (cl *benchCluster) waitFor(ctx context.Context, ready func(*kvpb.StatusResponse) (bool, string)) error {
+	c, err := client.New(client.Config{Endpoints: cl.addrs[:len(cl.nodes)], Timeout: 3 * time.Second})
 	if err != nil {
 		return fmt.Errorf("kv bench: %w", err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithTimeout(ctx, benchReadyWait)
-	defer cancel()
 	last := "no status yet"
 	for {
 		for i, n := range cl.nodes {
@@ -387,15 +398,15 @@ func (cl *benchCluster) waitReady(ctx context.Context, e *env) error {
 		st, err := c.Status(ctx)
 		if err == nil {
 			var ok bool
-			if ok, last = clusterReady(st); ok {
-				fmt.Fprintf(e.stderr, "kv bench: %s\n", leaderSpread(st))
+			if ok, last = ready(st); ok {
+				cl.status = st
 				return nil
 			}
 		} else {
 			last = err.Error()
 		}
 		if err := waitCtx(ctx, 200*time.Millisecond); err != nil {
-			if ctx.Err() == context.DeadlineExceeded {
+			if errors.Is(err, context.DeadlineExceeded) {
 				return fmt.Errorf("kv bench: the cluster was not ready after %v: %s (logs in %s)", benchReadyWait, last, cl.dir)
 			}
 			return fmt.Errorf("kv bench: waiting for the cluster: %w", err)
@@ -403,37 +414,56 @@ func (cl *benchCluster) waitReady(ctx context.Context, e *env) error {
 	}
 }
 
-// clusterReady tells whether every node is reachable and every data shard
-// has a leader whose configuration has benchReplicas voters; when not, it
-// says what is missing.
-func clusterReady(st *kvpb.StatusResponse) (bool, string) {
-	if st.Shards == 0 {
-		return false, "no shards yet"
+// clusterHas tells whether the cluster exists (every data shard has a
+// leader) and has n reachable nodes; when not, it says what is missing.
+func clusterHas(st *kvpb.StatusResponse, n int) (bool, string) {
+	if st.ClusterId == "" || st.Shards == 0 {
+		return false, "the cluster is not created yet"
 	}
-	if len(st.Nodes) < benchNodes {
-		return false, fmt.Sprintf("%d of %d nodes joined", len(st.Nodes), benchNodes)
+	if len(st.Nodes) < n {
+		return false, fmt.Sprintf("%d of %d nodes joined", len(st.Nodes), n)
 	}
-	leaders := map[uint32]*kvpb.ShardStatus{}
 	for _, n := range st.Nodes {
 		if n.Error != "" {
 			return false, fmt.Sprintf("node %x (%s): %s", n.Id, n.Addr, n.Error)
 		}
+	}
+	leaders := shardLeaders(st)
+	for sh := uint32(1); sh <= st.Shards; sh++ {
+		if leaders[sh] == nil {
+			return false, fmt.Sprintf("shard %d has no leader", sh)
+		}
+	}
+	return true, ""
+}
+
+// clusterReady tells whether all benchNodes nodes are reachable and every
+// data shard has a leader whose configuration has benchReplicas voters;
+// when not, it says what is missing.
+func clusterReady(st *kvpb.StatusResponse) (bool, string) {
+	if ok, why := clusterHas(st, benchNodes); !ok {
+		return false, why
+	}
+	leaders := shardLeaders(st)
+	for sh := uint32(1); sh <= st.Shards; sh++ {
+		if got := len(leaders[sh].Replicas); got != benchReplicas {
+			return false, fmt.Sprintf("shard %d has %d of %d replicas", sh, got, benchReplicas)
+		}
+	}
+	return true, ""
+}
+
+// shardLeaders maps each data shard to its leader's view of it.
+func shardLeaders(st *kvpb.StatusResponse) map[uint32]*kvpb.ShardStatus {
+	leaders := map[uint32]*kvpb.ShardStatus{}
+	for _, n := range st.Nodes {
 		for _, s := range n.Shards {
 			if s.Shard != 0 && s.State == "StateLeader" {
 				leaders[s.Shard] = s
 			}
 		}
 	}
-	for sh := uint32(1); sh <= st.Shards; sh++ {
-		l := leaders[sh]
-		if l == nil {
-			return false, fmt.Sprintf("shard %d has no leader", sh)
-		}
-		if len(l.Replicas) != benchReplicas {
-			return false, fmt.Sprintf("shard %d has %d of %d replicas", sh, len(l.Replicas), benchReplicas)
-		}
-	}
-	return true, ""
+	return leaders
 }
 
 // leaderSpread says how many shard leaders each node holds.

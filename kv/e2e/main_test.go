@@ -131,6 +131,9 @@ func (n *node) launch() *proc {
 	p := &proc{cmd: exec.Command(kuraBin, args...), out: &lockedBuffer{}, log: lf, done: make(chan struct{})}
 	p.cmd.Stdout = p.out
 	p.cmd.Stderr = lf
+	// Should the test binary die without running its cleanups (a test
+	// timeout), take the node with it.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := p.cmd.Start(); err != nil {
 		lf.Close()
 		n.t.Fatal(err)
