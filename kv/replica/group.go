@@ -88,9 +88,9 @@ type Group struct {
 	lastIndex uint64
 	snapIndex uint64
 
-	applied  atomic.Uint64
-	leader   atomic.Uint64
-	term     atomic.Uint64
+	applied atomic.Uint64
+	leader  atomic.Uint64
+	term    atomic.Uint64
 
 	waitMu  sync.Mutex
 	waiters map[uint64]chan any
