@@ -209,7 +209,7 @@ func TestLinearizable(t *testing.T) {
 // sets key through the other two nodes; then client B reads it through the
 // cut-off node only. It returns B's answer and the recorder of the three
 // operations (the initial set, A's set, B's get).
-func staleReadScenario(t *testing.T, unsafe bool) (lincheck.Output, error, *lincheck.Recorder) {
+func staleReadScenario(t *testing.T, unsafe bool) (lincheck.Output, *lincheck.Recorder, error) {
 	extra := []string{"--fault-injection"}
 	if unsafe {
 		extra = append(extra, "--unsafe-local-reads")
@@ -234,7 +234,7 @@ func staleReadScenario(t *testing.T, unsafe bool) (lincheck.Output, error, *linc
 	out, err := do(ctx, rec, 2, b, lincheck.Input{Op: lincheck.Get, Key: key})
 	t.Logf("client B, through the cut-off node only: %+v, err %v", out, err)
 	c.heal()
-	return out, err, rec
+	return out, rec, err
 }
 
 // TestLinearizabilityCatchesStaleReads proves the checker has teeth: with
@@ -243,7 +243,7 @@ func staleReadScenario(t *testing.T, unsafe bool) (lincheck.Output, error, *linc
 // so. Without the flag the same read must not return the stale value.
 func TestLinearizabilityCatchesStaleReads(t *testing.T) {
 	t.Run("unsafe-local-reads", func(t *testing.T) {
-		out, err, rec := staleReadScenario(t, true)
+		out, rec, err := staleReadScenario(t, true)
 		if err != nil || !out.Found || out.Value != "old" {
 			t.Fatalf("client B should have read the stale value \"old\" from the cut-off node, got %+v, %v", out, err)
 		}
@@ -254,7 +254,7 @@ func TestLinearizabilityCatchesStaleReads(t *testing.T) {
 		t.Logf("lincheck: %v", cerr)
 	})
 	t.Run("safe-reads", func(t *testing.T) {
-		out, err, rec := staleReadScenario(t, false)
+		out, rec, err := staleReadScenario(t, false)
 		if err == nil && out.Found && out.Value == "old" {
 			t.Fatalf("a linearizable read through a cut-off node returned the stale value %q", out.Value)
 		}
