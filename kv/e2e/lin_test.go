@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,6 +107,29 @@ func check(t *testing.T, rec *lincheck.Recorder, keep bool) (porcupine.CheckResu
 	return res, err
 }
 
+// logKeys logs how many operations, and how many of unknown outcome, the
+// history holds for each key.
+func logKeys(t *testing.T, rec *lincheck.Recorder) {
+	type count struct{ ops, unknown int }
+	per := map[string]*count{}
+	var keys []string
+	for _, op := range rec.Operations() {
+		k := op.Input.(lincheck.Input).Key
+		if per[k] == nil {
+			per[k] = &count{}
+			keys = append(keys, k)
+		}
+		per[k].ops++
+		if op.Output.(lincheck.Output).Unknown {
+			per[k].unknown++
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t.Logf("key %s: %d operations, %d of unknown outcome", k, per[k].ops, per[k].unknown)
+	}
+}
+
 // TestLinearizable: six clients run random reads, writes, compare-and-sets,
 // increments, pushes and pops on a few keys while nodes are killed and
 // restarted and cut off and healed; porcupine must find the history
@@ -115,17 +139,23 @@ func TestLinearizable(t *testing.T) {
 	ctx := context.Background()
 	rec := lincheck.NewRecorder()
 	keys := []string{"lin/k0", "lin/k1", "lin/k2"}
-	const counter = "lin/counter"
-	// Several queues keep each queue's history small enough to check.
+	// Several counters and queues keep each one's history small enough to
+	// check: every write of unknown outcome stays pending to the end, and
+	// the checker's work grows exponentially with the number of them on
+	// one key.
+	counters := []string{"lin/c0", "lin/c1", "lin/c2"}
 	queues := []string{"lin/q0", "lin/q1", "lin/q2", "lin/q3", "lin/q4", "lin/q5"}
-	if _, err := do(ctx, rec, 0, c.client(20*time.Second, false), lincheck.Input{Op: lincheck.CASInit, Key: counter, New: 0}); err != nil {
-		t.Fatalf("cas init: %v", err)
+	init := c.client(20*time.Second, false)
+	for _, k := range counters {
+		if _, err := do(ctx, rec, 0, init, lincheck.Input{Op: lincheck.CASInit, Key: k, New: 0}); err != nil {
+			t.Fatalf("cas init %s: %v", k, err)
+		}
 	}
 
 	const clients = 6
 	const runFor = 8 * time.Second
 	deadline := time.Now().Add(runFor)
-	var lastN atomic.Uint64 // a recent counter value, so that CASSet sometimes swaps
+	lastN := make([]atomic.Uint64, len(counters)) // recent values, so that CASSet sometimes swaps
 	var ops, unknown atomic.Int64
 	var wg sync.WaitGroup
 	for id := 0; id < clients; id++ {
@@ -143,13 +173,14 @@ func TestLinearizable(t *testing.T) {
 				case r < 50:
 					in = lincheck.Input{Op: lincheck.Set, Key: keys[rng.IntN(len(keys))], Value: val}
 				case r < 60:
-					old := lastN.Load()
+					ci := rng.IntN(len(counters))
+					old := lastN[ci].Load()
 					if rng.IntN(4) == 0 {
 						old = uint64(rng.IntN(10))
 					}
-					in = lincheck.Input{Op: lincheck.CASSet, Key: counter, Old: old, New: uint64(1000*(id+1) + seq)}
+					in = lincheck.Input{Op: lincheck.CASSet, Key: counters[ci], Old: old, New: uint64(1000*(id+1) + seq)}
 				case r < 75:
-					in = lincheck.Input{Op: lincheck.CASAdd, Key: counter, Delta: int64(1 + rng.IntN(3))}
+					in = lincheck.Input{Op: lincheck.CASAdd, Key: counters[rng.IntN(len(counters))], Delta: int64(1 + rng.IntN(3))}
 				case r < 88:
 					in = lincheck.Input{Op: lincheck.Push, Key: queues[rng.IntN(len(queues))], Value: val}
 				default:
@@ -164,8 +195,18 @@ func TestLinearizable(t *testing.T) {
 					if !errors.Is(err, client.ErrUnknownOutcome) && !errors.Is(err, client.ErrUnavailable) {
 						t.Errorf("client %d: %s: unexpected error %v", id, in.Op, err)
 					}
+					// Back off like a real client would. This also
+					// bounds the operations of unknown outcome (see
+					// TestDeadNodeIsNotUnknownOutcome: for a while after a
+					// node dies, every write the client sends its way
+					// fails as unknown).
+					time.Sleep(time.Duration(200+rng.IntN(200)) * time.Millisecond)
 				} else if out.Found && (in.Op == lincheck.CASAdd || in.Op == lincheck.CASSet) {
-					lastN.Store(out.N)
+					for ci, k := range counters {
+						if k == in.Key {
+							lastN[ci].Store(out.N)
+						}
+					}
 				}
 				time.Sleep(time.Duration(rng.IntN(8)) * time.Millisecond)
 			}
@@ -201,6 +242,7 @@ func TestLinearizable(t *testing.T) {
 	c.waitHealthy(60 * time.Second)
 
 	if res, err := check(t, rec, true); res != porcupine.Ok {
+		logKeys(t, rec)
 		t.Fatalf("history is not linearizable (%v): %v", res, err)
 	}
 }
