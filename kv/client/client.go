@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/kura-dev/kura/proto/kvpb"
@@ -127,7 +128,8 @@ func (c *Client) Do(ctx context.Context, req *kvpb.Request) (*kvpb.Response, err
 	var last error
 	for attempt := 0; ; attempt++ {
 		i := (start + attempt) % len(c.kvs)
-		resp, err := c.kvs[i].Do(ctx, req)
+		var p peer.Peer
+		resp, err := c.kvs[i].Do(ctx, req, grpc.Peer(&p))
 		if err == nil {
 			if (resp.Code == kvpb.Code_UNAVAILABLE || resp.Code == kvpb.Code_UNKNOWN_OUTCOME) && idem {
 				last = codeError(resp)
@@ -136,7 +138,7 @@ func (c *Client) Do(ctx context.Context, req *kvpb.Request) (*kvpb.Response, err
 			}
 		} else {
 			last = err
-			if !idem && !neverSent(err) {
+			if !idem && !neverSent(err, &p) {
 				return nil, fmt.Errorf("%w: %s via %s: %v", ErrUnknownOutcome, req.Op, c.cfg.Endpoints[i], err)
 			}
 		}
@@ -162,9 +164,15 @@ func retryDelay(attempt, endpoints int) time.Duration {
 	return d
 }
 
-// neverSent tells whether a gRPC error proves the request did not reach a
-// node (so any operation may be retried).
-func neverSent(err error) bool {
+// neverSent tells whether a failed call proves the request did not reach a
+// node (so any operation may be retried). grpc-go fills the grpc.Peer call
+// option only once the call got a transport stream; a call that failed
+// before that (no connection, a handshake that failed: "error reading
+// server preface", a reconnect backoff) never left this process.
+func neverSent(err error, p *peer.Peer) bool {
+	if p.Addr == nil {
+		return true
+	}
 	s, ok := status.FromError(err)
 	if !ok || s.Code() != codes.Unavailable {
 		return false

@@ -151,7 +151,14 @@ func (n *node) launch() *proc {
 // start starts the node and waits until it serves.
 func (n *node) start() {
 	n.t.Helper()
-	p := n.launch()
+	n.launch()
+	n.waitServing()
+}
+
+// waitServing waits until the launched node serves.
+func (n *node) waitServing() {
+	n.t.Helper()
+	p := n.p
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		if m := readyRE.FindStringSubmatch(p.out.String()); m != nil {
@@ -217,6 +224,9 @@ type cluster struct {
 type clusterOpts struct {
 	nodes, shards, replicas int
 	extra                   []string // flags for every node
+	// together launches every node at once (joiners race the bootstrap)
+	// instead of one after the other.
+	together bool
 }
 
 // newCluster starts o.nodes nodes (the first creates the cluster, the
@@ -243,8 +253,17 @@ func newCluster(t *testing.T, o clusterOpts) *cluster {
 			}
 		}
 	})
+	if o.together {
+		for _, n := range c.nodes {
+			n.launch()
+		}
+	}
 	for _, n := range c.nodes {
-		n.start()
+		if o.together {
+			n.waitServing()
+		} else {
+			n.start()
+		}
 	}
 	c.waitHealthy(120 * time.Second)
 	return c

@@ -316,6 +316,11 @@ func (n *Node) join(ctx context.Context) error {
 				last = err
 				continue
 			}
+			if resp.ClusterId == "" {
+				// An older or still-bootstrapping node answered: try again.
+				last = fmt.Errorf("join via %s: the cluster has no id yet", addr)
+				continue
+			}
 			n.mu.Lock()
 			for _, ni := range resp.Nodes {
 				n.known[ni.Id] = ni.Addr

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -124,8 +126,9 @@ func (n *Node) doShard(ctx context.Context, sh uint32, req *kvpb.Request) *kvpb.
 		if target == n.id {
 			resp, err = n.execLocal(ctx, sh, req)
 		} else {
-			resp, err = n.forward(ctx, target, sh, req)
-			if err != nil && write && status.Code(err) != codes.FailedPrecondition && !sentNothing(err) {
+			var sent bool
+			resp, sent, err = n.forward(ctx, target, sh, req)
+			if err != nil && write && sent && status.Code(err) != codes.FailedPrecondition && !sentNothing(err) {
 				// The request may have reached the leader.
 				return unknown(fmt.Errorf("shard %d: forward to node %x: %v", sh, target, err))
 			}
@@ -174,15 +177,21 @@ func sentNothing(err error) bool {
 		strings.Contains(m, "address unknown") || strings.Contains(m, "isolated")
 }
 
-func (n *Node) forward(ctx context.Context, node uint64, sh uint32, req *kvpb.Request) (*kvpb.Response, error) {
+// forward sends a single-shard request to another node. sent is false when
+// the call provably never left this node: grpc-go fills the grpc.Peer
+// option only once the call got a transport stream, so a failed handshake
+// or a connection in reconnect backoff leaves it empty.
+func (n *Node) forward(ctx context.Context, node uint64, sh uint32, req *kvpb.Request) (resp *kvpb.Response, sent bool, err error) {
 	if n.faults.blocked(node) {
-		return nil, status.Errorf(codes.Unavailable, "node %x isolated by fault injection", node)
+		return nil, false, status.Errorf(codes.Unavailable, "node %x isolated by fault injection", node)
 	}
 	cl, err := n.tr.peerClient(node)
 	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "%v", err)
+		return nil, false, status.Errorf(codes.Unavailable, "%v", err)
 	}
-	return cl.Forward(ctx, &kvpb.ShardRequest{Shard: sh, Req: req, ClusterId: n.clusterID()})
+	var p grpcpeer.Peer
+	resp, err = cl.Forward(ctx, &kvpb.ShardRequest{Shard: sh, Req: req, ClusterId: n.clusterID()}, grpc.Peer(&p))
+	return resp, p.Addr != nil, err
 }
 
 // Do runs one client operation, composing the operations that span shards.

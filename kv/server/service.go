@@ -40,7 +40,9 @@ func (s *kvService) Join(ctx context.Context, req *kvpb.JoinRequest) (*kvpb.Join
 		if mg == nil {
 			return nil, status.Error(codes.Unavailable, "join: this node is not part of a cluster yet")
 		}
-		if mg.IsLeader() {
+		// A leader whose map has no cluster id yet is still bootstrapping:
+		// wait for the init command to apply before recording anyone.
+		if mg.IsLeader() && n.meta.Map().ClusterID != "" {
 			m := n.meta.Map()
 			if addr, ok := m.Nodes[req.NodeId]; !ok || addr != req.Addr {
 				if err := n.proposeMeta(ctx, meta.Command{Op: "add-node", Node: req.NodeId, Addr: req.Addr}); err != nil {
