@@ -243,7 +243,10 @@ type Request struct {
 	New   uint64 `protobuf:"varint,11,opt,name=new,proto3" json:"new,omitempty"`
 	Delta int64  `protobuf:"varint,12,opt,name=delta,proto3" json:"delta,omitempty"`
 	// Read from the nearest replica instead of through the leader.
-	Serializable  bool `protobuf:"varint,13,opt,name=serializable,proto3" json:"serializable,omitempty"`
+	Serializable bool `protobuf:"varint,13,opt,name=serializable,proto3" json:"serializable,omitempty"`
+	// Per-request passphrases: the first seals values this request writes,
+	// all of them open values it reads. They never enter the Raft log.
+	Passphrases   []string `protobuf:"bytes,14,rep,name=passphrases,proto3" json:"passphrases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -367,6 +370,13 @@ func (x *Request) GetSerializable() bool {
 		return x.Serializable
 	}
 	return false
+}
+
+func (x *Request) GetPassphrases() []string {
+	if x != nil {
+		return x.Passphrases
+	}
+	return nil
 }
 
 type KeyValue struct {
@@ -499,19 +509,23 @@ func (x *Attrs) GetSize() uint32 {
 
 // Response is an operation's outcome.
 type Response struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Code          Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=kura.kv.v1.Code" json:"code,omitempty"`
-	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	Found         bool                   `protobuf:"varint,4,opt,name=found,proto3" json:"found,omitempty"`
-	Kvs           []*KeyValue            `protobuf:"bytes,5,rep,name=kvs,proto3" json:"kvs,omitempty"`
-	More          bool                   `protobuf:"varint,6,opt,name=more,proto3" json:"more,omitempty"`
-	Attrs         *Attrs                 `protobuf:"bytes,7,opt,name=attrs,proto3" json:"attrs,omitempty"`
-	Keys          [][]byte               `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
-	ItemKey       []byte                 `protobuf:"bytes,9,opt,name=item_key,json=itemKey,proto3" json:"item_key,omitempty"`
-	N             uint64                 `protobuf:"varint,10,opt,name=n,proto3" json:"n,omitempty"`
-	Swapped       bool                   `protobuf:"varint,11,opt,name=swapped,proto3" json:"swapped,omitempty"`
-	Kind          uint32                 `protobuf:"varint,12,opt,name=kind,proto3" json:"kind,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Code    Code                   `protobuf:"varint,1,opt,name=code,proto3,enum=kura.kv.v1.Code" json:"code,omitempty"`
+	Error   string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Value   []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Found   bool                   `protobuf:"varint,4,opt,name=found,proto3" json:"found,omitempty"`
+	Kvs     []*KeyValue            `protobuf:"bytes,5,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	More    bool                   `protobuf:"varint,6,opt,name=more,proto3" json:"more,omitempty"`
+	Attrs   *Attrs                 `protobuf:"bytes,7,opt,name=attrs,proto3" json:"attrs,omitempty"`
+	Keys    [][]byte               `protobuf:"bytes,8,rep,name=keys,proto3" json:"keys,omitempty"`
+	ItemKey []byte                 `protobuf:"bytes,9,opt,name=item_key,json=itemKey,proto3" json:"item_key,omitempty"`
+	N       uint64                 `protobuf:"varint,10,opt,name=n,proto3" json:"n,omitempty"`
+	Swapped bool                   `protobuf:"varint,11,opt,name=swapped,proto3" json:"swapped,omitempty"`
+	Kind    uint32                 `protobuf:"varint,12,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Node id of the shard leader that served a request routed by key (0 when
+	// unknown or not routed): clients use it to send the next request for
+	// that shard straight to its leader.
+	Leader        uint64 `protobuf:"varint,13,opt,name=leader,proto3" json:"leader,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -626,6 +640,13 @@ func (x *Response) GetSwapped() bool {
 func (x *Response) GetKind() uint32 {
 	if x != nil {
 		return x.Kind
+	}
+	return 0
+}
+
+func (x *Response) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
 	}
 	return 0
 }
@@ -1319,6 +1340,175 @@ func (x *JoinResponse) GetNodes() []*NodeInfo {
 	return nil
 }
 
+// KV is the client service; every node serves it and routes each operation
+// to the shard that owns the key.
+// ShardRoute tells where a shard lives, as the answering node knows it.
+type ShardRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         uint32                 `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	Leader        uint64                 `protobuf:"varint,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	Replicas      []uint64               `protobuf:"varint,3,rep,packed,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ShardRoute) Reset() {
+	*x = ShardRoute{}
+	mi := &file_kvpb_kv_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ShardRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ShardRoute) ProtoMessage() {}
+
+func (x *ShardRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ShardRoute.ProtoReflect.Descriptor instead.
+func (*ShardRoute) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ShardRoute) GetShard() uint32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ShardRoute) GetLeader() uint64 {
+	if x != nil {
+		return x.Leader
+	}
+	return 0
+}
+
+func (x *ShardRoute) GetReplicas() []uint64 {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+type MapRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapRequest) Reset() {
+	*x = MapRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapRequest) ProtoMessage() {}
+
+func (x *MapRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapRequest.ProtoReflect.Descriptor instead.
+func (*MapRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{15}
+}
+
+// MapResponse is the routing table clients cache: the hash of a key picks
+// its shard (see kv/meta.ShardOf), a route its leader and replicas.
+type MapResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Shards        uint32                 `protobuf:"varint,2,opt,name=shards,proto3" json:"shards,omitempty"`
+	Nodes         []*NodeInfo            `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Routes        []*ShardRoute          `protobuf:"bytes,4,rep,name=routes,proto3" json:"routes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MapResponse) Reset() {
+	*x = MapResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MapResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MapResponse) ProtoMessage() {}
+
+func (x *MapResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MapResponse.ProtoReflect.Descriptor instead.
+func (*MapResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *MapResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *MapResponse) GetShards() uint32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *MapResponse) GetNodes() []*NodeInfo {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *MapResponse) GetRoutes() []*ShardRoute {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
 // RaftMessage carries one etcd raft message (raftpb.Message, marshaled) of
 // one group.
 type RaftMessage struct {
@@ -1331,7 +1521,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_kvpb_kv_proto_msgTypes[14]
+	mi := &file_kvpb_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1533,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[14]
+	mi := &file_kvpb_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1546,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{14}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RaftMessage) GetGroup() uint32 {
@@ -1384,7 +1574,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_kvpb_kv_proto_msgTypes[15]
+	mi := &file_kvpb_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1586,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[15]
+	mi := &file_kvpb_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1599,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{15}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RaftBatch) GetClusterId() string {
@@ -1441,7 +1631,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_kvpb_kv_proto_msgTypes[16]
+	mi := &file_kvpb_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1643,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[16]
+	mi := &file_kvpb_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1656,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{16}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{19}
 }
 
 type ShardRequest struct {
@@ -1480,7 +1670,7 @@ type ShardRequest struct {
 
 func (x *ShardRequest) Reset() {
 	*x = ShardRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[17]
+	mi := &file_kvpb_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1492,7 +1682,7 @@ func (x *ShardRequest) String() string {
 func (*ShardRequest) ProtoMessage() {}
 
 func (x *ShardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[17]
+	mi := &file_kvpb_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1505,7 +1695,7 @@ func (x *ShardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardRequest.ProtoReflect.Descriptor instead.
 func (*ShardRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{17}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ShardRequest) GetShard() uint32 {
@@ -1540,7 +1730,7 @@ type FaultRequest struct {
 
 func (x *FaultRequest) Reset() {
 	*x = FaultRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[18]
+	mi := &file_kvpb_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1552,7 +1742,7 @@ func (x *FaultRequest) String() string {
 func (*FaultRequest) ProtoMessage() {}
 
 func (x *FaultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[18]
+	mi := &file_kvpb_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1565,7 +1755,7 @@ func (x *FaultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultRequest.ProtoReflect.Descriptor instead.
 func (*FaultRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{18}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *FaultRequest) GetIsolate() []uint64 {
@@ -1580,7 +1770,7 @@ var File_kvpb_kv_proto protoreflect.FileDescriptor
 const file_kvpb_kv_proto_rawDesc = "" +
 	"\n" +
 	"\rkvpb/kv.proto\x12\n" +
-	"kura.kv.v1\"\xb4\x02\n" +
+	"kura.kv.v1\"\xd6\x02\n" +
 	"\aRequest\x12\x1e\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x0e.kura.kv.v1.OpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -1595,7 +1785,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	" \x01(\x04R\x03old\x12\x10\n" +
 	"\x03new\x18\v \x01(\x04R\x03new\x12\x14\n" +
 	"\x05delta\x18\f \x01(\x03R\x05delta\x12\"\n" +
-	"\fserializable\x18\r \x01(\bR\fserializable\"2\n" +
+	"\fserializable\x18\r \x01(\bR\fserializable\x12 \n" +
+	"\vpassphrases\x18\x0e \x03(\tR\vpassphrases\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x91\x01\n" +
@@ -1605,7 +1796,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"mtimeNanos\x12!\n" +
 	"\fexpiry_nanos\x18\x03 \x01(\x03R\vexpiryNanos\x12\x1c\n" +
 	"\tencrypted\x18\x04 \x01(\bR\tencrypted\x12\x12\n" +
-	"\x04size\x18\x05 \x01(\rR\x04size\"\xc2\x02\n" +
+	"\x04size\x18\x05 \x01(\rR\x04size\"\xda\x02\n" +
 	"\bResponse\x12$\n" +
 	"\x04code\x18\x01 \x01(\x0e2\x10.kura.kv.v1.CodeR\x04code\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x14\n" +
@@ -1619,7 +1810,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x01n\x18\n" +
 	" \x01(\x04R\x01n\x12\x18\n" +
 	"\aswapped\x18\v \x01(\bR\aswapped\x12\x12\n" +
-	"\x04kind\x18\f \x01(\rR\x04kind\"_\n" +
+	"\x04kind\x18\f \x01(\rR\x04kind\x12\x16\n" +
+	"\x06leader\x18\r \x01(\x04R\x06leader\"_\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
 	"\n" +
@@ -1682,7 +1874,20 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\fJoinResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12*\n" +
-	"\x05nodes\x18\x02 \x03(\v2\x14.kura.kv.v1.NodeInfoR\x05nodes\"5\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x14.kura.kv.v1.NodeInfoR\x05nodes\"V\n" +
+	"\n" +
+	"ShardRoute\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\rR\x05shard\x12\x16\n" +
+	"\x06leader\x18\x02 \x01(\x04R\x06leader\x12\x1a\n" +
+	"\breplicas\x18\x03 \x03(\x04R\breplicas\"\f\n" +
+	"\n" +
+	"MapRequest\"\xa0\x01\n" +
+	"\vMapResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
+	"\x06shards\x18\x02 \x01(\rR\x06shards\x12*\n" +
+	"\x05nodes\x18\x03 \x03(\v2\x14.kura.kv.v1.NodeInfoR\x05nodes\x12.\n" +
+	"\x06routes\x18\x04 \x03(\v2\x16.kura.kv.v1.ShardRouteR\x06routes\"5\n" +
 	"\vRaftMessage\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\rR\x05group\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"k\n" +
@@ -1742,8 +1947,9 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\aCORRUPT\x10\x06\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\a\x12\x13\n" +
 	"\x0fUNKNOWN_OUTCOME\x10\b\x12\f\n" +
-	"\bINTERNAL\x10\t2\xe9\x01\n" +
-	"\x02KV\x12/\n" +
+	"\bINTERNAL\x10\t2\xa1\x02\n" +
+	"\x02KV\x126\n" +
+	"\x03Map\x12\x16.kura.kv.v1.MapRequest\x1a\x17.kura.kv.v1.MapResponse\x12/\n" +
 	"\x02Do\x12\x13.kura.kv.v1.Request\x1a\x14.kura.kv.v1.Response\x126\n" +
 	"\x05Watch\x12\x18.kura.kv.v1.WatchRequest\x1a\x11.kura.kv.v1.Event0\x01\x12?\n" +
 	"\x06Status\x12\x19.kura.kv.v1.StatusRequest\x1a\x1a.kura.kv.v1.StatusResponse\x129\n" +
@@ -1767,7 +1973,7 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_kvpb_kv_proto_goTypes = []any{
 	(Op)(0),                // 0: kura.kv.v1.Op
 	(Code)(0),              // 1: kura.kv.v1.Code
@@ -1785,13 +1991,16 @@ var file_kvpb_kv_proto_goTypes = []any{
 	(*JoinRequest)(nil),    // 13: kura.kv.v1.JoinRequest
 	(*NodeInfo)(nil),       // 14: kura.kv.v1.NodeInfo
 	(*JoinResponse)(nil),   // 15: kura.kv.v1.JoinResponse
-	(*RaftMessage)(nil),    // 16: kura.kv.v1.RaftMessage
-	(*RaftBatch)(nil),      // 17: kura.kv.v1.RaftBatch
-	(*Empty)(nil),          // 18: kura.kv.v1.Empty
-	(*ShardRequest)(nil),   // 19: kura.kv.v1.ShardRequest
-	(*FaultRequest)(nil),   // 20: kura.kv.v1.FaultRequest
-	nil,                    // 21: kura.kv.v1.WatchRequest.AfterEntry
-	nil,                    // 22: kura.kv.v1.ShardStatus.LagEntry
+	(*ShardRoute)(nil),     // 16: kura.kv.v1.ShardRoute
+	(*MapRequest)(nil),     // 17: kura.kv.v1.MapRequest
+	(*MapResponse)(nil),    // 18: kura.kv.v1.MapResponse
+	(*RaftMessage)(nil),    // 19: kura.kv.v1.RaftMessage
+	(*RaftBatch)(nil),      // 20: kura.kv.v1.RaftBatch
+	(*Empty)(nil),          // 21: kura.kv.v1.Empty
+	(*ShardRequest)(nil),   // 22: kura.kv.v1.ShardRequest
+	(*FaultRequest)(nil),   // 23: kura.kv.v1.FaultRequest
+	nil,                    // 24: kura.kv.v1.WatchRequest.AfterEntry
+	nil,                    // 25: kura.kv.v1.ShardStatus.LagEntry
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
 	0,  // 0: kura.kv.v1.Request.op:type_name -> kura.kv.v1.Op
@@ -1799,34 +2008,38 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 2: kura.kv.v1.Response.kvs:type_name -> kura.kv.v1.KeyValue
 	4,  // 3: kura.kv.v1.Response.attrs:type_name -> kura.kv.v1.Attrs
 	2,  // 4: kura.kv.v1.Command.req:type_name -> kura.kv.v1.Request
-	21, // 5: kura.kv.v1.WatchRequest.after:type_name -> kura.kv.v1.WatchRequest.AfterEntry
-	22, // 6: kura.kv.v1.ShardStatus.lag:type_name -> kura.kv.v1.ShardStatus.LagEntry
+	24, // 5: kura.kv.v1.WatchRequest.after:type_name -> kura.kv.v1.WatchRequest.AfterEntry
+	25, // 6: kura.kv.v1.ShardStatus.lag:type_name -> kura.kv.v1.ShardStatus.LagEntry
 	10, // 7: kura.kv.v1.NodeStatus.shards:type_name -> kura.kv.v1.ShardStatus
 	11, // 8: kura.kv.v1.StatusResponse.nodes:type_name -> kura.kv.v1.NodeStatus
 	14, // 9: kura.kv.v1.JoinResponse.nodes:type_name -> kura.kv.v1.NodeInfo
-	16, // 10: kura.kv.v1.RaftBatch.msgs:type_name -> kura.kv.v1.RaftMessage
-	2,  // 11: kura.kv.v1.ShardRequest.req:type_name -> kura.kv.v1.Request
-	2,  // 12: kura.kv.v1.KV.Do:input_type -> kura.kv.v1.Request
-	7,  // 13: kura.kv.v1.KV.Watch:input_type -> kura.kv.v1.WatchRequest
-	9,  // 14: kura.kv.v1.KV.Status:input_type -> kura.kv.v1.StatusRequest
-	13, // 15: kura.kv.v1.KV.Join:input_type -> kura.kv.v1.JoinRequest
-	17, // 16: kura.kv.v1.Peer.Raft:input_type -> kura.kv.v1.RaftBatch
-	19, // 17: kura.kv.v1.Peer.Forward:input_type -> kura.kv.v1.ShardRequest
-	9,  // 18: kura.kv.v1.Peer.ShardStatus:input_type -> kura.kv.v1.StatusRequest
-	20, // 19: kura.kv.v1.Peer.InjectFault:input_type -> kura.kv.v1.FaultRequest
-	5,  // 20: kura.kv.v1.KV.Do:output_type -> kura.kv.v1.Response
-	8,  // 21: kura.kv.v1.KV.Watch:output_type -> kura.kv.v1.Event
-	12, // 22: kura.kv.v1.KV.Status:output_type -> kura.kv.v1.StatusResponse
-	15, // 23: kura.kv.v1.KV.Join:output_type -> kura.kv.v1.JoinResponse
-	18, // 24: kura.kv.v1.Peer.Raft:output_type -> kura.kv.v1.Empty
-	5,  // 25: kura.kv.v1.Peer.Forward:output_type -> kura.kv.v1.Response
-	11, // 26: kura.kv.v1.Peer.ShardStatus:output_type -> kura.kv.v1.NodeStatus
-	18, // 27: kura.kv.v1.Peer.InjectFault:output_type -> kura.kv.v1.Empty
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	14, // 10: kura.kv.v1.MapResponse.nodes:type_name -> kura.kv.v1.NodeInfo
+	16, // 11: kura.kv.v1.MapResponse.routes:type_name -> kura.kv.v1.ShardRoute
+	19, // 12: kura.kv.v1.RaftBatch.msgs:type_name -> kura.kv.v1.RaftMessage
+	2,  // 13: kura.kv.v1.ShardRequest.req:type_name -> kura.kv.v1.Request
+	17, // 14: kura.kv.v1.KV.Map:input_type -> kura.kv.v1.MapRequest
+	2,  // 15: kura.kv.v1.KV.Do:input_type -> kura.kv.v1.Request
+	7,  // 16: kura.kv.v1.KV.Watch:input_type -> kura.kv.v1.WatchRequest
+	9,  // 17: kura.kv.v1.KV.Status:input_type -> kura.kv.v1.StatusRequest
+	13, // 18: kura.kv.v1.KV.Join:input_type -> kura.kv.v1.JoinRequest
+	20, // 19: kura.kv.v1.Peer.Raft:input_type -> kura.kv.v1.RaftBatch
+	22, // 20: kura.kv.v1.Peer.Forward:input_type -> kura.kv.v1.ShardRequest
+	9,  // 21: kura.kv.v1.Peer.ShardStatus:input_type -> kura.kv.v1.StatusRequest
+	23, // 22: kura.kv.v1.Peer.InjectFault:input_type -> kura.kv.v1.FaultRequest
+	18, // 23: kura.kv.v1.KV.Map:output_type -> kura.kv.v1.MapResponse
+	5,  // 24: kura.kv.v1.KV.Do:output_type -> kura.kv.v1.Response
+	8,  // 25: kura.kv.v1.KV.Watch:output_type -> kura.kv.v1.Event
+	12, // 26: kura.kv.v1.KV.Status:output_type -> kura.kv.v1.StatusResponse
+	15, // 27: kura.kv.v1.KV.Join:output_type -> kura.kv.v1.JoinResponse
+	21, // 28: kura.kv.v1.Peer.Raft:output_type -> kura.kv.v1.Empty
+	5,  // 29: kura.kv.v1.Peer.Forward:output_type -> kura.kv.v1.Response
+	11, // 30: kura.kv.v1.Peer.ShardStatus:output_type -> kura.kv.v1.NodeStatus
+	21, // 31: kura.kv.v1.Peer.InjectFault:output_type -> kura.kv.v1.Empty
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_kv_proto_init() }
@@ -1840,7 +2053,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   21,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,6 +23,7 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
+	KV_Map_FullMethodName    = "/kura.kv.v1.KV/Map"
 	KV_Do_FullMethodName     = "/kura.kv.v1.KV/Do"
 	KV_Watch_FullMethodName  = "/kura.kv.v1.KV/Watch"
 	KV_Status_FullMethodName = "/kura.kv.v1.KV/Status"
@@ -32,10 +33,8 @@ const (
 // KVClient is the client API for KV service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
-//
-// KV is the client service; every node serves it and routes each operation
-// to the shard that owns the key.
 type KVClient interface {
+	Map(ctx context.Context, in *MapRequest, opts ...grpc.CallOption) (*MapResponse, error)
 	Do(ctx context.Context, in *Request, opts ...grpc.CallOption) (*Response, error)
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
@@ -48,6 +47,16 @@ type kVClient struct {
 
 func NewKVClient(cc grpc.ClientConnInterface) KVClient {
 	return &kVClient{cc}
+}
+
+func (c *kVClient) Map(ctx context.Context, in *MapRequest, opts ...grpc.CallOption) (*MapResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MapResponse)
+	err := c.cc.Invoke(ctx, KV_Map_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (c *kVClient) Do(ctx context.Context, in *Request, opts ...grpc.CallOption) (*Response, error) {
@@ -102,10 +111,8 @@ func (c *kVClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallO
 // KVServer is the server API for KV service.
 // All implementations must embed UnimplementedKVServer
 // for forward compatibility.
-//
-// KV is the client service; every node serves it and routes each operation
-// to the shard that owns the key.
 type KVServer interface {
+	Map(context.Context, *MapRequest) (*MapResponse, error)
 	Do(context.Context, *Request) (*Response, error)
 	Watch(*WatchRequest, grpc.ServerStreamingServer[Event]) error
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
@@ -120,6 +127,9 @@ type KVServer interface {
 // pointer dereference when methods are called.
 type UnimplementedKVServer struct{}
 
+func (UnimplementedKVServer) Map(context.Context, *MapRequest) (*MapResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Map not implemented")
+}
 func (UnimplementedKVServer) Do(context.Context, *Request) (*Response, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Do not implemented")
 }
@@ -151,6 +161,24 @@ func RegisterKVServer(s grpc.ServiceRegistrar, srv KVServer) {
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&KV_ServiceDesc, srv)
+}
+
+func _KV_Map_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MapRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).Map(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_Map_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).Map(ctx, req.(*MapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
 func _KV_Do_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -225,6 +253,10 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "kura.kv.v1.KV",
 	HandlerType: (*KVServer)(nil),
 	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Map",
+			Handler:    _KV_Map_Handler,
+		},
 		{
 			MethodName: "Do",
 			Handler:    _KV_Do_Handler,
