@@ -77,13 +77,20 @@ type GroupConfig struct {
 type Group struct {
 	host    *Host
 	id      uint32
-	node    raft.Node
 	storage *raft.MemoryStorage
 	sm      StateMachine
 	log     *slog.Logger
 	cfg     GroupConfig
 
-	// Owned by the run loop.
+	// mu guards rn (etcd raft's RawNode is not safe for concurrent use)
+	// and stopped. Callers step, propose and tick under it; the host's
+	// Raft loop takes a Ready and advances under it. Held briefly: never
+	// across disk or network I/O.
+	mu      sync.Mutex
+	rn      *raft.RawNode
+	stopped bool
+
+	// Owned by the host's Raft loop.
 	confState raftpb.ConfState
 	lastIndex uint64
 	snapIndex uint64
@@ -102,8 +109,7 @@ type Group struct {
 	reads    map[uint64]*readBatch
 	readSeq  uint64
 
-	stop chan struct{}
-	done chan struct{}
+	stop chan struct{} // closed when the group stops
 }
 
 type readBatch struct {
@@ -135,7 +141,6 @@ func newGroup(h *Host, cfg GroupConfig, sm StateMachine) (*Group, error) {
 		readKick: make(chan struct{}, 1),
 		reads:    make(map[uint64]*readBatch),
 		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
 	}
 	rc := &raft.Config{
 		ID:              h.id,
@@ -148,7 +153,12 @@ func newGroup(h *Host, cfg GroupConfig, sm StateMachine) (*Group, error) {
 		PreVote:         true,
 		Logger:          raftLogger{g.log},
 		ReadOnlyOption:  raft.ReadOnlySafe,
+		// A follower refuses proposals (Propose reports ErrNotLeader, a
+		// safe retry) instead of forwarding them to a leader it may not
+		// reach.
+		DisableProposalForwarding: true,
 	}
+	var peers []raft.Peer
 	if st.exists {
 		if st.snap.Index > 0 {
 			if err := g.storage.ApplySnapshot(raftpb.Snapshot{Metadata: st.snap}); err != nil {
@@ -165,18 +175,41 @@ func newGroup(h *Host, cfg GroupConfig, sm StateMachine) (*Group, error) {
 		}
 		g.lastIndex, _ = g.storage.LastIndex()
 		rc.Applied = st.snap.Index
-		g.node = raft.RestartNode(rc)
 	} else if len(cfg.Peers) > 0 {
-		peers := make([]raft.Peer, len(cfg.Peers))
+		peers = make([]raft.Peer, len(cfg.Peers))
 		for i, p := range cfg.Peers {
 			peers[i] = raft.Peer{ID: p}
 		}
-		g.node = raft.StartNode(rc, peers)
-	} else {
-		g.node = raft.RestartNode(rc)
 	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("group %d: %w", cfg.Group, err)
+	}
+	if len(peers) > 0 {
+		// As raft.StartNode does: a new group's first entries are the
+		// membership changes that add its initial voters.
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("group %d: bootstrap: %w", cfg.Group, err)
+		}
+	}
+	g.rn = rn
 	g.applied.Store(st.snap.Index)
 	return g, nil
+}
+
+// withNode runs fn on the RawNode under the group's lock and wakes the
+// host's Raft loop, which collects whatever fn made ready. It reports
+// ErrStopped for a stopped group.
+func (g *Group) withNode(fn func(rn *raft.RawNode) error) error {
+	g.mu.Lock()
+	if g.stopped {
+		g.mu.Unlock()
+		return ErrStopped
+	}
+	err := fn(g.rn)
+	g.mu.Unlock()
+	g.host.wake(g)
+	return err
 }
 
 // ID returns the group's id.
@@ -193,7 +226,11 @@ func (g *Group) IsLeader() bool { return g.leader.Load() == g.host.id }
 func (g *Group) AppliedIndex() uint64 { return g.applied.Load() }
 
 // Status returns Raft's view of the group.
-func (g *Group) Status() raft.Status { return g.node.Status() }
+func (g *Group) Status() raft.Status {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rn.Status()
+}
 
 // Propose replicates data (a command the state machine understands, which
 // carries id) and waits for it to be applied here, returning the state
@@ -212,11 +249,11 @@ func (g *Group) Propose(ctx context.Context, id uint64, data []byte) (any, error
 		delete(g.waiters, id)
 		g.waitMu.Unlock()
 	}()
-	if err := g.node.Propose(ctx, data); err != nil {
+	if err := g.withNode(func(rn *raft.RawNode) error { return rn.Propose(data) }); err != nil {
 		if errors.Is(err, raft.ErrProposalDropped) {
 			return nil, ErrNotLeader
 		}
-		if errors.Is(err, raft.ErrStopped) {
+		if errors.Is(err, ErrStopped) {
 			return nil, ErrStopped
 		}
 		return nil, fmt.Errorf("%w: %v", ErrUnknownOutcome, err)
@@ -242,7 +279,7 @@ func (g *Group) ProposeConfChange(ctx context.Context, cc raftpb.ConfChange) err
 	if !g.IsLeader() {
 		return ErrNotLeader
 	}
-	if err := g.node.ProposeConfChange(ctx, cc); err != nil {
+	if err := g.withNode(func(rn *raft.RawNode) error { return rn.ProposeConfChange(cc) }); err != nil {
 		return fmt.Errorf("group %d: propose membership change: %w", g.id, err)
 	}
 	for {
@@ -263,7 +300,7 @@ func (g *Group) ProposeConfChange(ctx context.Context, cc raftpb.ConfChange) err
 // ConfState returns the group's current voters (as of the last applied
 // membership change).
 func (g *Group) ConfState() raftpb.ConfState {
-	st := g.node.Status()
+	st := g.Status()
 	cs := raftpb.ConfState{}
 	for id := range st.Config.Voters.IDs() {
 		cs.Voters = append(cs.Voters, id)
@@ -354,7 +391,7 @@ func (g *Group) readLoop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		var rctx [8]byte
 		binary.BigEndian.PutUint64(rctx[:], seq)
-		err := g.node.ReadIndex(ctx, rctx[:])
+		err := g.withNode(func(rn *raft.RawNode) error { rn.ReadIndex(rctx[:]); return nil })
 		if err == nil {
 			select {
 			case <-b.done:
@@ -382,28 +419,52 @@ func (g *Group) finishRead(seq, index uint64, err error) {
 	}
 }
 
-// run is the group's Ready loop.
-func (g *Group) run() {
-	defer close(g.done)
-	for {
-		select {
-		case <-g.stop:
-			g.node.Stop()
-			return
-		case rd := <-g.node.Ready():
-			if err := g.handleReady(rd); err != nil {
-				g.log.Error("raft group failed; stopping it", "err", err)
-				g.host.fail(fmt.Errorf("group %d: %w", g.id, err))
-				g.node.Stop()
-				return
-			}
-			g.node.Advance()
-			g.maybeCompact()
-		}
+// ready takes the group's next Ready, if it has one and runs. Called by the
+// host's Raft loop only.
+func (g *Group) ready() (raft.Ready, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped || !g.rn.HasReady() {
+		return raft.Ready{}, false
 	}
+	return g.rn.Ready(), true
 }
 
-func (g *Group) handleReady(rd raft.Ready) error {
+// advance tells Raft that a Ready was handled, and reports whether the
+// group has more work (then the loop goes round again for it).
+func (g *Group) advance(rd raft.Ready) (more bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	g.rn.Advance(rd)
+	return g.rn.HasReady()
+}
+
+// sendsEarly tells whether a Ready's messages may go out before its
+// entries are on disk: a leader's appends and heartbeats may (Raft thesis
+// 10.2.1: the leader counts its own vote only once the next Ready is
+// produced, which waits for this one to be persisted), anything answering
+// another node (votes, append acknowledgements) may not.
+func (g *Group) sendsEarly(rd *raft.Ready) bool {
+	if g.leader.Load() != g.host.id || len(rd.Messages) == 0 {
+		return false
+	}
+	for _, m := range rd.Messages {
+		switch m.Type {
+		case raftpb.MsgApp, raftpb.MsgHeartbeat:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// beforePersist handles the parts of a Ready that come before its entries
+// are written: leadership news, a snapshot to install, the log writes
+// (added to the host's shared batch b), a leader's early messages.
+func (g *Group) beforePersist(rd *raft.Ready, b *pebble.Batch) (sync bool, err error) {
 	if rd.SoftState != nil {
 		was := g.leader.Swap(rd.SoftState.Lead)
 		if was == g.host.id && rd.SoftState.Lead != g.host.id {
@@ -413,32 +474,33 @@ func (g *Group) handleReady(rd raft.Ready) error {
 	if !raft.IsEmptyHardState(rd.HardState) {
 		g.term.Store(rd.HardState.Term)
 	}
-	b := g.host.logs.db.NewBatch()
-	defer b.Close()
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := g.sm.Restore(rd.Snapshot.Data, rd.Snapshot.Metadata.Index); err != nil {
-			return fmt.Errorf("install snapshot at %d: %w", rd.Snapshot.Metadata.Index, err)
+			return false, fmt.Errorf("install snapshot at %d: %w", rd.Snapshot.Metadata.Index, err)
 		}
 		// The snapshot replaces the whole log.
 		if err := b.DeleteRange(groupPrefix('e', g.id), groupPrefix('e', g.id+1), nil); err != nil {
-			return err
+			return false, err
 		}
 		if err := setSnapshot(b, g.id, rd.Snapshot.Metadata, 0); err != nil {
-			return err
+			return false, err
 		}
+		sync = true
 	}
 	if err := appendEntries(b, g.id, rd.Entries, rd.HardState, g.lastIndex); err != nil {
-		return err
+		return false, err
 	}
-	if !b.Empty() {
-		opt := pebble.NoSync
-		if rd.MustSync || !raft.IsEmptySnap(rd.Snapshot) {
-			opt = pebble.Sync
-		}
-		if err := b.Commit(opt); err != nil {
-			return fmt.Errorf("persist raft log: %w", err)
-		}
+	if g.sendsEarly(rd) {
+		g.send(rd.Messages)
+		rd.Messages = nil
 	}
+	return sync || rd.MustSync, nil
+}
+
+// afterPersist handles the rest of a Ready once its entries are durable:
+// the in-memory log, the remaining messages, finished reads, committed
+// entries.
+func (g *Group) afterPersist(rd *raft.Ready) error {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		if err := g.storage.ApplySnapshot(rd.Snapshot); err != nil {
 			return err
@@ -465,10 +527,7 @@ func (g *Group) handleReady(rd raft.Ready) error {
 			g.finishRead(binary.BigEndian.Uint64(rs.RequestCtx), rs.Index, nil)
 		}
 	}
-	if err := g.applyEntries(rd.CommittedEntries); err != nil {
-		return err
-	}
-	return nil
+	return g.applyEntries(rd.CommittedEntries)
 }
 
 func (g *Group) send(msgs []raftpb.Message) {
@@ -502,7 +561,7 @@ func (g *Group) sendSnapshot(m raftpb.Message) {
 		g.log.Warn("snapshot to a follower failed", "to", m.To, "err", err)
 		status = raft.SnapshotFailure
 	}
-	g.node.ReportSnapshot(m.To, status)
+	_ = g.withNode(func(rn *raft.RawNode) error { rn.ReportSnapshot(m.To, status); return nil })
 }
 
 func (g *Group) applyEntries(entries []raftpb.Entry) error {
@@ -529,14 +588,14 @@ func (g *Group) applyEntries(entries []raftpb.Entry) error {
 			if err := cc.Unmarshal(e.Data); err != nil {
 				return fmt.Errorf("decode membership change at %d: %w", e.Index, err)
 			}
-			g.confState = *g.node.ApplyConfChange(cc)
+			g.confState = *g.applyConfChange(cc)
 			g.host.confChanged(g.id, cc)
 		case raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
 			if err := cc.Unmarshal(e.Data); err != nil {
 				return fmt.Errorf("decode membership change at %d: %w", e.Index, err)
 			}
-			g.confState = *g.node.ApplyConfChange(cc)
+			g.confState = *g.applyConfChange(cc)
 		}
 		g.applied.Store(e.Index)
 	}
@@ -598,11 +657,39 @@ func (g *Group) maybeCompact() {
 	g.snapIndex = applied
 }
 
+func (g *Group) applyConfChange(cc raftpb.ConfChangeI) *raftpb.ConfState {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rn.ApplyConfChange(cc)
+}
+
 // Campaign asks this replica to stand for election now (used when a
 // single-node group starts, to skip the election timeout).
-func (g *Group) Campaign(ctx context.Context) error { return g.node.Campaign(ctx) }
+func (g *Group) Campaign(ctx context.Context) error {
+	return g.withNode(func(rn *raft.RawNode) error { return rn.Campaign() })
+}
 
 // TransferLeadership asks the leader to hand over to node to.
 func (g *Group) TransferLeadership(ctx context.Context, to uint64) {
-	g.node.TransferLeadership(ctx, g.leader.Load(), to)
+	_ = g.withNode(func(rn *raft.RawNode) error { rn.TransferLeader(to); return nil })
+}
+
+// step hands Raft a message from another node. Local message types and
+// answers from nodes no longer in the group are dropped, as raft.Node does.
+func (g *Group) step(m raftpb.Message) error {
+	err := g.withNode(func(rn *raft.RawNode) error { return rn.Step(m) })
+	if errors.Is(err, raft.ErrStepLocalMsg) || errors.Is(err, raft.ErrStepPeerNotFound) {
+		return nil
+	}
+	return err
+}
+
+// tick advances the group's logical clock by one tick.
+func (g *Group) tick() {
+	_ = g.withNode(func(rn *raft.RawNode) error { rn.Tick(); return nil })
+}
+
+// reportUnreachable tells Raft a message to node could not be sent.
+func (g *Group) reportUnreachable(node uint64) {
+	_ = g.withNode(func(rn *raft.RawNode) error { rn.ReportUnreachable(node); return nil })
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -43,6 +44,15 @@ type Host struct {
 	groups map[uint32]*Group
 	err    error
 
+	// readyMu guards woken: the groups the Raft loop must look at next.
+	readyMu sync.Mutex
+	woken   map[*Group]struct{}
+	kick    chan struct{} // (cap 1) wakes the Raft loop
+
+	// roundMu is held by the Raft loop while it handles a round, so
+	// StopGroup can wait until a stopping group is out of it.
+	roundMu sync.Mutex
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }
@@ -66,10 +76,13 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		tick:      cfg.TickInterval,
 		onConf:    cfg.OnConfChange,
 		groups:    make(map[uint32]*Group),
+		woken:     make(map[*Group]struct{}),
+		kick:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 	}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.tickLoop()
+	go h.raftLoop()
 	return h, nil
 }
 
@@ -94,9 +107,9 @@ func (h *Host) StartGroup(cfg GroupConfig, sm StateMachine) (*Group, error) {
 		return nil, err
 	}
 	h.groups[cfg.Group] = g
-	h.wg.Add(2)
-	go func() { defer h.wg.Done(); g.run() }()
+	h.wg.Add(1)
 	go func() { defer h.wg.Done(); g.readLoop() }()
+	h.wake(g)
 	return g, nil
 }
 
@@ -107,8 +120,7 @@ func (h *Host) StopGroup(group uint32, drop bool) error {
 	delete(h.groups, group)
 	h.mu.Unlock()
 	if g != nil {
-		close(g.stop)
-		<-g.done
+		h.halt(g)
 	}
 	if drop {
 		return h.logs.dropGroup(group)
@@ -142,13 +154,13 @@ func (h *Host) Step(ctx context.Context, group uint32, m raftpb.Message) error {
 	if g == nil {
 		return nil
 	}
-	return g.node.Step(ctx, m)
+	return g.step(m)
 }
 
 // ReportUnreachable tells every group that node is unreachable.
 func (h *Host) ReportUnreachable(group uint32, node uint64) {
 	if g := h.Group(group); g != nil {
-		g.node.ReportUnreachable(node)
+		g.reportUnreachable(node)
 	}
 }
 
@@ -183,7 +195,7 @@ func (h *Host) tickLoop() {
 			return
 		case <-t.C:
 			for _, g := range h.Groups() {
-				g.node.Tick()
+				g.tick()
 			}
 		}
 	}
@@ -202,10 +214,149 @@ func (h *Host) Close() {
 	h.groups = map[uint32]*Group{}
 	h.mu.Unlock()
 	for _, g := range groups {
-		close(g.stop)
-		<-g.done
+		h.halt(g)
 	}
 	h.wg.Wait()
+}
+
+// halt stops a group removed from h.groups: no more Raft calls, waiters
+// released, and once it returns the Raft loop no longer touches it.
+func (h *Host) halt(g *Group) {
+	g.mu.Lock()
+	already := g.stopped
+	g.stopped = true
+	g.mu.Unlock()
+	h.roundMu.Lock() // wait for a round that may hold the group
+	h.roundMu.Unlock()
+	if !already {
+		close(g.stop)
+	}
+}
+
+// wake asks the Raft loop to look at g.
+func (h *Host) wake(g *Group) {
+	h.readyMu.Lock()
+	h.woken[g] = struct{}{}
+	h.readyMu.Unlock()
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// takeWoken returns and forgets the woken groups.
+func (h *Host) takeWoken() []*Group {
+	h.readyMu.Lock()
+	defer h.readyMu.Unlock()
+	if len(h.woken) == 0 {
+		return nil
+	}
+	out := make([]*Group, 0, len(h.woken))
+	for g := range h.woken {
+		out = append(out, g)
+	}
+	clear(h.woken)
+	return out
+}
+
+// raftLoop handles the Raft work of every group of the node in rounds: it
+// takes the Ready of each group with work, writes all their entries and
+// hard states in one Pebble batch with at most one sync, sends their
+// messages (the transport batches them per peer), then applies the
+// committed entries and advances each group. So the shards of a node share
+// one disk sync and one network write per peer per round, however many
+// there are.
+func (h *Host) raftLoop() {
+	defer h.wg.Done()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-h.kick:
+		}
+		for {
+			groups := h.takeWoken()
+			if len(groups) == 0 {
+				break
+			}
+			h.round(groups)
+		}
+	}
+}
+
+type readyWork struct {
+	g  *Group
+	rd raft.Ready
+}
+
+func (h *Host) round(groups []*Group) {
+	h.roundMu.Lock()
+	defer h.roundMu.Unlock()
+	work := make([]readyWork, 0, len(groups))
+	for _, g := range groups {
+		if rd, ok := g.ready(); ok {
+			work = append(work, readyWork{g: g, rd: rd})
+		}
+	}
+	if len(work) == 0 {
+		return
+	}
+	b := h.logs.db.NewBatch()
+	defer b.Close()
+	sync := false
+	for i := 0; i < len(work); i++ {
+		w := &work[i]
+		s, err := w.g.beforePersist(&w.rd, b)
+		if err != nil {
+			h.failGroup(w.g, err)
+			work = append(work[:i], work[i+1:]...)
+			i--
+			continue
+		}
+		sync = sync || s
+	}
+	if !b.Empty() {
+		opt := pebble.NoSync
+		if sync {
+			opt = pebble.Sync
+		}
+		if err := b.Commit(opt); err != nil {
+			for _, w := range work {
+				h.failGroup(w.g, fmt.Errorf("persist raft log: %w", err))
+			}
+			return
+		}
+	}
+	for _, w := range work {
+		if err := w.g.afterPersist(&w.rd); err != nil {
+			h.failGroup(w.g, err)
+			continue
+		}
+		if w.g.advance(w.rd) {
+			h.wake(w.g)
+		}
+		w.g.maybeCompact()
+	}
+}
+
+// failGroup stops a group that hit an error it cannot go on from (a disk
+// error, a snapshot that does not install) and records the error.
+func (h *Host) failGroup(g *Group, err error) {
+	err = fmt.Errorf("group %d: %w", g.id, err)
+	g.log.Error("raft group failed; stopping it", "err", err)
+	h.fail(err)
+	h.mu.Lock()
+	if h.groups[g.id] == g {
+		delete(h.groups, g.id)
+	}
+	h.mu.Unlock()
+	g.mu.Lock()
+	already := g.stopped
+	g.stopped = true
+	g.mu.Unlock()
+	if !already {
+		close(g.stop) // the loop holds roundMu: halt's wait would deadlock
+	}
 }
 
 // raftLogger sends etcd raft's log lines to slog (debug and info lines at

@@ -3,16 +3,22 @@
 // library, keeps every group's log and hard state in one Pebble database,
 // and hands committed entries to each group's state machine.
 //
-// Durability: a group persists its new entries and hard state with one
-// synced Pebble commit per Ready round. The groups run concurrently and
-// Pebble's commit pipeline folds concurrent synced commits into one WAL
-// fsync, so many shards share one disk sync. State machines need not sync:
+// Rounds: each group is an etcd raft RawNode; callers step, propose and
+// tick it under the group's lock, and one goroutine per node (the host's
+// Raft loop) handles the Ready of every group with work in rounds: all
+// their new entries and hard states go into one Pebble batch committed with
+// at most one sync, a leader's appends go out before that sync (the Raft
+// thesis allows the leader to write its log in parallel), everything else
+// after it, then committed entries are applied and each group advanced. So
+// however many shards a node holds, a round costs one disk sync and, per
+// peer, one network write (the transport batches). State machines need not sync:
 // each one persists the index of the last entry it applied atomically with
 // the entry's effect, and after a crash the runtime replays the log from the
 // last compaction point; the state machine skips what it already holds.
 //
-// Lock ordering: Host.mu before Group.mu; Group.readMu and Group.waitMu are
-// leaves.
+// Lock ordering: Host.roundMu (held by the Raft loop for a round) before
+// Host.mu before Group.mu; Host.readyMu, Group.readMu and Group.waitMu are
+// leaves (wake takes readyMu only after releasing Group.mu).
 package replica
 
 import (

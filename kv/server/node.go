@@ -21,10 +21,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cespare/xxhash/v2"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 
+	"github.com/kura-dev/kura/kv/keyspace"
 	"github.com/kura-dev/kura/kv/meta"
 	"github.com/kura-dev/kura/kv/replica"
 	"github.com/kura-dev/kura/kv/shard"
@@ -443,7 +443,7 @@ func (n *Node) shardOf(key []byte) uint32 {
 	if s == 0 {
 		s = n.cfg.Shards
 	}
-	return uint32(xxhash.Sum64(key)%uint64(s)) + 1
+	return keyspace.ShardOf(key, s)
 }
 
 // reconcileLoop brings this node in line with the cluster map: it starts
