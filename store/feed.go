@@ -286,7 +286,7 @@ func (s *Store) toChange(c change) Change {
 	plain, err := s.openRecord(r, changeAAD(c))
 	if err != nil {
 		out.Sealed = true
-		out.Attrs = s.attrsOf(r, len(r.payload)-sealedExtra)
+		out.Attrs = s.attrsOf(r, len(r.payload)-r.sealedOverhead())
 		return out
 	}
 	out.Value = append([]byte(nil), plain...)

@@ -72,7 +72,7 @@ func (s *Store) Attributes(ctx context.Context, key []byte) (Attrs, error) {
 	}
 	size := len(r.payload)
 	if r.flags&flagEncrypted != 0 {
-		size -= sealedExtra
+		size -= r.sealedOverhead()
 	}
 	return s.attrsOf(r, size), nil
 }

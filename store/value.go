@@ -50,7 +50,8 @@ type Attrs struct {
 //	flags(1) type(1) mtime(8, unix ns) expiry(8, unix ns, 0 = never) payload
 //
 // and the payload is the value itself or, when flagEncrypted is set,
-// keyID(4) nonce(12) ciphertext-with-tag (see crypt.go).
+// keyID(4) nonce(12) ciphertext-with-tag (see crypt.go), or, when
+// flagSealed is set too, a self-contained sealed value (see sealed.go).
 const (
 	recordHeader  = 18
 	flagEncrypted = 1 << 0
@@ -93,7 +94,7 @@ func decodeRecord(b []byte) (record, error) {
 		expiry:  int64(binary.BigEndian.Uint64(b[10:])),
 		payload: b[recordHeader:],
 	}
-	if r.flags&^flagEncrypted != 0 || r.typ > TypeUint64 {
+	if r.flags&^(flagEncrypted|flagSealed) != 0 || r.flags == flagSealed || r.typ > TypeUint64 {
 		return record{}, fmt.Errorf("%w: value record has unknown flags %#x or type %d", ErrCorrupt, r.flags, r.typ)
 	}
 	return r, nil
@@ -126,6 +127,9 @@ func (s *Store) sealRecord(typ ValueType, value []byte, mtime, expiry int64, aad
 func (s *Store) openRecord(r record, aad []byte) ([]byte, error) {
 	if r.flags&flagEncrypted == 0 {
 		return r.payload, nil
+	}
+	if r.flags&flagSealed != 0 {
+		return s.openSealed(r.payload, aad)
 	}
 	if s.keys == nil {
 		return nil, ErrNeedPassphrase

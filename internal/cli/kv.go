@@ -140,7 +140,7 @@ from standard input (binary safe). A missing key exits 1, a usage error 2.`,
 	c.AddCommand(
 		kvGet(e, f), kvSet(e, f), kvDel(e, f), kvScan(e, f), kvAttrs(e, f),
 		kvSubkey(e, f), kvQueue(e, f), kvCAS(e, f), kvChangeLog(e, f), kvWatch(e, f),
-		kvServe(e), kvStatus(e, f), kvBench(e, f),
+		kvServe(e), kvStatus(e, f), kvRemoveNode(e, f), kvBench(e, f),
 	)
 	return c
 }
@@ -671,7 +671,7 @@ as set: 'changelog on' records every later mutation until 'changelog off'.`,
 func kvWatch(e *env, f *kvFlags) *cobra.Command {
 	var from uint64
 	var follow bool
-	var cursor, pluginCmd, prefix, after string
+	var cursor, pluginCmd, prefix, after, cursorFile string
 	var oldest bool
 	c := &cobra.Command{
 		Use:   "watch",
@@ -690,21 +690,44 @@ cursor still needs). Without --follow, watch stops at the newest change.
 --plugin CMD runs CMD (with /bin/sh -c) and writes the JSON lines to its
 stdin; CMD's stdout is copied to ours. A plugin that dies is restarted and
 resumes with the first change it had not read; progress is kept under the
-cursor (default name "plugin"), so nothing is lost between runs.`,
+cursor (default name "plugin"), so nothing is lost between runs.
+
+In a cluster (--endpoints), watch follows every shard: each line carries its
+"shard" and that shard's "seq", in order per shard. When the node serving the
+stream dies, watch reopens it on another endpoint and resumes after the last
+line it printed. --after SHARD:SEQ,... resumes a previous watch; --from-oldest
+starts at the oldest retained change of every shard.
+
+With --plugin in a cluster, the last seq of each shard that the plugin took
+is kept in --cursor-file (default ./` + defaultCursorFile + `; one watch
+at a time per file), written atomically. A restarted watch resumes after
+those cursors (shards missing from the file start at their oldest change),
+so nothing is lost across restarts of the plugin, the watch or cluster
+nodes: delivery is at least once and in order per shard; a line is fed
+again only when the watch itself died before recording that the plugin had
+taken it.`,
 		Example: `  kura kv --local /tmp/kv changelog on
   kura kv --local /tmp/kv watch
   kura kv --local /tmp/kv watch --from 120
   kura kv --local /tmp/kv watch --cursor audit
   kura kv --local /tmp/kv watch --plugin 'jq -c . >> /var/log/kv-changes.log'
   kura kv --endpoints 127.0.0.1:7401 watch --prefix user/
-  kura kv --endpoints 127.0.0.1:7401 watch --after 1:120,2:98`,
+  kura kv --endpoints 127.0.0.1:7401 watch --after 1:120,2:98
+  kura kv --endpoints 127.0.0.1:7401,127.0.0.1:7402,127.0.0.1:7403 watch \
+      --plugin 'jq -c . >> /var/log/kv-changes.log' --cursor-file /var/lib/kura/audit.cursor`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if f.endpoints != "" {
-				if pluginCmd != "" || cursor != "" || c.Flags().Changed("from") {
-					return usagef("kv watch: in a cluster, resume with --after SHARD:SEQ,... (--from, --cursor and --plugin are for --local)")
+				if cursor != "" {
+					return usagef("kv watch: --cursor names a cursor of a local engine; in a cluster, keep a plugin's progress with --cursor-file PATH, or resume printing with --after SHARD:SEQ,...")
 				}
-				return clusterWatch(c.Context(), e, f, prefix, after, oldest)
+				if c.Flags().Changed("from") {
+					return usagef("kv watch: in a cluster each shard has its own sequence: resume with --after SHARD:SEQ,... (--from is for --local)")
+				}
+				return clusterWatch(c.Context(), e, f, clusterWatchArgs{prefix: prefix, after: after, fromOldest: oldest, plugin: pluginCmd, cursorFile: cursorFile})
+			}
+			if cursorFile != "" {
+				return usagef("kv watch: --cursor-file is for a cluster (--endpoints); with --local, use --cursor NAME")
 			}
 			if pluginCmd != "" && cursor == "" {
 				cursor = "plugin"
@@ -734,6 +757,7 @@ cursor (default name "plugin"), so nothing is lost between runs.`,
 	c.Flags().StringVar(&prefix, "prefix", "", "cluster: only changes of keys with this prefix")
 	c.Flags().StringVar(&after, "after", "", "cluster: resume after these per-shard sequences, SHARD:SEQ,...")
 	c.Flags().BoolVar(&oldest, "from-oldest", false, "cluster: start at the oldest retained change of each shard")
+	c.Flags().StringVar(&cursorFile, "cursor-file", "", "cluster: file keeping the plugin's per-shard progress (default ./"+defaultCursorFile+")")
 	return c
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -59,12 +58,20 @@ func (f *kvFlags) openCluster() (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.New(client.Config{Endpoints: eps, Serializable: f.serializable, Timeout: f.timeout})
+	cfg := client.Config{Endpoints: eps, Serializable: f.serializable, Timeout: f.timeout}
+	if f.passphraseFile != "" {
+		// Sent with every request: the node that receives it seals and
+		// opens values with them, and never stores them.
+		if cfg.Passphrases, err = store.ReadPassphraseFile(f.passphraseFile); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	return client.New(cfg)
 }
 
 func kvServe(e *env) *cobra.Command {
 	var cfg server.Config
-	var join, passFile string
+	var join, passFile, debugAddr string
 	c := &cobra.Command{
 		Use:   "serve",
 		Short: "Run a node of a replicated, sharded kv cluster",
@@ -102,6 +109,11 @@ values are sealed at rest with the first passphrase, all of them open.`,
 				cfg.Store.Passphrases = p
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			if debugAddr != "" {
+				if err := startDebugServer(c.Context(), debugAddr, e.stderr); err != nil {
+					return err
+				}
+			}
 			n, err := server.Start(c.Context(), cfg)
 			if err != nil {
 				return err
@@ -122,6 +134,7 @@ values are sealed at rest with the first passphrase, all of them open.`,
 	fl.StringVar(&passFile, "passphrase-file", "", "file of passphrases, one per line: the first encrypts, all decrypt")
 	fl.IntVar(&cfg.Store.MaxValueSize, "max-value-size", 16<<20, "largest value accepted, in bytes")
 	fl.DurationVar(&cfg.Store.DefaultTTL, "default-ttl", 0, "expiry for values written without a TTL (0: none)")
+	fl.StringVar(&debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060")
 	fl.BoolVar(&cfg.FaultInjection, "fault-injection", false, "accept fault-injection requests (tests only)")
 	_ = fl.MarkHidden("fault-injection")
 	fl.BoolVar(&cfg.UnsafeLocalReads, "unsafe-local-reads", false, "serve reads from the local replica without a quorum check (breaks linearizability; tests only)")
@@ -154,6 +167,60 @@ func kvStatus(e *env, f *kvFlags) *cobra.Command {
 	}
 }
 
+func kvRemoveNode(e *env, f *kvFlags) *cobra.Command {
+	var noWait bool
+	c := &cobra.Command{
+		Use:   "remove-node NODE-ID",
+		Short: "Remove a node from a cluster, moving its replicas to the other nodes",
+		Long: `remove-node takes a node (its id, as 'kv status' shows it) out of the
+cluster while the cluster serves: no new replica goes to it, each of its
+shards gets a replica on another node (when there is one to spare), and once
+that replica caught up the node's replica leaves the shard's Raft group (a
+leader hands its leadership over first). When it holds nothing the node
+leaves the cluster map and can be stopped; its data directory cannot rejoin.
+
+The node may be down (a machine that died for good): the shards keep
+serving as long as a majority of each one's replicas is up. The command
+prints the shards still on the node as they move and returns when the node
+is gone (--no-wait returns at once; run it again to see progress).`,
+		Example: `  kura kv --endpoints 127.0.0.1:7401 remove-node 4ea973796a11d885
+  kura kv --endpoints 127.0.0.1:7401 remove-node --no-wait 4ea973796a11d885`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if f.endpoints == "" {
+				return usagef("kv remove-node: needs --endpoints HOST:PORT,... (a cluster)")
+			}
+			id, err := strconv.ParseUint(args[0], 16, 64)
+			if err != nil || id == 0 {
+				return usagef("kv remove-node: %q is not a node id (16 hex digits, as 'kv status' shows)", args[0])
+			}
+			cl, err := f.openCluster()
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			shs, err := cl.RemoveNode(c.Context(), id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "node %x is leaving; shards still on it: %v\n", id, shs)
+			if noWait {
+				return nil
+			}
+			err = cl.WaitRemoved(c.Context(), id, func(shs []uint32) {
+				fmt.Fprintf(e.stdout, "shards still on node %x: %v\n", id, shs)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "node %x removed from the cluster; it can be stopped\n", id)
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&noWait, "no-wait", false, "start the removal and return without waiting for it to finish")
+	return c
+}
+
 func printStatus(e *env, st *kvpb.StatusResponse) {
 	fmt.Fprintf(e.stdout, "cluster %s: %d shards, %d replicas each\n\nnodes:\n", st.ClusterId, st.Shards, st.Replicas)
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
@@ -164,6 +231,9 @@ func printStatus(e *env, st *kvpb.StatusResponse) {
 		state := "up"
 		if n.Error != "" {
 			state = "unreachable: " + n.Error
+		}
+		if n.Leaving {
+			state += " (leaving)"
 		}
 		fmt.Fprintf(tw, "  %x\t%s\t%s\n", n.Id, n.Addr, state)
 		for _, s := range n.Shards {
@@ -202,47 +272,6 @@ func printStatus(e *env, st *kvpb.StatusResponse) {
 		fmt.Fprintf(tw, "  %d\t%x\t%d\t%d\t%s\t%s\n", sh, l.Leader, l.Term, l.Commit, strings.Join(reps, ","), strings.Join(lag, " "))
 	}
 	tw.Flush()
-}
-
-// parseAfter parses --after SHARD:SEQ,...
-func parseAfter(s string) (map[uint32]uint64, error) {
-	if s == "" {
-		return nil, nil
-	}
-	out := map[uint32]uint64{}
-	for _, part := range strings.Split(s, ",") {
-		sh, seq, ok := strings.Cut(strings.TrimSpace(part), ":")
-		a, err1 := strconv.ParseUint(sh, 10, 32)
-		b, err2 := strconv.ParseUint(seq, 10, 64)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, usagef("--after %q: want SHARD:SEQ,... (e.g. 1:120,2:98)", part)
-		}
-		out[uint32(a)] = b
-	}
-	return out, nil
-}
-
-// clusterWatch prints a cluster's change stream as JSON lines, each with
-// its shard, until interrupted.
-func clusterWatch(ctx context.Context, e *env, f *kvFlags, prefix, after string, fromOldest bool) error {
-	am, err := parseAfter(after)
-	if err != nil {
-		return err
-	}
-	cl, err := f.openCluster()
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	err = cl.Watch(ctx, []byte(prefix), am, fromOldest, func(ev *kvpb.Event) error {
-		js := strings.TrimSuffix(string(ev.Json), "}")
-		_, err := fmt.Fprintf(e.stdout, "%s,\"shard\":%d}\n", js, ev.Shard)
-		return err
-	})
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	return err
 }
 
 // waitCtx is a helper for commands that poll.

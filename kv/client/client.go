@@ -1,9 +1,12 @@
 // Package client is the Go client of a kura kv cluster.
 //
-// A Client talks to any node of the cluster (each node routes an operation
-// to the shard that owns its key and forwards it to the shard's leader).
-// It spreads calls over the endpoints, moves on to the next endpoint when
-// one fails, and retries the operations that are safe to repeat (reads,
+// A Client caches the cluster map (shard count, nodes, each shard's leader
+// and replicas, fetched with the KV.Map call and corrected by the leader
+// each response names) and sends each operation straight to the leader of
+// its key's shard, or for a serializable read to one of its replicas. When
+// the map is unknown or a routed call fails it falls back to any node
+// (every node forwards an operation to the right leader), moves on to the
+// next endpoint when one fails, and retries the operations that are safe to repeat (reads,
 // Set, SetSubkey, CASInit). An operation that is not safe to repeat and
 // whose fate is unknown (the connection broke after it was sent, or the
 // shard's leader changed before it was applied) fails with
@@ -55,14 +58,18 @@ type Config struct {
 	// Serializable reads from the nearest replica instead of through the
 	// shard's leader: faster, possibly stale.
 	Serializable bool
+	// Passphrases are sent with every request (see passphrase.go).
+	Passphrases []string
 }
 
 // Client is a connection to a cluster; safe for concurrent use.
 type Client struct {
 	cfg   Config
+	addrs []string // the endpoints, trimmed
 	conns []*grpc.ClientConn
 	kvs   []kvpb.KVClient
 	next  atomic.Uint64
+	route *router
 }
 
 // New connects (lazily) to the endpoints.
@@ -85,18 +92,38 @@ func New(cfg Config) (*Client, error) {
 			c.Close()
 			return nil, fmt.Errorf("endpoint %q: %w", ep, err)
 		}
+		c.addrs = append(c.addrs, ep)
 		c.conns = append(c.conns, conn)
 		c.kvs = append(c.kvs, kvpb.NewKVClient(conn))
 	}
 	if len(c.kvs) == 0 {
 		return nil, fmt.Errorf("%w: no endpoints", store.ErrInvalid)
 	}
+	known := map[string]kvpb.KVClient{}
+	for i, a := range c.addrs {
+		known[a] = c.kvs[i]
+	}
+	c.route = newRouter(c.fetchMap, known)
+	c.route.refresh()
 	return c, nil
+}
+
+// fetchMap asks the endpoints in turn for the cluster map.
+func (c *Client) fetchMap(ctx context.Context) (*kvpb.MapResponse, error) {
+	var last error
+	for i := range c.kvs {
+		m, err := c.kvs[(int(c.next.Add(1))+i)%len(c.kvs)].Map(ctx, &kvpb.MapRequest{})
+		if err == nil {
+			return m, nil
+		}
+		last = err
+	}
+	return nil, fmt.Errorf("cluster map: %w", last)
 }
 
 // Close closes the connections.
 func (c *Client) Close() error {
-	var first error
+	first := c.route.close()
 	for _, conn := range c.conns {
 		if err := conn.Close(); err != nil && first == nil {
 			first = err
@@ -121,16 +148,36 @@ func (c *Client) Do(ctx context.Context, req *kvpb.Request) (*kvpb.Response, err
 	if c.cfg.Serializable {
 		req.Serializable = true
 	}
+	if len(req.Passphrases) == 0 {
+		req.Passphrases = c.passphrases(ctx)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
 	idem := Idempotent(req.Op)
+	sh := c.route.shardOf(req)
 	start := int(c.next.Add(1))
 	var last error
 	for attempt := 0; ; attempt++ {
-		i := (start + attempt) % len(c.kvs)
+		// The first attempt goes where the cached map says the shard's
+		// leader (or, for a serializable read, a replica) is; retries
+		// spread over the endpoints, which forward inside the cluster.
+		var kv kvpb.KVClient
+		var addr string
+		if attempt == 0 && sh != 0 {
+			kv, addr = c.route.target(sh, req.Serializable && isRead(req.Op))
+		}
+		routed := kv != nil
+		if !routed {
+			i := (start + attempt) % len(c.kvs)
+			kv, addr = c.kvs[i], c.addrs[i]
+		}
 		var p peer.Peer
-		resp, err := c.kvs[i].Do(ctx, req, grpc.Peer(&p))
+		resp, err := kv.Do(ctx, req, grpc.Peer(&p))
+		if err != nil && routed {
+			c.route.forget(sh)
+		}
 		if err == nil {
+			c.route.learn(sh, resp.Leader)
 			if (resp.Code == kvpb.Code_UNAVAILABLE || resp.Code == kvpb.Code_UNKNOWN_OUTCOME) && idem {
 				last = codeError(resp)
 			} else {
@@ -139,7 +186,7 @@ func (c *Client) Do(ctx context.Context, req *kvpb.Request) (*kvpb.Response, err
 		} else {
 			last = err
 			if !idem && !neverSent(err, &p) {
-				return nil, fmt.Errorf("%w: %s via %s: %v", ErrUnknownOutcome, req.Op, c.cfg.Endpoints[i], err)
+				return nil, fmt.Errorf("%w: %s via %s: %v", ErrUnknownOutcome, req.Op, addr, err)
 			}
 		}
 		select {

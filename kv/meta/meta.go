@@ -29,6 +29,9 @@ type Map struct {
 	// Placement lists, for each shard (1..Shards), the nodes that hold a
 	// replica or are being given one.
 	Placement map[uint32][]uint64 `json:"placement"`
+	// Leaving marks the nodes being removed: no new replica goes there,
+	// their replicas move to other nodes, then they leave the map.
+	Leaving map[uint64]bool `json:"leaving,omitempty"`
 }
 
 // Clone returns a deep copy.
@@ -40,6 +43,40 @@ func (m *Map) Clone() *Map {
 	}
 	for k, v := range m.Placement {
 		out.Placement[k] = append([]uint64(nil), v...)
+	}
+	if len(m.Leaving) > 0 {
+		out.Leaving = make(map[uint64]bool, len(m.Leaving))
+		for k, v := range m.Leaving {
+			out.Leaving[k] = v
+		}
+	}
+	return out
+}
+
+// Active returns the ids, in order, of the nodes not being removed.
+func (m *Map) Active() []uint64 {
+	var out []uint64
+	for _, id := range m.NodeIDs() {
+		if !m.Leaving[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Want is the number of replicas every shard should have: Replicas, or
+// fewer when there are fewer active nodes.
+func (m *Map) Want() int {
+	return min(m.Replicas, len(m.Active()))
+}
+
+// ShardsOn returns the shards placed on node, in order.
+func (m *Map) ShardsOn(node uint64) []uint32 {
+	var out []uint32
+	for sh := uint32(1); sh <= m.Shards; sh++ {
+		if m.Holds(sh, node) {
+			out = append(out, sh)
+		}
 	}
 	return out
 }
@@ -67,7 +104,8 @@ func (m *Map) Holds(shard uint32, node uint64) bool {
 // Command is a change of the map (a log entry of group 0, as JSON).
 type Command struct {
 	ID uint64 `json:"id"`
-	// Op is "init", "add-node" or "place".
+	// Op is "init", "add-node", "place", "remove-node" (mark Node as
+	// leaving) or "forget-node" (drop a leaving node that holds nothing).
 	Op       string   `json:"op"`
 	Cluster  string   `json:"cluster,omitempty"`
 	Shards   uint32   `json:"shards,omitempty"`
@@ -170,7 +208,30 @@ func (m *Map) apply(c Command) error {
 			m.Placement[sh] = []uint64{c.Node}
 		}
 	case "add-node":
+		if m.Leaving[c.Node] {
+			return fmt.Errorf("node %x is being removed from the cluster; start the new node on an empty data directory", c.Node)
+		}
 		m.Nodes[c.Node] = c.Addr
+	case "remove-node":
+		if _, ok := m.Nodes[c.Node]; !ok {
+			return fmt.Errorf("node %x is not in the cluster", c.Node)
+		}
+		if !m.Leaving[c.Node] && len(m.Active()) <= 1 {
+			return fmt.Errorf("node %x is the last active node: a cluster cannot remove all its nodes", c.Node)
+		}
+		if m.Leaving == nil {
+			m.Leaving = map[uint64]bool{}
+		}
+		m.Leaving[c.Node] = true
+	case "forget-node":
+		if !m.Leaving[c.Node] {
+			return fmt.Errorf("node %x is not being removed", c.Node)
+		}
+		if shs := m.ShardsOn(c.Node); len(shs) > 0 {
+			return fmt.Errorf("node %x still holds shards %v", c.Node, shs)
+		}
+		delete(m.Nodes, c.Node)
+		delete(m.Leaving, c.Node)
 	case "place":
 		if c.Shard == 0 || c.Shard > m.Shards {
 			return fmt.Errorf("no shard %d", c.Shard)
@@ -218,14 +279,13 @@ func (s *State) Restore(data []byte, index uint64) error {
 // Sync implements replica.StateMachine.
 func (s *State) Sync() error { return s.logs.DB().LogData(nil, pebble.Sync) }
 
-// Rebalance returns the placement changes that give every shard
-// min(Replicas, nodes) holders, adding the nodes that hold the fewest
-// shards. Holders are only added, never moved.
+// Rebalance returns the placement changes that give every shard Want()
+// holders on active nodes, adding the active nodes that hold the fewest
+// shards. Holders are only added here; a leaving node's replica is dropped
+// from the placement once its shard's group no longer counts it as a voter
+// (see Drop), after the replacement caught up.
 func (m *Map) Rebalance() []Command {
-	want := m.Replicas
-	if n := len(m.Nodes); n < want {
-		want = n
-	}
+	want := m.Want()
 	load := map[uint64]int{}
 	for id := range m.Nodes {
 		load[id] = 0
@@ -238,12 +298,12 @@ func (m *Map) Rebalance() []Command {
 	var out []Command
 	for sh := uint32(1); sh <= m.Shards; sh++ {
 		holders := append([]uint64(nil), m.Placement[sh]...)
-		if len(holders) >= want {
+		if m.activeHolders(sh) >= want {
 			continue
 		}
-		for len(holders) < want {
+		for active := m.activeHolders(sh); active < want; active++ {
 			best := uint64(0)
-			for _, id := range m.NodeIDs() {
+			for _, id := range m.Active() {
 				if contains(holders, id) {
 					continue
 				}
@@ -260,6 +320,27 @@ func (m *Map) Rebalance() []Command {
 		out = append(out, Command{Op: "place", Shard: sh, Holders: holders})
 	}
 	return out
+}
+
+func (m *Map) activeHolders(sh uint32) int {
+	n := 0
+	for _, h := range m.Placement[sh] {
+		if !m.Leaving[h] {
+			n++
+		}
+	}
+	return n
+}
+
+// Drop returns the placement change that removes node from shard sh.
+func (m *Map) Drop(sh uint32, node uint64) Command {
+	var holders []uint64
+	for _, h := range m.Placement[sh] {
+		if h != node {
+			holders = append(holders, h)
+		}
+	}
+	return Command{Op: "place", Shard: sh, Holders: holders}
 }
 
 func contains(ids []uint64, id uint64) bool {

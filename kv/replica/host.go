@@ -226,7 +226,11 @@ func (h *Host) halt(g *Group) {
 	already := g.stopped
 	g.stopped = true
 	g.mu.Unlock()
-	h.roundMu.Lock() // wait for a round that may hold the group
+	// Wait for a round that may hold the group, and drop a pending wake.
+	h.roundMu.Lock()
+	h.readyMu.Lock()
+	delete(h.woken, g)
+	h.readyMu.Unlock()
 	h.roundMu.Unlock()
 	if !already {
 		close(g.stop)

@@ -88,6 +88,10 @@ type Node struct {
 	seq  atomic.Uint64
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	// Owned by the reconcile loop.
+	lastBalance time.Time
+	saidRemoved bool
 }
 
 // Start opens the data directory, starts or joins the cluster and serves.
@@ -501,7 +505,7 @@ func (n *Node) reconcile() {
 	}
 	if mg := n.host.Group(meta.Group); mg != nil && mg.IsLeader() {
 		voters := mg.ConfState().Voters
-		for _, id := range m.NodeIDs() {
+		for _, id := range m.Active() {
 			if !containsID(voters, id) {
 				if err := mg.ProposeConfChange(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id}); err != nil {
 					n.log.Warn("add node to the cluster map's group", "node", fmt.Sprintf("%x", id), "err", err)
@@ -515,6 +519,7 @@ func (n *Node) reconcile() {
 				return
 			}
 		}
+		n.finishRemovals(ctx, m, mg)
 	}
 	for sh := uint32(1); sh <= m.Shards; sh++ {
 		g := n.host.Group(sh)
@@ -523,14 +528,17 @@ func (n *Node) reconcile() {
 		}
 		voters := g.ConfState().Voters
 		for _, id := range m.Placement[sh] {
-			if !containsID(voters, id) {
+			if !containsID(voters, id) && !m.Leaving[id] {
 				if err := g.ProposeConfChange(ctx, raftpb.ConfChange{Type: raftpb.ConfChangeAddNode, NodeID: id}); err != nil {
 					n.log.Warn("add replica", "shard", sh, "node", fmt.Sprintf("%x", id), "err", err)
 				}
 				break
 			}
 		}
+		n.drainShard(ctx, m, g)
 	}
+	n.stopUnplaced(m)
+	n.balanceLeaders(ctx, m)
 }
 
 func containsID(ids []uint64, id uint64) bool {

@@ -134,6 +134,9 @@ func (n *Node) doShard(ctx context.Context, sh uint32, req *kvpb.Request) *kvpb.
 			}
 		}
 		if err == nil {
+			if write || !(req.Serializable || n.cfg.UnsafeLocalReads) {
+				resp.Leader = target // served by the shard's leader
+			}
 			return resp
 		}
 		last = err
@@ -198,6 +201,10 @@ func (n *Node) forward(ctx context.Context, node uint64, sh uint32, req *kvpb.Re
 func (n *Node) Do(ctx context.Context, req *kvpb.Request) *kvpb.Response {
 	if err := n.validate(req); err != nil {
 		return &kvpb.Response{Code: kvpb.Code_INVALID, Error: err.Error()}
+	}
+	req, sealed := n.doSealed(ctx, req) // per-request passphrases: crypt.go
+	if sealed != nil {
+		return sealed
 	}
 	one := func(key []byte, r *kvpb.Request) *kvpb.Response { return n.doShard(ctx, n.shardOf(key), r) }
 	switch req.Op {

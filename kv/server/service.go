@@ -30,6 +30,28 @@ func (s *kvService) Do(ctx context.Context, req *kvpb.Request) (*kvpb.Response, 
 	return s.n.Do(ctx, req), nil
 }
 
+// Map returns the routing table: nodes, and for each shard its replicas
+// and the leader this node knows (0 for a shard it does not hold).
+func (s *kvService) Map(ctx context.Context, _ *kvpb.MapRequest) (*kvpb.MapResponse, error) {
+	n := s.n
+	m := n.meta.Map()
+	if m.ClusterID == "" {
+		return nil, status.Error(codes.Unavailable, "map: this node has not joined a cluster yet")
+	}
+	resp := &kvpb.MapResponse{ClusterId: m.ClusterID, Shards: m.Shards}
+	for _, id := range m.NodeIDs() {
+		resp.Nodes = append(resp.Nodes, &kvpb.NodeInfo{Id: id, Addr: m.Nodes[id]})
+	}
+	for sh := uint32(1); sh <= m.Shards; sh++ {
+		r := &kvpb.ShardRoute{Shard: sh, Replicas: append([]uint64(nil), m.Placement[sh]...)}
+		if g := n.host.Group(sh); g != nil {
+			r.Leader = g.Leader()
+		}
+		resp.Routes = append(resp.Routes, r)
+	}
+	return resp, nil
+}
+
 func (s *kvService) Join(ctx context.Context, req *kvpb.JoinRequest) (*kvpb.JoinResponse, error) {
 	n := s.n
 	if req.NodeId == 0 || req.Addr == "" {
@@ -115,12 +137,15 @@ func (s *kvService) Status(ctx context.Context, req *kvpb.StatusRequest) (*kvpb.
 		}(i, id)
 	}
 	wg.Wait()
+	for _, ns := range resp.Nodes {
+		ns.Leaving = m.Leaving[ns.Id]
+	}
 	return resp, nil
 }
 
 // localStatus describes this node's groups.
 func (n *Node) localStatus() *kvpb.NodeStatus {
-	ns := &kvpb.NodeStatus{Id: n.id, Addr: n.cfg.Advertise, Reachable: true}
+	ns := &kvpb.NodeStatus{Id: n.id, Addr: n.cfg.Advertise, Reachable: true, Leaving: n.meta.Map().Leaving[n.id]}
 	for _, g := range n.host.Groups() {
 		st := g.Status()
 		ss := &kvpb.ShardStatus{Shard: g.ID(), Leader: st.Lead, Term: st.Term, Commit: st.Commit,

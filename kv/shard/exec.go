@@ -87,6 +87,9 @@ func Exec(ctx context.Context, st *store.Store, req *kvpb.Request) *kvpb.Respons
 }
 
 func exec(ctx context.Context, st *store.Store, req *kvpb.Request) (*kvpb.Response, error) {
+	if isSealedReq(req) {
+		return execSealed(ctx, st, req) // see sealed.go
+	}
 	ok := &kvpb.Response{}
 	ttl := time.Duration(req.TtlNanos)
 	bits := store.Bits(req.Bits)

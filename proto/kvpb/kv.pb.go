@@ -246,7 +246,21 @@ type Request struct {
 	Serializable bool `protobuf:"varint,13,opt,name=serializable,proto3" json:"serializable,omitempty"`
 	// Per-request passphrases: the first seals values this request writes,
 	// all of them open values it reads. They never enter the Raft log.
-	Passphrases   []string `protobuf:"bytes,14,rep,name=passphrases,proto3" json:"passphrases,omitempty"`
+	Passphrases []string `protobuf:"bytes,14,rep,name=passphrases,proto3" json:"passphrases,omitempty"`
+	// Internal fields, set by the node that received a request with
+	// passphrases (kv/server/crypt.go) on the single-shard requests it makes;
+	// a client request that sets them is refused.
+	//
+	// sealed_value: value is already sealed (store.SealValue's format) and is
+	// stored as it is (SET, PUSH, CAS_INIT).
+	SealedValue bool `protobuf:"varint,20,opt,name=sealed_value,json=sealedValue,proto3" json:"sealed_value,omitempty"`
+	// raw_values: return values as stored, sealed ones unopened, each as a
+	// store.RawValue encoding (GET, SCAN, PEEK, POP, TAKE).
+	RawValues bool `protobuf:"varint,21,opt,name=raw_values,json=rawValues,proto3" json:"raw_values,omitempty"`
+	// expect: apply the write (POP, TAKE, CAS_INIT with sealed_value) only if
+	// the item or value it replaces or removes is still the one read, as
+	// store.Guard computes it; Response.swapped tells whether it was.
+	Expect        []byte `protobuf:"bytes,22,opt,name=expect,proto3" json:"expect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -375,6 +389,27 @@ func (x *Request) GetSerializable() bool {
 func (x *Request) GetPassphrases() []string {
 	if x != nil {
 		return x.Passphrases
+	}
+	return nil
+}
+
+func (x *Request) GetSealedValue() bool {
+	if x != nil {
+		return x.SealedValue
+	}
+	return false
+}
+
+func (x *Request) GetRawValues() bool {
+	if x != nil {
+		return x.RawValues
+	}
+	return false
+}
+
+func (x *Request) GetExpect() []byte {
+	if x != nil {
+		return x.Expect
 	}
 	return nil
 }
@@ -1041,12 +1076,14 @@ func (x *ShardStatus) GetState() string {
 }
 
 type NodeStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Addr          string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
-	Reachable     bool                   `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	Shards        []*ShardStatus         `protobuf:"bytes,5,rep,name=shards,proto3" json:"shards,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Addr      string                 `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Reachable bool                   `protobuf:"varint,3,opt,name=reachable,proto3" json:"reachable,omitempty"`
+	Error     string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	Shards    []*ShardStatus         `protobuf:"bytes,5,rep,name=shards,proto3" json:"shards,omitempty"`
+	// leaving: the node is being removed (its replicas move to other nodes).
+	Leaving       bool `protobuf:"varint,6,opt,name=leaving,proto3" json:"leaving,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1114,6 +1151,13 @@ func (x *NodeStatus) GetShards() []*ShardStatus {
 		return x.Shards
 	}
 	return nil
+}
+
+func (x *NodeStatus) GetLeaving() bool {
+	if x != nil {
+		return x.Leaving
+	}
+	return false
 }
 
 type StatusResponse struct {
@@ -1509,6 +1553,105 @@ func (x *MapResponse) GetRoutes() []*ShardRoute {
 	return nil
 }
 
+type RemoveNodeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        uint64                 `protobuf:"varint,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeRequest) Reset() {
+	*x = RemoveNodeRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeRequest) ProtoMessage() {}
+
+func (x *RemoveNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeRequest.ProtoReflect.Descriptor instead.
+func (*RemoveNodeRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RemoveNodeRequest) GetNodeId() uint64 {
+	if x != nil {
+		return x.NodeId
+	}
+	return 0
+}
+
+// RemoveNodeResponse tells how far the removal of a node is.
+type RemoveNodeResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// shards still holding a replica on the node.
+	Shards []uint32 `protobuf:"varint,1,rep,packed,name=shards,proto3" json:"shards,omitempty"`
+	// done: the node holds nothing and left the cluster map.
+	Done          bool `protobuf:"varint,2,opt,name=done,proto3" json:"done,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveNodeResponse) Reset() {
+	*x = RemoveNodeResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveNodeResponse) ProtoMessage() {}
+
+func (x *RemoveNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveNodeResponse.ProtoReflect.Descriptor instead.
+func (*RemoveNodeResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RemoveNodeResponse) GetShards() []uint32 {
+	if x != nil {
+		return x.Shards
+	}
+	return nil
+}
+
+func (x *RemoveNodeResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
 // RaftMessage carries one etcd raft message (raftpb.Message, marshaled) of
 // one group.
 type RaftMessage struct {
@@ -1521,7 +1664,7 @@ type RaftMessage struct {
 
 func (x *RaftMessage) Reset() {
 	*x = RaftMessage{}
-	mi := &file_kvpb_kv_proto_msgTypes[17]
+	mi := &file_kvpb_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1676,7 @@ func (x *RaftMessage) String() string {
 func (*RaftMessage) ProtoMessage() {}
 
 func (x *RaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[17]
+	mi := &file_kvpb_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1689,7 @@ func (x *RaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftMessage.ProtoReflect.Descriptor instead.
 func (*RaftMessage) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{17}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RaftMessage) GetGroup() uint32 {
@@ -1574,7 +1717,7 @@ type RaftBatch struct {
 
 func (x *RaftBatch) Reset() {
 	*x = RaftBatch{}
-	mi := &file_kvpb_kv_proto_msgTypes[18]
+	mi := &file_kvpb_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1586,7 +1729,7 @@ func (x *RaftBatch) String() string {
 func (*RaftBatch) ProtoMessage() {}
 
 func (x *RaftBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[18]
+	mi := &file_kvpb_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1599,7 +1742,7 @@ func (x *RaftBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftBatch.ProtoReflect.Descriptor instead.
 func (*RaftBatch) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{18}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RaftBatch) GetClusterId() string {
@@ -1631,7 +1774,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_kvpb_kv_proto_msgTypes[19]
+	mi := &file_kvpb_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1643,7 +1786,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[19]
+	mi := &file_kvpb_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1656,7 +1799,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{19}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{21}
 }
 
 type ShardRequest struct {
@@ -1670,7 +1813,7 @@ type ShardRequest struct {
 
 func (x *ShardRequest) Reset() {
 	*x = ShardRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[20]
+	mi := &file_kvpb_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1825,7 @@ func (x *ShardRequest) String() string {
 func (*ShardRequest) ProtoMessage() {}
 
 func (x *ShardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[20]
+	mi := &file_kvpb_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1838,7 @@ func (x *ShardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardRequest.ProtoReflect.Descriptor instead.
 func (*ShardRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{20}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ShardRequest) GetShard() uint32 {
@@ -1730,7 +1873,7 @@ type FaultRequest struct {
 
 func (x *FaultRequest) Reset() {
 	*x = FaultRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[21]
+	mi := &file_kvpb_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1885,7 @@ func (x *FaultRequest) String() string {
 func (*FaultRequest) ProtoMessage() {}
 
 func (x *FaultRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[21]
+	mi := &file_kvpb_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1898,7 @@ func (x *FaultRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaultRequest.ProtoReflect.Descriptor instead.
 func (*FaultRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{21}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FaultRequest) GetIsolate() []uint64 {
@@ -1770,7 +1913,7 @@ var File_kvpb_kv_proto protoreflect.FileDescriptor
 const file_kvpb_kv_proto_rawDesc = "" +
 	"\n" +
 	"\rkvpb/kv.proto\x12\n" +
-	"kura.kv.v1\"\xd6\x02\n" +
+	"kura.kv.v1\"\xb0\x03\n" +
 	"\aRequest\x12\x1e\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x0e.kura.kv.v1.OpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -1786,7 +1929,11 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x03new\x18\v \x01(\x04R\x03new\x12\x14\n" +
 	"\x05delta\x18\f \x01(\x03R\x05delta\x12\"\n" +
 	"\fserializable\x18\r \x01(\bR\fserializable\x12 \n" +
-	"\vpassphrases\x18\x0e \x03(\tR\vpassphrases\"2\n" +
+	"\vpassphrases\x18\x0e \x03(\tR\vpassphrases\x12!\n" +
+	"\fsealed_value\x18\x14 \x01(\bR\vsealedValue\x12\x1d\n" +
+	"\n" +
+	"raw_values\x18\x15 \x01(\bR\trawValues\x12\x16\n" +
+	"\x06expect\x18\x16 \x01(\fR\x06expect\"2\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"\x91\x01\n" +
@@ -1851,14 +1998,15 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x05state\x18\b \x01(\tR\x05state\x1a6\n" +
 	"\bLagEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\x95\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xaf\x01\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x1c\n" +
 	"\treachable\x18\x03 \x01(\bR\treachable\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12/\n" +
-	"\x06shards\x18\x05 \x03(\v2\x17.kura.kv.v1.ShardStatusR\x06shards\"\x91\x01\n" +
+	"\x06shards\x18\x05 \x03(\v2\x17.kura.kv.v1.ShardStatusR\x06shards\x12\x18\n" +
+	"\aleaving\x18\x06 \x01(\bR\aleaving\"\x91\x01\n" +
 	"\x0eStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
@@ -1887,7 +2035,12 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
 	"\x06shards\x18\x02 \x01(\rR\x06shards\x12*\n" +
 	"\x05nodes\x18\x03 \x03(\v2\x14.kura.kv.v1.NodeInfoR\x05nodes\x12.\n" +
-	"\x06routes\x18\x04 \x03(\v2\x16.kura.kv.v1.ShardRouteR\x06routes\"5\n" +
+	"\x06routes\x18\x04 \x03(\v2\x16.kura.kv.v1.ShardRouteR\x06routes\",\n" +
+	"\x11RemoveNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\x04R\x06nodeId\"@\n" +
+	"\x12RemoveNodeResponse\x12\x16\n" +
+	"\x06shards\x18\x01 \x03(\rR\x06shards\x12\x12\n" +
+	"\x04done\x18\x02 \x01(\bR\x04done\"5\n" +
 	"\vRaftMessage\x12\x14\n" +
 	"\x05group\x18\x01 \x01(\rR\x05group\x12\x10\n" +
 	"\x03msg\x18\x02 \x01(\fR\x03msg\"k\n" +
@@ -1947,9 +2100,11 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\aCORRUPT\x10\x06\x12\x0f\n" +
 	"\vUNAVAILABLE\x10\a\x12\x13\n" +
 	"\x0fUNKNOWN_OUTCOME\x10\b\x12\f\n" +
-	"\bINTERNAL\x10\t2\xa1\x02\n" +
+	"\bINTERNAL\x10\t2\xee\x02\n" +
 	"\x02KV\x126\n" +
-	"\x03Map\x12\x16.kura.kv.v1.MapRequest\x1a\x17.kura.kv.v1.MapResponse\x12/\n" +
+	"\x03Map\x12\x16.kura.kv.v1.MapRequest\x1a\x17.kura.kv.v1.MapResponse\x12K\n" +
+	"\n" +
+	"RemoveNode\x12\x1d.kura.kv.v1.RemoveNodeRequest\x1a\x1e.kura.kv.v1.RemoveNodeResponse\x12/\n" +
 	"\x02Do\x12\x13.kura.kv.v1.Request\x1a\x14.kura.kv.v1.Response\x126\n" +
 	"\x05Watch\x12\x18.kura.kv.v1.WatchRequest\x1a\x11.kura.kv.v1.Event0\x01\x12?\n" +
 	"\x06Status\x12\x19.kura.kv.v1.StatusRequest\x1a\x1a.kura.kv.v1.StatusResponse\x129\n" +
@@ -1973,34 +2128,36 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_kvpb_kv_proto_goTypes = []any{
-	(Op)(0),                // 0: kura.kv.v1.Op
-	(Code)(0),              // 1: kura.kv.v1.Code
-	(*Request)(nil),        // 2: kura.kv.v1.Request
-	(*KeyValue)(nil),       // 3: kura.kv.v1.KeyValue
-	(*Attrs)(nil),          // 4: kura.kv.v1.Attrs
-	(*Response)(nil),       // 5: kura.kv.v1.Response
-	(*Command)(nil),        // 6: kura.kv.v1.Command
-	(*WatchRequest)(nil),   // 7: kura.kv.v1.WatchRequest
-	(*Event)(nil),          // 8: kura.kv.v1.Event
-	(*StatusRequest)(nil),  // 9: kura.kv.v1.StatusRequest
-	(*ShardStatus)(nil),    // 10: kura.kv.v1.ShardStatus
-	(*NodeStatus)(nil),     // 11: kura.kv.v1.NodeStatus
-	(*StatusResponse)(nil), // 12: kura.kv.v1.StatusResponse
-	(*JoinRequest)(nil),    // 13: kura.kv.v1.JoinRequest
-	(*NodeInfo)(nil),       // 14: kura.kv.v1.NodeInfo
-	(*JoinResponse)(nil),   // 15: kura.kv.v1.JoinResponse
-	(*ShardRoute)(nil),     // 16: kura.kv.v1.ShardRoute
-	(*MapRequest)(nil),     // 17: kura.kv.v1.MapRequest
-	(*MapResponse)(nil),    // 18: kura.kv.v1.MapResponse
-	(*RaftMessage)(nil),    // 19: kura.kv.v1.RaftMessage
-	(*RaftBatch)(nil),      // 20: kura.kv.v1.RaftBatch
-	(*Empty)(nil),          // 21: kura.kv.v1.Empty
-	(*ShardRequest)(nil),   // 22: kura.kv.v1.ShardRequest
-	(*FaultRequest)(nil),   // 23: kura.kv.v1.FaultRequest
-	nil,                    // 24: kura.kv.v1.WatchRequest.AfterEntry
-	nil,                    // 25: kura.kv.v1.ShardStatus.LagEntry
+	(Op)(0),                    // 0: kura.kv.v1.Op
+	(Code)(0),                  // 1: kura.kv.v1.Code
+	(*Request)(nil),            // 2: kura.kv.v1.Request
+	(*KeyValue)(nil),           // 3: kura.kv.v1.KeyValue
+	(*Attrs)(nil),              // 4: kura.kv.v1.Attrs
+	(*Response)(nil),           // 5: kura.kv.v1.Response
+	(*Command)(nil),            // 6: kura.kv.v1.Command
+	(*WatchRequest)(nil),       // 7: kura.kv.v1.WatchRequest
+	(*Event)(nil),              // 8: kura.kv.v1.Event
+	(*StatusRequest)(nil),      // 9: kura.kv.v1.StatusRequest
+	(*ShardStatus)(nil),        // 10: kura.kv.v1.ShardStatus
+	(*NodeStatus)(nil),         // 11: kura.kv.v1.NodeStatus
+	(*StatusResponse)(nil),     // 12: kura.kv.v1.StatusResponse
+	(*JoinRequest)(nil),        // 13: kura.kv.v1.JoinRequest
+	(*NodeInfo)(nil),           // 14: kura.kv.v1.NodeInfo
+	(*JoinResponse)(nil),       // 15: kura.kv.v1.JoinResponse
+	(*ShardRoute)(nil),         // 16: kura.kv.v1.ShardRoute
+	(*MapRequest)(nil),         // 17: kura.kv.v1.MapRequest
+	(*MapResponse)(nil),        // 18: kura.kv.v1.MapResponse
+	(*RemoveNodeRequest)(nil),  // 19: kura.kv.v1.RemoveNodeRequest
+	(*RemoveNodeResponse)(nil), // 20: kura.kv.v1.RemoveNodeResponse
+	(*RaftMessage)(nil),        // 21: kura.kv.v1.RaftMessage
+	(*RaftBatch)(nil),          // 22: kura.kv.v1.RaftBatch
+	(*Empty)(nil),              // 23: kura.kv.v1.Empty
+	(*ShardRequest)(nil),       // 24: kura.kv.v1.ShardRequest
+	(*FaultRequest)(nil),       // 25: kura.kv.v1.FaultRequest
+	nil,                        // 26: kura.kv.v1.WatchRequest.AfterEntry
+	nil,                        // 27: kura.kv.v1.ShardStatus.LagEntry
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
 	0,  // 0: kura.kv.v1.Request.op:type_name -> kura.kv.v1.Op
@@ -2008,35 +2165,37 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 2: kura.kv.v1.Response.kvs:type_name -> kura.kv.v1.KeyValue
 	4,  // 3: kura.kv.v1.Response.attrs:type_name -> kura.kv.v1.Attrs
 	2,  // 4: kura.kv.v1.Command.req:type_name -> kura.kv.v1.Request
-	24, // 5: kura.kv.v1.WatchRequest.after:type_name -> kura.kv.v1.WatchRequest.AfterEntry
-	25, // 6: kura.kv.v1.ShardStatus.lag:type_name -> kura.kv.v1.ShardStatus.LagEntry
+	26, // 5: kura.kv.v1.WatchRequest.after:type_name -> kura.kv.v1.WatchRequest.AfterEntry
+	27, // 6: kura.kv.v1.ShardStatus.lag:type_name -> kura.kv.v1.ShardStatus.LagEntry
 	10, // 7: kura.kv.v1.NodeStatus.shards:type_name -> kura.kv.v1.ShardStatus
 	11, // 8: kura.kv.v1.StatusResponse.nodes:type_name -> kura.kv.v1.NodeStatus
 	14, // 9: kura.kv.v1.JoinResponse.nodes:type_name -> kura.kv.v1.NodeInfo
 	14, // 10: kura.kv.v1.MapResponse.nodes:type_name -> kura.kv.v1.NodeInfo
 	16, // 11: kura.kv.v1.MapResponse.routes:type_name -> kura.kv.v1.ShardRoute
-	19, // 12: kura.kv.v1.RaftBatch.msgs:type_name -> kura.kv.v1.RaftMessage
+	21, // 12: kura.kv.v1.RaftBatch.msgs:type_name -> kura.kv.v1.RaftMessage
 	2,  // 13: kura.kv.v1.ShardRequest.req:type_name -> kura.kv.v1.Request
 	17, // 14: kura.kv.v1.KV.Map:input_type -> kura.kv.v1.MapRequest
-	2,  // 15: kura.kv.v1.KV.Do:input_type -> kura.kv.v1.Request
-	7,  // 16: kura.kv.v1.KV.Watch:input_type -> kura.kv.v1.WatchRequest
-	9,  // 17: kura.kv.v1.KV.Status:input_type -> kura.kv.v1.StatusRequest
-	13, // 18: kura.kv.v1.KV.Join:input_type -> kura.kv.v1.JoinRequest
-	20, // 19: kura.kv.v1.Peer.Raft:input_type -> kura.kv.v1.RaftBatch
-	22, // 20: kura.kv.v1.Peer.Forward:input_type -> kura.kv.v1.ShardRequest
-	9,  // 21: kura.kv.v1.Peer.ShardStatus:input_type -> kura.kv.v1.StatusRequest
-	23, // 22: kura.kv.v1.Peer.InjectFault:input_type -> kura.kv.v1.FaultRequest
-	18, // 23: kura.kv.v1.KV.Map:output_type -> kura.kv.v1.MapResponse
-	5,  // 24: kura.kv.v1.KV.Do:output_type -> kura.kv.v1.Response
-	8,  // 25: kura.kv.v1.KV.Watch:output_type -> kura.kv.v1.Event
-	12, // 26: kura.kv.v1.KV.Status:output_type -> kura.kv.v1.StatusResponse
-	15, // 27: kura.kv.v1.KV.Join:output_type -> kura.kv.v1.JoinResponse
-	21, // 28: kura.kv.v1.Peer.Raft:output_type -> kura.kv.v1.Empty
-	5,  // 29: kura.kv.v1.Peer.Forward:output_type -> kura.kv.v1.Response
-	11, // 30: kura.kv.v1.Peer.ShardStatus:output_type -> kura.kv.v1.NodeStatus
-	21, // 31: kura.kv.v1.Peer.InjectFault:output_type -> kura.kv.v1.Empty
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
+	19, // 15: kura.kv.v1.KV.RemoveNode:input_type -> kura.kv.v1.RemoveNodeRequest
+	2,  // 16: kura.kv.v1.KV.Do:input_type -> kura.kv.v1.Request
+	7,  // 17: kura.kv.v1.KV.Watch:input_type -> kura.kv.v1.WatchRequest
+	9,  // 18: kura.kv.v1.KV.Status:input_type -> kura.kv.v1.StatusRequest
+	13, // 19: kura.kv.v1.KV.Join:input_type -> kura.kv.v1.JoinRequest
+	22, // 20: kura.kv.v1.Peer.Raft:input_type -> kura.kv.v1.RaftBatch
+	24, // 21: kura.kv.v1.Peer.Forward:input_type -> kura.kv.v1.ShardRequest
+	9,  // 22: kura.kv.v1.Peer.ShardStatus:input_type -> kura.kv.v1.StatusRequest
+	25, // 23: kura.kv.v1.Peer.InjectFault:input_type -> kura.kv.v1.FaultRequest
+	18, // 24: kura.kv.v1.KV.Map:output_type -> kura.kv.v1.MapResponse
+	20, // 25: kura.kv.v1.KV.RemoveNode:output_type -> kura.kv.v1.RemoveNodeResponse
+	5,  // 26: kura.kv.v1.KV.Do:output_type -> kura.kv.v1.Response
+	8,  // 27: kura.kv.v1.KV.Watch:output_type -> kura.kv.v1.Event
+	12, // 28: kura.kv.v1.KV.Status:output_type -> kura.kv.v1.StatusResponse
+	15, // 29: kura.kv.v1.KV.Join:output_type -> kura.kv.v1.JoinResponse
+	23, // 30: kura.kv.v1.Peer.Raft:output_type -> kura.kv.v1.Empty
+	5,  // 31: kura.kv.v1.Peer.Forward:output_type -> kura.kv.v1.Response
+	11, // 32: kura.kv.v1.Peer.ShardStatus:output_type -> kura.kv.v1.NodeStatus
+	23, // 33: kura.kv.v1.Peer.InjectFault:output_type -> kura.kv.v1.Empty
+	24, // [24:34] is the sub-list for method output_type
+	14, // [14:24] is the sub-list for method input_type
 	14, // [14:14] is the sub-list for extension type_name
 	14, // [14:14] is the sub-list for extension extendee
 	0,  // [0:14] is the sub-list for field type_name
@@ -2053,7 +2212,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

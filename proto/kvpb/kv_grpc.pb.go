@@ -23,11 +23,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KV_Map_FullMethodName    = "/kura.kv.v1.KV/Map"
-	KV_Do_FullMethodName     = "/kura.kv.v1.KV/Do"
-	KV_Watch_FullMethodName  = "/kura.kv.v1.KV/Watch"
-	KV_Status_FullMethodName = "/kura.kv.v1.KV/Status"
-	KV_Join_FullMethodName   = "/kura.kv.v1.KV/Join"
+	KV_Map_FullMethodName        = "/kura.kv.v1.KV/Map"
+	KV_RemoveNode_FullMethodName = "/kura.kv.v1.KV/RemoveNode"
+	KV_Do_FullMethodName         = "/kura.kv.v1.KV/Do"
+	KV_Watch_FullMethodName      = "/kura.kv.v1.KV/Watch"
+	KV_Status_FullMethodName     = "/kura.kv.v1.KV/Status"
+	KV_Join_FullMethodName       = "/kura.kv.v1.KV/Join"
 )
 
 // KVClient is the client API for KV service.
@@ -35,6 +36,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type KVClient interface {
 	Map(ctx context.Context, in *MapRequest, opts ...grpc.CallOption) (*MapResponse, error)
+	// RemoveNode starts (or reports the progress of) removing a node: its
+	// replicas move to the other nodes, then it leaves the map. Idempotent.
+	RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error)
 	Do(ctx context.Context, in *Request, opts ...grpc.CallOption) (*Response, error)
 	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	Status(ctx context.Context, in *StatusRequest, opts ...grpc.CallOption) (*StatusResponse, error)
@@ -53,6 +57,16 @@ func (c *kVClient) Map(ctx context.Context, in *MapRequest, opts ...grpc.CallOpt
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MapResponse)
 	err := c.cc.Invoke(ctx, KV_Map_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *kVClient) RemoveNode(ctx context.Context, in *RemoveNodeRequest, opts ...grpc.CallOption) (*RemoveNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveNodeResponse)
+	err := c.cc.Invoke(ctx, KV_RemoveNode_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +127,9 @@ func (c *kVClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallO
 // for forward compatibility.
 type KVServer interface {
 	Map(context.Context, *MapRequest) (*MapResponse, error)
+	// RemoveNode starts (or reports the progress of) removing a node: its
+	// replicas move to the other nodes, then it leaves the map. Idempotent.
+	RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error)
 	Do(context.Context, *Request) (*Response, error)
 	Watch(*WatchRequest, grpc.ServerStreamingServer[Event]) error
 	Status(context.Context, *StatusRequest) (*StatusResponse, error)
@@ -129,6 +146,9 @@ type UnimplementedKVServer struct{}
 
 func (UnimplementedKVServer) Map(context.Context, *MapRequest) (*MapResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Map not implemented")
+}
+func (UnimplementedKVServer) RemoveNode(context.Context, *RemoveNodeRequest) (*RemoveNodeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RemoveNode not implemented")
 }
 func (UnimplementedKVServer) Do(context.Context, *Request) (*Response, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Do not implemented")
@@ -177,6 +197,24 @@ func _KV_Map_Handler(srv interface{}, ctx context.Context, dec func(interface{})
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(KVServer).Map(ctx, req.(*MapRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KV_RemoveNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KVServer).RemoveNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KV_RemoveNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KVServer).RemoveNode(ctx, req.(*RemoveNodeRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -256,6 +294,10 @@ var KV_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Map",
 			Handler:    _KV_Map_Handler,
+		},
+		{
+			MethodName: "RemoveNode",
+			Handler:    _KV_RemoveNode_Handler,
 		},
 		{
 			MethodName: "Do",
