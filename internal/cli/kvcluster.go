@@ -83,7 +83,10 @@ shard to serve). Any node answers any client: it forwards each operation to
 the leader of the key's shard. A restarted node catches up by itself.
 
 Encryption: --passphrase-file is read by every node (the same file on each);
-values are sealed at rest with the first passphrase, all of them open.`,
+values are sealed at rest with the first passphrase, all of them open. A
+client's own passphrases ('kura kv --endpoints ... --passphrase-file F') are
+sent with each request and replace the nodes' for it: the node that receives
+the request seals and opens the values, and never stores the passphrases.`,
 		Example: `  kura kv serve --data /var/lib/kura/kv1 --listen 127.0.0.1:7401
   kura kv serve --data /var/lib/kura/kv2 --listen 127.0.0.1:7402 --join 127.0.0.1:7401
   kura kv serve --data /var/lib/kura/kv3 --listen 127.0.0.1:7403 --join 127.0.0.1:7401

@@ -34,6 +34,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -86,8 +87,7 @@ func New(cfg Config) (*Client, error) {
 		if ep == "" {
 			continue
 		}
-		conn, err := grpc.NewClient(ep, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+		conn, err := dial(ep)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("endpoint %q: %w", ep, err)
@@ -119,6 +119,14 @@ func (c *Client) fetchMap(ctx context.Context) (*kvpb.MapResponse, error) {
 		last = err
 	}
 	return nil, fmt.Errorf("cluster map: %w", last)
+}
+
+// dial makes a lazily connecting client connection; keepalive pings
+// notice a node that vanished without closing its connections.
+func dial(addr string) (*grpc.ClientConn, error) {
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
 }
 
 // Close closes the connections.

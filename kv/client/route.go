@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kura-dev/kura/kv/keyspace"
 	"github.com/kura-dev/kura/proto/kvpb"
@@ -80,8 +79,7 @@ func (r *router) target(sh uint32, serializableRead bool) (kvpb.KVClient, string
 	}
 	kv, ok := r.conns[addr]
 	if !ok {
-		conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)))
+		conn, err := dial(addr)
 		if err != nil {
 			return nil, ""
 		}

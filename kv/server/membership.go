@@ -240,9 +240,9 @@ func (n *Node) stopUnplaced(m *meta.Map) {
 	}
 }
 
-// balanceLeaders, every few seconds, hands the leadership of one shard this
-// node leads over to a caught-up voter that leads fewer shards, when this
-// node leads more than its share: so the work of leading spreads over the
+// balanceLeaders, every few seconds, hands the leadership of the shards
+// this node leads beyond its share over to caught-up voters that lead
+// fewer than theirs: so the work of leading spreads over the
 // nodes instead of staying where the shards were created.
 func (n *Node) balanceLeaders(ctx context.Context, m *meta.Map) {
 	if time.Since(n.lastBalance) < 5*time.Second {
@@ -272,17 +272,23 @@ func (n *Node) balanceLeaders(ctx context.Context, m *meta.Map) {
 	if len(mine) <= share {
 		return
 	}
+	leading := len(mine)
 	for _, g := range mine {
+		if leading <= share {
+			return
+		}
 		st := g.Status()
 		for _, id := range active {
 			pr, ok := st.Progress[id]
 			if id == n.id || !ok || pr.IsLearner || pr.Match < st.Commit || pr.State != tracker.StateReplicate {
 				continue
 			}
-			if leads[id]+1 <= share && leads[id]+1 < len(mine) {
-				n.log.Info("balancing shard leaders", "shard", g.ID(), "to", fmt.Sprintf("%x", id), "leading", len(mine), "share", share)
+			if leads[id]+1 <= share && leads[id]+1 < leading {
+				n.log.Info("balancing shard leaders", "shard", g.ID(), "to", fmt.Sprintf("%x", id), "leading", leading, "share", share)
 				g.TransferLeadership(ctx, id)
-				return
+				leads[id]++
+				leading--
+				break
 			}
 		}
 	}

@@ -23,6 +23,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/kura-dev/kura/kv/keyspace"
 	"github.com/kura-dev/kura/kv/meta"
@@ -85,9 +86,10 @@ type Node struct {
 	shards map[uint32]*shard.Shard
 	known  map[uint64]string // addresses learnt before the map has them
 
-	seq  atomic.Uint64
-	stop chan struct{}
-	wg   sync.WaitGroup
+	seq       atomic.Uint64
+	forwarded atomic.Uint64 // requests passed to another node's leader
+	stop      chan struct{}
+	wg        sync.WaitGroup
 
 	// Owned by the reconcile loop.
 	lastBalance time.Time
@@ -150,7 +152,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.gs = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage))
+	n.gs = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessage), grpc.MaxSendMsgSize(maxMessage),
+		// Clients and peers ping every 10s so a vanished node (power loss,
+		// partition) is noticed on an idle stream; allow it.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}))
 	kvpb.RegisterKVServer(n.gs, &kvService{n: n})
 	kvpb.RegisterPeerServer(n.gs, &peerService{n: n})
 	n.wg.Add(1)

@@ -127,6 +127,7 @@ func (n *Node) doShard(ctx context.Context, sh uint32, req *kvpb.Request) *kvpb.
 			resp, err = n.execLocal(ctx, sh, req)
 		} else {
 			var sent bool
+			n.forwarded.Add(1)
 			resp, sent, err = n.forward(ctx, target, sh, req)
 			if err != nil && write && sent && status.Code(err) != codes.FailedPrecondition && !sentNothing(err) {
 				// The request may have reached the leader.

@@ -145,7 +145,8 @@ func (s *kvService) Status(ctx context.Context, req *kvpb.StatusRequest) (*kvpb.
 
 // localStatus describes this node's groups.
 func (n *Node) localStatus() *kvpb.NodeStatus {
-	ns := &kvpb.NodeStatus{Id: n.id, Addr: n.cfg.Advertise, Reachable: true, Leaving: n.meta.Map().Leaving[n.id]}
+	ns := &kvpb.NodeStatus{Id: n.id, Addr: n.cfg.Advertise, Reachable: true, Leaving: n.meta.Map().Leaving[n.id],
+		Forwarded: n.forwarded.Load()}
 	for _, g := range n.host.Groups() {
 		st := g.Status()
 		ss := &kvpb.ShardStatus{Shard: g.ID(), Leader: st.Lead, Term: st.Term, Commit: st.Commit,
@@ -202,18 +203,14 @@ func (s *kvService) Watch(req *kvpb.WatchRequest, stream kvpb.KV_WatchServer) er
 		go func(sh uint32) { errc <- n.watchLocal(ctx, sh, req, send) }(sh)
 	}
 	if len(remote) > 0 {
-		// Shards not held here: relay them from nodes that hold them.
-		byNode := map[uint64][]uint32{}
+		// Shards not held here: relay each from a node that holds it.
 		for _, sh := range remote {
 			hs := m.Placement[sh]
 			if len(hs) == 0 {
 				return status.Errorf(codes.Unavailable, "shard %d has no replica", sh)
 			}
-			byNode[hs[int(sh)%len(hs)]] = append(byNode[hs[int(sh)%len(hs)]], sh)
-		}
-		for node, shs := range byNode {
 			running++
-			go func(node uint64, shs []uint32) { errc <- n.watchRemote(ctx, node, shs, req, send) }(node, shs)
+			go func(sh uint32, hs []uint64) { errc <- n.watchRemote(ctx, sh, hs, req, send) }(sh, hs)
 		}
 	}
 	for i := 0; i < running; i++ {
@@ -272,29 +269,49 @@ func (n *Node) watchLocal(ctx context.Context, sh uint32, req *kvpb.WatchRequest
 	}
 }
 
-func (n *Node) watchRemote(ctx context.Context, node uint64, shs []uint32, req *kvpb.WatchRequest, send func(*kvpb.Event) error) error {
-	addr := n.addrOf(node)
-	c, err := n.tr.conn(addr)
-	if err != nil {
-		return status.Errorf(codes.Unavailable, "watch: %v", err)
-	}
-	r := &kvpb.WatchRequest{Prefix: req.Prefix, After: req.After, FromOldest: req.FromOldest, Shards: shs}
-	st, err := kvpb.NewKVClient(c).Watch(ctx, r)
-	if err != nil {
-		return err
-	}
-	for {
+// watchRemote relays one shard's changes from a node that holds it,
+// trying the holders in turn (starting at one picked by shard, to spread
+// relays) until one opens a stream. A relay that ends is an Unavailable
+// error, so the client reconnects and resumes after its last event.
+func (n *Node) watchRemote(ctx context.Context, sh uint32, holders []uint64, req *kvpb.WatchRequest, send func(*kvpb.Event) error) error {
+	r := &kvpb.WatchRequest{Prefix: req.Prefix, After: req.After, FromOldest: req.FromOldest, Shards: []uint32{sh}}
+	var last error
+	for i := range holders {
+		node := holders[(int(sh)+i)%len(holders)]
+		if node == n.id || n.faults.blocked(node) {
+			continue
+		}
+		c, err := n.tr.conn(n.addrOf(node))
+		if err != nil {
+			last = err
+			continue
+		}
+		st, err := kvpb.NewKVClient(c).Watch(ctx, r)
+		if err != nil {
+			last = err
+			continue
+		}
 		ev, err := st.Recv()
 		if err != nil {
-			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			last = err
+			continue // a stream that failed before its first event: try another holder
 		}
-		if err := send(ev); err != nil {
-			return err
+		for {
+			if err := send(ev); err != nil {
+				return err
+			}
+			if ev, err = st.Recv(); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return status.Errorf(codes.Unavailable, "watch: relay of shard %d from node %x ended: %v", sh, node, err)
+			}
 		}
 	}
+	return status.Errorf(codes.Unavailable, "watch: no holder of shard %d could relay it (last error: %v)", sh, last)
 }
 
 // peerService is the node-to-node service.

@@ -1083,7 +1083,10 @@ type NodeStatus struct {
 	Error     string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	Shards    []*ShardStatus         `protobuf:"bytes,5,rep,name=shards,proto3" json:"shards,omitempty"`
 	// leaving: the node is being removed (its replicas move to other nodes).
-	Leaving       bool `protobuf:"varint,6,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	Leaving bool `protobuf:"varint,6,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	// forwarded counts the requests this node passed to another node's
+	// shard leader since it started (clients that cache the map send few).
+	Forwarded     uint64 `protobuf:"varint,7,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1158,6 +1161,13 @@ func (x *NodeStatus) GetLeaving() bool {
 		return x.Leaving
 	}
 	return false
+}
+
+func (x *NodeStatus) GetForwarded() uint64 {
+	if x != nil {
+		return x.Forwarded
+	}
+	return 0
 }
 
 type StatusResponse struct {
@@ -1998,7 +2008,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x05state\x18\b \x01(\tR\x05state\x1a6\n" +
 	"\bLagEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\x04R\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xaf\x01\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xcd\x01\n" +
 	"\n" +
 	"NodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
@@ -2006,7 +2016,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\treachable\x18\x03 \x01(\bR\treachable\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12/\n" +
 	"\x06shards\x18\x05 \x03(\v2\x17.kura.kv.v1.ShardStatusR\x06shards\x12\x18\n" +
-	"\aleaving\x18\x06 \x01(\bR\aleaving\"\x91\x01\n" +
+	"\aleaving\x18\x06 \x01(\bR\aleaving\x12\x1c\n" +
+	"\tforwarded\x18\a \x01(\x04R\tforwarded\"\x91\x01\n" +
 	"\x0eStatusResponse\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x16\n" +
