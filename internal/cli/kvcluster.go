@@ -137,6 +137,7 @@ the request seals and opens the values, and never stores the passphrases.`,
 	fl.StringVar(&passFile, "passphrase-file", "", "file of passphrases, one per line: the first encrypts, all decrypt")
 	fl.IntVar(&cfg.Store.MaxValueSize, "max-value-size", 16<<20, "largest value accepted, in bytes")
 	fl.DurationVar(&cfg.Store.DefaultTTL, "default-ttl", 0, "expiry for values written without a TTL (0: none)")
+	fl.BoolVar(&cfg.QuorumReads, "quorum-reads", false, "confirm every linearizable read with a quorum round instead of within the leader's read lease")
 	fl.StringVar(&debugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060")
 	fl.BoolVar(&cfg.FaultInjection, "fault-injection", false, "accept fault-injection requests (tests only)")
 	_ = fl.MarkHidden("fault-injection")
@@ -227,7 +228,7 @@ is gone (--no-wait returns at once; run it again to see progress).`,
 func printStatus(e *env, st *kvpb.StatusResponse) {
 	fmt.Fprintf(e.stdout, "cluster %s: %d shards, %d replicas each\n\nnodes:\n", st.ClusterId, st.Shards, st.Replicas)
 	tw := tabwriter.NewWriter(e.stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  NODE\tADDRESS\tSTATE")
+	fmt.Fprintln(tw, "  NODE\tADDRESS\tFORWARDED\tSTATE")
 	leaders := map[uint32]*kvpb.ShardStatus{}
 	holders := map[uint32][]string{}
 	for _, n := range st.Nodes {
@@ -238,7 +239,7 @@ func printStatus(e *env, st *kvpb.StatusResponse) {
 		if n.Leaving {
 			state += " (leaving)"
 		}
-		fmt.Fprintf(tw, "  %x\t%s\t%s\n", n.Id, n.Addr, state)
+		fmt.Fprintf(tw, "  %x\t%s\t%d\t%s\n", n.Id, n.Addr, n.Forwarded, state)
 		for _, s := range n.Shards {
 			if s.Shard == 0 {
 				continue

@@ -103,6 +103,12 @@ type Group struct {
 	waiters map[uint64]chan any
 	signal  chan struct{} // replaced with appliedC under waitMu
 
+	// The read lease (see leaseIndex): guarded by leaseMu, a leaf.
+	leaseMu    sync.Mutex
+	leaseTerm  uint64
+	leaseUntil time.Time
+	leaseFloor time.Time // rounds issued before this give no lease (a transfer started)
+
 	readMu   sync.Mutex
 	nextRead *readBatch
 	readKick chan struct{}
@@ -116,6 +122,10 @@ type readBatch struct {
 	done  chan struct{}
 	index uint64
 	err   error
+	// issued and term: when and in which term the round was asked for
+	// (set by readLoop before it asks; a success renews the lease).
+	issued time.Time
+	term   uint64
 }
 
 func newGroup(h *Host, cfg GroupConfig, sm StateMachine) (*Group, error) {
@@ -144,7 +154,7 @@ func newGroup(h *Host, cfg GroupConfig, sm StateMachine) (*Group, error) {
 	}
 	rc := &raft.Config{
 		ID:              h.id,
-		ElectionTick:    10,
+		ElectionTick:    electionTick,
 		HeartbeatTick:   1,
 		Storage:         g.storage,
 		MaxSizePerMsg:   1 << 20,
@@ -335,10 +345,14 @@ func (g *Group) waitSignal(ctx context.Context) error {
 }
 
 // ReadIndex waits until this replica has applied everything committed when
-// the call was made, as confirmed by a quorum (Raft's ReadIndex), so a read
-// of the state machine that follows is linearizable. Concurrent callers
-// share one quorum round.
+// the call was made, so a read of the state machine that follows is
+// linearizable. The leader's commit index is confirmed either by a quorum
+// round (Raft's ReadIndex; concurrent callers share one) or, within a read
+// lease that such a round established, at once (see leaseIndex).
 func (g *Group) ReadIndex(ctx context.Context) error {
+	if idx, ok := g.leaseIndex(); ok {
+		return g.WaitApplied(ctx, idx)
+	}
 	g.readMu.Lock()
 	b := g.nextRead
 	if b == nil {
@@ -361,6 +375,80 @@ func (g *Group) ReadIndex(ctx context.Context) error {
 		return b.err
 	}
 	return g.WaitApplied(ctx, b.index)
+}
+
+// leaseIndex returns the leader's commit index when a read lease is held:
+// a ReadIndex round issued at t0 in term T proved that a quorum still
+// followed this leader at t0. A follower that heard from its leader refuses
+// to vote (PreVote and CheckQuorum) until it has not heard from it for an
+// election timeout, measured on its own clock in whole ticks, so at least
+// (ElectionTick-1) ticks; no other leader can exist before
+// t0 + (ElectionTick-1) ticks. The lease ends well before: at t0 +
+// ElectionTick/2 ticks (500 ms by default), leaving half the window to clock
+// rate differences and scheduling delays. Until it ends, this node is the
+// only leader of term T, its commit index covers every write acknowledged
+// before the read arrived, and a read at that index is linearizable.
+// Leadership transfers void the lease (the transferee campaigns at once,
+// skipping the election timeout): TransferLeadership clears it and only
+// rounds issued afterwards renew it. A lease with less than half its
+// length left is renewed in the background, so a steady stream of reads
+// costs a quorum round per quarter second, not per batch.
+func (g *Group) leaseIndex() (uint64, bool) {
+	if g.host.quorumReads {
+		return 0, false
+	}
+	g.leaseMu.Lock()
+	term, until := g.leaseTerm, g.leaseUntil
+	g.leaseMu.Unlock()
+	now := time.Now()
+	if !now.Before(until) {
+		return 0, false
+	}
+	g.mu.Lock()
+	st := g.rn.BasicStatus()
+	g.mu.Unlock()
+	if st.RaftState != raft.StateLeader || st.Term != term || st.LeadTransferee != 0 {
+		return 0, false
+	}
+	if until.Sub(now) < g.host.lease/2 {
+		g.kickRead()
+	}
+	return st.Commit, true
+}
+
+// extendLease records a quorum round issued at t0 in term.
+func (g *Group) extendLease(t0 time.Time, term uint64) {
+	g.leaseMu.Lock()
+	defer g.leaseMu.Unlock()
+	if t0.Before(g.leaseFloor) {
+		return
+	}
+	if until := t0.Add(g.host.lease); term != g.leaseTerm || until.After(g.leaseUntil) {
+		g.leaseTerm, g.leaseUntil = term, until
+	}
+}
+
+// voidLease ends the read lease and refuses renewals from rounds issued
+// before now.
+func (g *Group) voidLease() {
+	g.leaseMu.Lock()
+	g.leaseUntil = time.Time{}
+	g.leaseFloor = time.Now()
+	g.leaseMu.Unlock()
+}
+
+// kickRead makes sure a ReadIndex round is coming (one that nobody waits
+// for renews the lease).
+func (g *Group) kickRead() {
+	g.readMu.Lock()
+	if g.nextRead == nil {
+		g.nextRead = &readBatch{done: make(chan struct{})}
+	}
+	g.readMu.Unlock()
+	select {
+	case g.readKick <- struct{}{}:
+	default:
+	}
 }
 
 // readLoop issues one ReadIndex request at a time for every reader that
@@ -391,7 +479,13 @@ func (g *Group) readLoop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		var rctx [8]byte
 		binary.BigEndian.PutUint64(rctx[:], seq)
-		err := g.withNode(func(rn *raft.RawNode) error { rn.ReadIndex(rctx[:]); return nil })
+		err := g.withNode(func(rn *raft.RawNode) error {
+			g.readMu.Lock()
+			b.issued, b.term = time.Now(), rn.BasicStatus().Term
+			g.readMu.Unlock()
+			rn.ReadIndex(rctx[:])
+			return nil
+		})
 		if err == nil {
 			select {
 			case <-b.done:
@@ -412,8 +506,16 @@ func (g *Group) finishRead(seq, index uint64, err error) {
 	g.readMu.Lock()
 	b := g.reads[seq]
 	delete(g.reads, seq)
+	var issued time.Time
+	var term uint64
+	if b != nil {
+		issued, term = b.issued, b.term
+	}
 	g.readMu.Unlock()
 	if b != nil {
+		if err == nil && !issued.IsZero() {
+			g.extendLease(issued, term)
+		}
 		b.index, b.err = index, err
 		close(b.done)
 	}
@@ -671,6 +773,7 @@ func (g *Group) Campaign(ctx context.Context) error {
 
 // TransferLeadership asks the leader to hand over to node to.
 func (g *Group) TransferLeadership(ctx context.Context, to uint64) {
+	g.voidLease()
 	_ = g.withNode(func(rn *raft.RawNode) error { rn.TransferLeader(to); return nil })
 }
 

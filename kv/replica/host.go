@@ -13,6 +13,10 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 )
 
+// electionTick is the election timeout in ticks (a follower that heard
+// nothing from its leader for this long campaigns).
+const electionTick = 10
+
 // HostConfig configures a Host.
 type HostConfig struct {
 	// NodeID is this node's Raft id (never 0), the same in every group.
@@ -29,6 +33,10 @@ type HostConfig struct {
 	OnConfChange func(group uint32, cc raftpb.ConfChange)
 	// Logger receives the runtime's logs.
 	Logger *slog.Logger
+	// QuorumReads makes every linearizable read confirm the leadership
+	// with a quorum round, instead of within a read lease (see
+	// Group.ReadIndex): for clocks whose rates may differ a lot.
+	QuorumReads bool
 }
 
 // Host runs the Raft groups of one node.
@@ -39,6 +47,10 @@ type Host struct {
 	log       *slog.Logger
 	tick      time.Duration
 	onConf    func(uint32, raftpb.ConfChange)
+	// lease is the length of a read lease (electionTick/2 ticks);
+	// quorumReads turns leases off.
+	lease       time.Duration
+	quorumReads bool
 
 	mu     sync.RWMutex
 	groups map[uint32]*Group
@@ -69,16 +81,18 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		cfg.Logger = slog.Default()
 	}
 	h := &Host{
-		id:        cfg.NodeID,
-		logs:      cfg.Logs,
-		transport: cfg.Transport,
-		log:       cfg.Logger,
-		tick:      cfg.TickInterval,
-		onConf:    cfg.OnConfChange,
-		groups:    make(map[uint32]*Group),
-		woken:     make(map[*Group]struct{}),
-		kick:      make(chan struct{}, 1),
-		stop:      make(chan struct{}),
+		id:          cfg.NodeID,
+		logs:        cfg.Logs,
+		transport:   cfg.Transport,
+		log:         cfg.Logger,
+		tick:        cfg.TickInterval,
+		onConf:      cfg.OnConfChange,
+		lease:       electionTick / 2 * cfg.TickInterval,
+		quorumReads: cfg.QuorumReads,
+		groups:      make(map[uint32]*Group),
+		woken:       make(map[*Group]struct{}),
+		kick:        make(chan struct{}, 1),
+		stop:        make(chan struct{}),
 	}
 	h.wg.Add(2)
 	go h.tickLoop()

@@ -60,6 +60,10 @@ type Config struct {
 	// asking a quorum: a deliberately broken read path that the
 	// linearizability test must catch (tests only).
 	UnsafeLocalReads bool
+	// QuorumReads confirms every linearizable read with a quorum round
+	// instead of serving it within the leader's read lease (see
+	// replica.Group.ReadIndex).
+	QuorumReads bool
 	// Logger receives the node's logs.
 	Logger *slog.Logger
 }
@@ -148,7 +152,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.log = n.log.With("node", fmt.Sprintf("%x", n.id))
 	n.tr = newTransport(n.id, n.clusterID, n.addrOf, n.faults, func() *replica.Host { return n.host }, n.log)
 	n.host, err = replica.NewHost(replica.HostConfig{NodeID: n.id, Logs: logs, Transport: n.tr, Logger: n.log,
-		OnConfChange: n.onConfChange})
+		OnConfChange: n.onConfChange, QuorumReads: cfg.QuorumReads})
 	if err != nil {
 		return nil, err
 	}
