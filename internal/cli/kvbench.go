@@ -55,7 +55,8 @@ throughput and p50/p99 latencies of reads and writes.
 The kura cluster is the one at --endpoints; without --endpoints, bench starts
 its own: 3 nodes of this binary ('kura kv serve', --shards 8 --replicas 3) on
 free 127.0.0.1 ports in a temporary directory, waits until every shard has a
-leader and 3 replicas, and stops them at the end. Reads go through each
+leader and 3 replicas and the leaderships are spread (each node leads its
+share), and stops them at the end. Reads go through each
 shard's leader (linearizable); --serializable-too adds a run with reads from
 the nearest replica.
 
@@ -448,6 +449,22 @@ func clusterReady(st *kvpb.StatusResponse) (bool, string) {
 	for sh := uint32(1); sh <= st.Shards; sh++ {
 		if got := len(leaders[sh].Replicas); got != benchReplicas {
 			return false, fmt.Sprintf("shard %d has %d of %d replicas", sh, got, benchReplicas)
+		}
+	}
+	// The nodes spread the leaderships a few seconds after the start
+	// (each leads its share): measure the steady state, not the moves.
+	share := (int(st.Shards) + benchNodes - 1) / benchNodes
+	leads := map[uint64]int{}
+	for _, n := range st.Nodes {
+		for _, s := range n.Shards {
+			if s.Shard != 0 && s.State == "StateLeader" {
+				leads[n.Id]++
+			}
+		}
+	}
+	for id, k := range leads {
+		if k > share {
+			return false, fmt.Sprintf("node %x leads %d shards, more than its share %d (leaders are being balanced)", id, k, share)
 		}
 	}
 	return true, ""
