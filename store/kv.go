@@ -301,51 +301,70 @@ type KV struct {
 // the key after (nil: from the start), in key order, and whether more
 // follow. Pass the last key returned as after to read the next page.
 func (s *Store) Scan(ctx context.Context, prefix, after []byte, limit int) ([]KV, bool, error) {
+	var out []KV
+	more, err := s.scanLive(ctx, prefix, after, limit, func(key []byte, r record) error {
+		plain, err := s.openRecord(r, dataKey(key))
+		if err != nil {
+			return err
+		}
+		out = append(out, KV{Key: key, Value: bytes.Clone(plain), Attrs: s.attrsOf(r, len(plain))})
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return out, more, nil
+}
+
+// scanLive calls fn, in key order, for up to limit live (unexpired) keys
+// that start with prefix and sort after the key after (nil: from the
+// start), and tells whether more follow. An error of fn is reported as the
+// scan's, naming the key.
+func (s *Store) scanLive(ctx context.Context, prefix, after []byte, limit int, fn func(key []byte, r record) error) (bool, error) {
 	if limit <= 0 {
-		return nil, false, fmt.Errorf("%w: scan limit %d must be positive", ErrInvalid, limit)
+		return false, fmt.Errorf("%w: scan limit %d must be positive", ErrInvalid, limit)
 	}
 	lk, err := s.lockRead()
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	defer lk.release()
 	lower := dataKey(prefix)
 	upper := prefixEnd(lower)
 	if after != nil {
 		if !bytes.HasPrefix(after, prefix) {
-			return nil, false, fmt.Errorf("%w: scan cursor %q does not start with prefix %q", ErrInvalid, after, prefix)
+			return false, fmt.Errorf("%w: scan cursor %q does not start with prefix %q", ErrInvalid, after, prefix)
 		}
 		lower = append(dataKey(after), 0)
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
-		return nil, false, fmt.Errorf("scan %q: %w", prefix, err)
+		return false, fmt.Errorf("scan %q: %w", prefix, err)
 	}
 	defer it.Close()
 	now := s.nowCtx(ctx)
-	var out []KV
+	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
 		if err := ctx.Err(); err != nil {
-			return nil, false, err
+			return false, err
 		}
 		key := bytes.Clone(it.Key()[1:])
 		r, err := decodeRecord(it.Value())
 		if err != nil {
-			return nil, false, fmt.Errorf("scan: key %q: %w", key, err)
+			return false, fmt.Errorf("scan: key %q: %w", key, err)
 		}
 		if r.expired(now) {
 			continue
 		}
-		if len(out) == limit {
-			return out, true, nil
+		if n == limit {
+			return true, nil
 		}
-		plain, err := s.openRecord(r, dataKey(key))
-		if err != nil {
-			return nil, false, fmt.Errorf("scan: key %q: %w", key, err)
+		if err := fn(key, r); err != nil {
+			return false, fmt.Errorf("scan: key %q: %w", key, err)
 		}
-		out = append(out, KV{Key: key, Value: bytes.Clone(plain), Attrs: s.attrsOf(r, len(plain))})
+		n++
 	}
-	return out, false, pebbleErr(it.Error())
+	return false, pebbleErr(it.Error())
 }
 
 // Batch collects sets and deletes that Apply commits atomically.

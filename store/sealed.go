@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 )
 
 // Sealed values: values sealed by a caller rather than by the store's own
@@ -368,51 +367,19 @@ type RawKV struct {
 
 // ScanRaw is Scan returning values as stored (see RawValue).
 func (s *Store) ScanRaw(ctx context.Context, prefix, after []byte, limit int) ([]RawKV, bool, error) {
-	if limit <= 0 {
-		return nil, false, fmt.Errorf("%w: scan limit %d must be positive", ErrInvalid, limit)
-	}
-	lk, err := s.lockRead()
+	var out []RawKV
+	more, err := s.scanLive(ctx, prefix, after, limit, func(key []byte, r record) error {
+		v, err := s.rawOf(r, dataKey(key))
+		if err != nil {
+			return err
+		}
+		out = append(out, RawKV{Key: key, Value: v})
+		return nil
+	})
 	if err != nil {
 		return nil, false, err
 	}
-	defer lk.release()
-	lower := dataKey(prefix)
-	upper := prefixEnd(lower)
-	if after != nil {
-		if !bytes.HasPrefix(after, prefix) {
-			return nil, false, fmt.Errorf("%w: scan cursor %q does not start with prefix %q", ErrInvalid, after, prefix)
-		}
-		lower = append(dataKey(after), 0)
-	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
-	if err != nil {
-		return nil, false, fmt.Errorf("scan %q: %w", prefix, err)
-	}
-	defer it.Close()
-	now := s.nowCtx(ctx)
-	var out []RawKV
-	for ok := it.First(); ok; ok = it.Next() {
-		if err := ctx.Err(); err != nil {
-			return nil, false, err
-		}
-		key := bytes.Clone(it.Key()[1:])
-		r, err := decodeRecord(it.Value())
-		if err != nil {
-			return nil, false, fmt.Errorf("scan: key %q: %w", key, err)
-		}
-		if r.expired(now) {
-			continue
-		}
-		if len(out) == limit {
-			return out, true, nil
-		}
-		v, err := s.rawOf(r, dataKey(key))
-		if err != nil {
-			return nil, false, fmt.Errorf("scan: key %q: %w", key, err)
-		}
-		out = append(out, RawKV{Key: key, Value: v})
-	}
-	return out, false, pebbleErr(it.Error())
+	return out, more, nil
 }
 
 // SetSealed stores sealed (SealValue's format, sealed for KeyAAD(key)) as
