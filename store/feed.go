@@ -325,7 +325,7 @@ func (s *Store) SetChangeLog(ctx context.Context, on bool) error {
 	if on {
 		v = 1
 	}
-	if err := s.db.Set(metaKey(metaChangeLog), []byte{v}, pebble.Sync); err != nil {
+	if err := s.setDurable(metaKey(metaChangeLog), []byte{v}); err != nil {
 		return fmt.Errorf("set change log: %w", err)
 	}
 	s.logging.Store(on)

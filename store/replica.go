@@ -67,6 +67,12 @@ func (s *Store) Sync() error {
 		return err
 	}
 	defer lk.release()
+	if s.opts.NoWAL {
+		if err := s.db.Flush(); err != nil {
+			return fmt.Errorf("sync store %s: flush: %w", s.dir, pebbleErr(err))
+		}
+		return nil
+	}
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		return fmt.Errorf("sync store %s: %w", s.dir, pebbleErr(err))
 	}
@@ -92,6 +98,12 @@ func (s *Store) Checkpoint(dir string) error {
 		return fmt.Errorf("checkpoint store %s: %w: %s already exists", s.dir, ErrInvalid, dir)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("checkpoint store %s: %w", s.dir, err)
+	}
+	if s.opts.NoWAL {
+		// The checkpoint copies files: what is only in memory must be in one.
+		if err := s.db.Flush(); err != nil {
+			return fmt.Errorf("checkpoint store %s: flush: %w", s.dir, pebbleErr(err))
+		}
 	}
 	if err := s.db.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return fmt.Errorf("checkpoint store %s to %s: %w", s.dir, dir, pebbleErr(err))

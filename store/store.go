@@ -62,6 +62,13 @@ type Options struct {
 	// NoSync skips the fsync at each commit: a crash of the machine (not of
 	// the process) may lose the last writes. Off by default.
 	NoSync bool
+	// NoWAL keeps no write-ahead log at all: writes live in memory until
+	// Pebble flushes them, so a crash of the process loses the unflushed
+	// ones. Only for an owner that can redo them: a Raft state machine
+	// replays its log from the index the store last stamped (SetStamp),
+	// and calls Sync (which then flushes) before it drops log entries.
+	// Sync, Checkpoint and Close flush. Off by default.
+	NoWAL bool
 	// DefaultTTL applies to values written with a zero TTL. Zero: no expiry.
 	DefaultTTL time.Duration
 	// MaxKeySize bounds keys, subkeys and queue names (default 64 KiB).
@@ -92,6 +99,9 @@ type Options struct {
 	NoReaper bool
 	// CacheSize is Pebble's block cache in bytes (default 32 MiB).
 	CacheSize int64
+	// MemTableSize is the size of Pebble's memtable in bytes (default 64
+	// MiB): writes gather there before they are flushed to a sorted file.
+	MemTableSize int64
 	// Clock returns the current time (default time.Now); for tests. An
 	// operation whose context carries a time (see WithTime) uses that
 	// instead.
@@ -113,6 +123,9 @@ func (o *Options) EnsureDefaults() {
 	}
 	if o.ReapInterval == 0 {
 		o.ReapInterval = time.Second
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = 64 << 20
 	}
 	if o.CacheSize == 0 {
 		o.CacheSize = 32 << 20
@@ -213,7 +226,7 @@ func Open(dir string, opts Options) (s *Store, err error) {
 
 		stampKey: metaKey(metaStamp),
 	}
-	if opts.NoSync {
+	if opts.NoSync || opts.NoWAL {
 		s.wo = pebble.NoSync
 	}
 	if err := s.init(); err != nil {
@@ -242,7 +255,7 @@ func (s *Store) init() error {
 	}
 	s.logging.Store(len(on) == 1 && on[0] == 1)
 	if s.opts.ChangeLog && !s.logging.Load() {
-		if err := s.db.Set(metaKey(metaChangeLog), []byte{1}, pebble.Sync); err != nil {
+		if err := s.setDurable(metaKey(metaChangeLog), []byte{1}); err != nil {
 			return fmt.Errorf("open store %s: %w", s.dir, err)
 		}
 		s.logging.Store(true)
@@ -325,8 +338,9 @@ func openPebble(dir string, opts *Options) (db *pebble.DB, err error) {
 func pebbleOptions(dir string, opts *Options, cache *pebble.Cache) *pebble.Options {
 	po := &pebble.Options{
 		Cache:        cache,
-		MemTableSize: 64 << 20,
+		MemTableSize: uint64(opts.MemTableSize),
 		Logger:       pebbleLogger{opts.Logger},
+		DisableWAL:   opts.NoWAL,
 		EventListener: &pebble.EventListener{
 			// Reported here, returned as errors to the reads that meet it.
 			DataCorruption: func(info pebble.DataCorruptionInfo) {
@@ -363,6 +377,12 @@ func (s *Store) Close() error {
 		s.bulk.Lock()
 		defer s.bulk.Unlock()
 		s.feed.close() // under bulk: no commit is in flight to settle after it
+		if s.opts.NoWAL {
+			// Without a log, what is only in memory is gone after Close.
+			if err := s.db.Flush(); err != nil {
+				s.closeErr = fmt.Errorf("close store %s: flush: %w", s.dir, err)
+			}
+		}
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close store %s: %w", s.dir, err)
 		}
@@ -564,10 +584,22 @@ func (s *Store) getOrCreateMeta(name string, mk func() ([]byte, error)) ([]byte,
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.Set(metaKey(name), v, pebble.Sync); err != nil {
+	if err := s.setDurable(metaKey(name), v); err != nil {
 		return nil, err
 	}
 	return v, nil
+}
+
+// setDurable writes one record and makes it durable: a synced write, or
+// without a write-ahead log (Options.NoWAL) a write and a flush.
+func (s *Store) setDurable(key, value []byte) error {
+	if !s.opts.NoWAL {
+		return s.db.Set(key, value, pebble.Sync)
+	}
+	if err := s.db.Set(key, value, pebble.NoSync); err != nil {
+		return err
+	}
+	return s.db.Flush()
 }
 
 // commit applies b, recording the changes in the change log in the same

@@ -41,10 +41,20 @@ type Shard struct {
 }
 
 // Open opens (or creates) the shard's store in dir. The store runs without
-// fsync (the Raft log is the durable record), without its own reaper (expiry
-// is a replicated command) and with its change log on (the watch stream).
+// a write-ahead log (the Raft log is the durable record: after a crash the
+// entries after the store's last flushed stamp are applied again, and the
+// log is compacted only after Sync flushed the store), without its own
+// reaper (expiry is a replicated command) and with its change log on (the
+// watch stream).
 func Open(dir string, id uint32, opts store.Options) (*Shard, error) {
 	opts.NoSync = true
+	opts.NoWAL = true
+	if opts.MemTableSize == 0 {
+		// A node holds many shards: small memtables keep memory bounded,
+		// inserts into a shallower skiplist cheaper, and the log replay
+		// after a crash short.
+		opts.MemTableSize = 8 << 20
+	}
 	opts.NoReaper = true
 	opts.ChangeLog = true
 	s := &Shard{id: id, dir: dir, opts: opts}
