@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"sync"
 	"time"
-
 )
 
 // Sealed values: values sealed by a caller rather than by the store's own
