@@ -39,16 +39,16 @@ func (s *kvService) RemoveNode(ctx context.Context, req *kvpb.RemoveNodeRequest)
 	if req.NodeId == 0 {
 		return nil, status.Error(codes.InvalidArgument, "remove node: node id is required")
 	}
-	for attempt := 0; ; attempt++ {
-		m := n.meta.Map()
-		if _, ok := m.Nodes[req.NodeId]; !ok {
-			return nil, status.Errorf(codes.NotFound, "remove node: node %x is not in cluster %s (already removed, or never joined)", req.NodeId, m.ClusterID)
-		}
-		if m.Leaving[req.NodeId] {
-			return &kvpb.RemoveNodeResponse{Shards: m.ShardsOn(req.NodeId)}, nil
-		}
-		mg := n.host.Group(meta.Group)
-		if mg != nil && mg.IsLeader() {
+	m := n.meta.Map()
+	if _, ok := m.Nodes[req.NodeId]; !ok {
+		return nil, status.Errorf(codes.NotFound, "remove node: node %x is not in cluster %s (already removed, or never joined)", req.NodeId, m.ClusterID)
+	}
+	if m.Leaving[req.NodeId] {
+		return &kvpb.RemoveNodeResponse{Shards: m.ShardsOn(req.NodeId)}, nil
+	}
+	return onMapLeader(ctx, n, "remove node",
+		func(*meta.Map) bool { return true },
+		func() (*kvpb.RemoveNodeResponse, error) {
 			if err := n.proposeMeta(ctx, meta.Command{Op: "remove-node", Node: req.NodeId}); err != nil {
 				if isRetryable(err) {
 					return nil, status.Errorf(codes.Unavailable, "remove node: %v", err)
@@ -56,27 +56,9 @@ func (s *kvService) RemoveNode(ctx context.Context, req *kvpb.RemoveNodeRequest)
 				return nil, status.Errorf(codes.FailedPrecondition, "remove node: %v", err)
 			}
 			n.log.Info("removing node", "node", fmt.Sprintf("%x", req.NodeId))
-			m = n.meta.Map()
-			return &kvpb.RemoveNodeResponse{Shards: m.ShardsOn(req.NodeId)}, nil
-		}
-		if mg != nil {
-			if lead := mg.Leader(); lead != 0 && lead != n.id {
-				c, err := n.tr.conn(n.addrOf(lead))
-				if err != nil {
-					return nil, status.Errorf(codes.Unavailable, "remove node: %v", err)
-				}
-				return kvpb.NewKVClient(c).RemoveNode(ctx, req)
-			}
-		}
-		if attempt > 100 {
-			return nil, status.Error(codes.Unavailable, "remove node: the cluster map has no leader")
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+			return &kvpb.RemoveNodeResponse{Shards: n.meta.Map().ShardsOn(req.NodeId)}, nil
+		},
+		func(c kvpb.KVClient) (*kvpb.RemoveNodeResponse, error) { return c.RemoveNode(ctx, req) })
 }
 
 // isRetryable tells whether a proposal error leaves the map unchanged for

@@ -57,14 +57,14 @@ func (s *kvService) Join(ctx context.Context, req *kvpb.JoinRequest) (*kvpb.Join
 	if req.NodeId == 0 || req.Addr == "" {
 		return nil, status.Error(codes.InvalidArgument, "join: node id and address are required")
 	}
-	for attempt := 0; ; attempt++ {
-		mg := n.host.Group(meta.Group)
-		if mg == nil {
-			return nil, status.Error(codes.Unavailable, "join: this node is not part of a cluster yet")
-		}
+	if n.host.Group(meta.Group) == nil {
+		return nil, status.Error(codes.Unavailable, "join: this node is not part of a cluster yet")
+	}
+	return onMapLeader(ctx, n, "join",
 		// A leader whose map has no cluster id yet is still bootstrapping:
 		// wait for the init command to apply before recording anyone.
-		if mg.IsLeader() && n.meta.Map().ClusterID != "" {
+		func(m *meta.Map) bool { return m.ClusterID != "" },
+		func() (*kvpb.JoinResponse, error) {
 			m := n.meta.Map()
 			if addr, ok := m.Nodes[req.NodeId]; !ok || addr != req.Addr {
 				if err := n.proposeMeta(ctx, meta.Command{Op: "add-node", Node: req.NodeId, Addr: req.Addr}); err != nil {
@@ -78,21 +78,36 @@ func (s *kvService) Join(ctx context.Context, req *kvpb.JoinRequest) (*kvpb.Join
 			}
 			n.log.Info("node joined", "node", fmt.Sprintf("%x", req.NodeId), "addr", req.Addr)
 			return resp, nil
+		},
+		func(c kvpb.KVClient) (*kvpb.JoinResponse, error) { return c.Join(ctx, req) })
+}
+
+// onMapLeader runs local when this node leads the cluster map and ready
+// holds for its map, or passes the call to the map's leader with remote;
+// while the map has no leader (an election) it waits, about 5 s at most.
+func onMapLeader[T any](ctx context.Context, n *Node, what string, ready func(*meta.Map) bool,
+	local func() (T, error), remote func(kvpb.KVClient) (T, error)) (T, error) {
+	var zero T
+	for attempt := 0; ; attempt++ {
+		mg := n.host.Group(meta.Group)
+		if mg != nil && mg.IsLeader() && ready(n.meta.Map()) {
+			return local()
 		}
-		if lead := mg.Leader(); lead != 0 && lead != n.id {
-			addr := n.addrOf(lead)
-			c, err := n.tr.conn(addr)
-			if err != nil {
-				return nil, status.Errorf(codes.Unavailable, "join: %v", err)
+		if mg != nil {
+			if lead := mg.Leader(); lead != 0 && lead != n.id {
+				c, err := n.tr.conn(n.addrOf(lead))
+				if err != nil {
+					return zero, status.Errorf(codes.Unavailable, "%s: %v", what, err)
+				}
+				return remote(kvpb.NewKVClient(c))
 			}
-			return kvpb.NewKVClient(c).Join(ctx, req)
 		}
 		if attempt > 100 {
-			return nil, status.Error(codes.Unavailable, "join: the cluster map has no leader")
+			return zero, status.Errorf(codes.Unavailable, "%s: the cluster map has no leader", what)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return zero, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
