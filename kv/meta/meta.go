@@ -156,11 +156,14 @@ func Open(logs *replica.LogStore) (*State, error) {
 	return s, nil
 }
 
-// Map returns a copy of the current map.
+// Map returns the current map. The map is shared and must not be
+// modified (Clone it to change it): every change of the state replaces the
+// whole map, so a map once returned never changes. This keeps Map cheap
+// enough for every request's routing.
 func (s *State) Map() *Map {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.m.Clone()
+	return s.m
 }
 
 // Changed returns a channel closed at the next change of the map.

@@ -636,7 +636,7 @@ func (g *Group) send(msgs []raftpb.Message) {
 	if len(msgs) == 0 {
 		return
 	}
-	out := msgs[:0:0]
+	out := msgs[:0] // the Ready's slice is ours: filter it in place
 	for _, m := range msgs {
 		if m.Type == raftpb.MsgSnap {
 			go g.sendSnapshot(m)
