@@ -1,0 +1,218 @@
+// Package postgres is dfs's scale-out metadata store: the dal.Store
+// implementation on PostgreSQL through github.com/jackc/pgx/v5's pgxpool,
+// which also serves PostgreSQL-wire distributed databases.
+//
+// Transactions run at READ COMMITTED, the isolation HopsFS asks of its
+// database; row locks are explicit: dal.LockRead is SELECT ... FOR SHARE and
+// dal.LockWrite is SELECT ... FOR UPDATE, held to the end of the transaction.
+// Serialization failures (SQLSTATE 40001, which databases running only
+// SERIALIZABLE, such as CockroachDB, report for conflicts) and detected
+// deadlocks (40P01) are transient: Tx rolls back and runs the function again.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kura-dev/kura/dfs/dal"
+	"github.com/kura-dev/kura/dfs/dal/internal/sqlcore"
+)
+
+// migrationLockKey is the pg_advisory_xact_lock key that serialises
+// namenodes migrating the same database at once ("kuradfs" in ASCII).
+const migrationLockKey = 0x6b75726164667300
+
+// Options tune a PostgreSQL store; the zero value is the default.
+type Options struct {
+	// MaxConns caps the pool's connections (0: pgxpool's default, or
+	// pool_max_conns in the URL).
+	MaxConns int32
+	// Retry bounds retries of transient failures (zero: dal.DefaultRetryPolicy).
+	Retry dal.RetryPolicy
+	// Migrations replaces the schema's migrations (nil: dal.Migrations());
+	// for tests of the migration machinery.
+	Migrations []dal.Migration
+}
+
+// Store is a dal.Store on one PostgreSQL database.
+type Store struct {
+	pool  *pgxpool.Pool
+	name  string // the URL without password, for messages
+	retry dal.RetryPolicy
+	d     *sqlcore.Dialect
+}
+
+var _ dal.Store = (*Store)(nil)
+
+// dialect is PostgreSQL's sqlcore.Dialect.
+func dialect() *sqlcore.Dialect {
+	return &sqlcore.Dialect{
+		Name: dal.DialectPostgres,
+		LockSuffix: func(m dal.LockMode) string {
+			switch m {
+			case dal.LockRead:
+				return " FOR SHARE"
+			case dal.LockWrite:
+				return " FOR UPDATE"
+			}
+			return ""
+		},
+		IDList: func(col string, n int, ids []int64) (string, any) {
+			return fmt.Sprintf("%s = ANY($%d)", col, n), ids
+		},
+		Classify:          classify,
+		IsNoRows:          func(err error) bool { return errors.Is(err, pgx.ErrNoRows) },
+		HasVariablesTable: `SELECT to_regclass('variables') IS NOT NULL`,
+		MigrationLock:     fmt.Sprintf("SELECT pg_advisory_xact_lock(%d)", int64(migrationLockKey)),
+	}
+}
+
+// classify sorts a PostgreSQL error by SQLSTATE.
+func classify(err error) sqlcore.ErrorKind {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return sqlcore.KindOther
+	}
+	switch pe.Code {
+	case "23505": // unique_violation
+		return sqlcore.KindUniqueViolation
+	case "23503": // foreign_key_violation
+		return sqlcore.KindForeignKeyViolation
+	case "40001", "40P01": // serialization_failure, deadlock_detected
+		return sqlcore.KindTransient
+	}
+	return sqlcore.KindOther
+}
+
+// IsTransient reports whether err is a PostgreSQL error worth retrying a
+// transaction for: serialization failure (40001) or deadlock (40P01).
+func IsTransient(err error) bool { return classify(err) == sqlcore.KindTransient }
+
+// redact returns the URL with any password removed, for messages.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "postgres database"
+	}
+	return u.Redacted()
+}
+
+// Open connects to the PostgreSQL database at connURL
+// ("postgres://user@host:port/db?sslmode=disable", or any form pgx accepts)
+// and brings its schema up to date; a database with a newer schema than this
+// binary knows is refused with an error wrapping dal.ErrSchemaTooNew.
+func Open(ctx context.Context, connURL string, o Options) (*Store, error) {
+	name := redact(connURL)
+	cfg, err := pgxpool.ParseConfig(connURL)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
+	}
+	s := &Store{pool: pool, name: name, retry: o.Retry, d: dialect()}
+	ms := o.Migrations
+	if ms == nil {
+		ms = dal.Migrations()
+	}
+	err = dal.Retry(ctx, s.retry, IsTransient, func() error {
+		return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(c sqlcore.Conn) error {
+			_, _, err := sqlcore.Migrate(ctx, c, s.d, ms)
+			return err
+		})
+	})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// Backend implements dal.Store.
+func (s *Store) Backend() string { return "postgres" }
+
+// Pool returns the store's connection pool (for tests and diagnostics).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Close implements dal.Store.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Tx implements dal.Store: a READ COMMITTED read-write transaction.
+func (s *Store) Tx(ctx context.Context, fn func(dal.Tx) error) error {
+	return dal.Retry(ctx, s.retry, IsTransient, func() error {
+		return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted},
+			func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+	})
+}
+
+// ReadTx implements dal.Store: a READ COMMITTED READ ONLY transaction.
+func (s *Store) ReadTx(ctx context.Context, fn func(dal.Tx) error) error {
+	return dal.Retry(ctx, s.retry, IsTransient, func() error {
+		return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadOnly},
+			func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+	})
+}
+
+// SchemaVersion implements dal.Store.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.run(ctx, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(c sqlcore.Conn) error {
+		var err error
+		v, err = sqlcore.SchemaVersion(ctx, c, s.d)
+		return err
+	})
+	return v, err
+}
+
+// run is one attempt: begin, fn, commit (rollback on any error).
+func (s *Store) run(ctx context.Context, opts pgx.TxOptions, fn func(sqlcore.Conn) error) error {
+	tx, err := s.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("postgres: begin transaction on %s: %w", s.name, err)
+	}
+	if err := fn(conn{tx}); err != nil {
+		// Rollback needs a live context even when ctx was cancelled.
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit on %s: %w", s.name, err)
+	}
+	return nil
+}
+
+// conn adapts pgx.Tx to sqlcore.Conn.
+type conn struct{ tx pgx.Tx }
+
+func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	tag, err := c.tx.Exec(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (c conn) Query(ctx context.Context, q string, args ...any) (sqlcore.Rows, error) {
+	r, err := c.tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (c conn) QueryRow(ctx context.Context, q string, args ...any) sqlcore.Row {
+	return c.tx.QueryRow(ctx, q, args...)
+}

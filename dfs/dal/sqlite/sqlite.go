@@ -1,0 +1,278 @@
+// Package sqlite is dfs's embedded metadata store: the dal.Store
+// implementation on SQLite (modernc.org/sqlite, pure Go, no cgo), the default
+// for a single namenode.
+//
+// The database runs in WAL mode with foreign keys enforced and a busy
+// timeout. The store keeps two connection pools on the file:
+//
+//   - one writer connection (SetMaxOpenConns(1)) whose transactions begin
+//     with BEGIN IMMEDIATE. SQLite admits one writer at a time whatever the
+//     number of connections; with several, concurrent writers would each
+//     take the write lock in turn by polling (the busy handler sleeps and
+//     retries, unfairly, and fails with SQLITE_BUSY after the timeout), and a
+//     deferred transaction that reads before it writes could fail to upgrade
+//     its lock at all. One connection queues writers in Go instead, in
+//     order and without polling, and BEGIN IMMEDIATE takes the write lock
+//     before the first read, so everything a write transaction reads is
+//     already as good as write-locked: dal.LockMode needs no SQL here.
+//   - a pool of read-only connections (query_only) for Store.ReadTx: in WAL
+//     mode readers see a consistent snapshot and neither block the writer
+//     nor are blocked by it.
+//
+// The busy timeout still matters for other processes on the same file (a
+// user's sqlite3 shell, a second namenode); SQLITE_BUSY that outlasts it is
+// retried by Tx as a transient error.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/kura-dev/kura/dfs/dal"
+	"github.com/kura-dev/kura/dfs/dal/internal/sqlcore"
+)
+
+// Options tune a SQLite store; the zero value is the default.
+type Options struct {
+	// BusyTimeout is how long a statement waits for another process's lock
+	// before failing with SQLITE_BUSY (default 5 s).
+	BusyTimeout time.Duration
+	// Readers caps the read-only connections (default max(4, GOMAXPROCS)).
+	Readers int
+	// Synchronous is SQLite's synchronous pragma: "FULL" (default: a commit
+	// survives power loss) or "NORMAL" (in WAL mode, the last commits may be
+	// lost on power loss but not on a crash of the process).
+	Synchronous string
+	// Retry bounds retries of transient failures (zero: dal.DefaultRetryPolicy).
+	Retry dal.RetryPolicy
+	// Migrations replaces the schema's migrations (nil: dal.Migrations());
+	// for tests of the migration machinery.
+	Migrations []dal.Migration
+}
+
+// Store is a dal.Store on one SQLite database file.
+type Store struct {
+	path    string
+	writer  *sql.DB
+	readers *sql.DB
+	retry   dal.RetryPolicy
+	d       *sqlcore.Dialect
+}
+
+var _ dal.Store = (*Store)(nil)
+
+// dialect is SQLite's sqlcore.Dialect.
+func dialect() *sqlcore.Dialect {
+	return &sqlcore.Dialect{
+		Name:       dal.DialectSQLite,
+		LockSuffix: func(dal.LockMode) string { return "" },
+		IDList: func(col string, n int, ids []int64) (string, any) {
+			b := make([]byte, 0, len(ids)*8+2)
+			b = append(b, '[')
+			for i, id := range ids {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = fmt.Append(b, id)
+			}
+			b = append(b, ']')
+			return fmt.Sprintf("%s IN (SELECT value FROM json_each($%d))", col, n), string(b)
+		},
+		Classify:          classify,
+		IsNoRows:          func(err error) bool { return errors.Is(err, sql.ErrNoRows) },
+		HasVariablesTable: `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'variables'`,
+	}
+}
+
+// classify sorts a modernc.org/sqlite error by its (extended) result code.
+func classify(err error) sqlcore.ErrorKind {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return sqlcore.KindOther
+	}
+	switch code := se.Code(); code {
+	case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return sqlcore.KindUniqueViolation
+	case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return sqlcore.KindForeignKeyViolation
+	default:
+		if primary := code & 0xff; primary == sqlite3.SQLITE_BUSY || primary == sqlite3.SQLITE_LOCKED {
+			return sqlcore.KindTransient
+		}
+	}
+	return sqlcore.KindOther
+}
+
+// IsTransient reports whether err is a SQLite error worth retrying a
+// transaction for (SQLITE_BUSY, SQLITE_LOCKED and their extended codes).
+func IsTransient(err error) bool { return classify(err) == sqlcore.KindTransient }
+
+// dsn builds a modernc.org/sqlite connection string for path.
+func dsn(path string, o Options, writer bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", o.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous("+o.Synchronous+")")
+	if writer {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Open opens (creating it when missing) the SQLite database at path and
+// brings its schema up to date; a database with a newer schema than this
+// binary knows is refused with an error wrapping dal.ErrSchemaTooNew.
+func Open(ctx context.Context, path string, o Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: open: empty database path")
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 5 * time.Second
+	}
+	if o.Readers <= 0 {
+		o.Readers = max(4, runtime.GOMAXPROCS(0))
+	}
+	switch o.Synchronous {
+	case "":
+		o.Synchronous = "FULL"
+	case "FULL", "NORMAL":
+	default:
+		return nil, fmt.Errorf("sqlite: open %s: synchronous must be FULL or NORMAL, not %q", path, o.Synchronous)
+	}
+	ms := o.Migrations
+	if ms == nil {
+		ms = dal.Migrations()
+	}
+	writer, err := sql.Open("sqlite", dsn(path, o, true))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	s := &Store{path: path, writer: writer, retry: o.Retry, d: dialect()}
+	if err := s.migrate(ctx, ms); err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	readers, err := sql.Open("sqlite", dsn(path, o, false))
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
+	}
+	readers.SetMaxOpenConns(o.Readers)
+	readers.SetMaxIdleConns(o.Readers)
+	s.readers = readers
+	return s, nil
+}
+
+func (s *Store) migrate(ctx context.Context, ms []dal.Migration) error {
+	return dal.Retry(ctx, s.retry, IsTransient, func() error {
+		return s.run(ctx, s.writer, nil, func(c sqlcore.Conn) error {
+			_, _, err := sqlcore.Migrate(ctx, c, s.d, ms)
+			return err
+		})
+	})
+}
+
+// Backend implements dal.Store.
+func (s *Store) Backend() string { return "sqlite" }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close implements dal.Store.
+func (s *Store) Close() error {
+	var errR error
+	if s.readers != nil {
+		errR = s.readers.Close()
+	}
+	errW := s.writer.Close()
+	if err := errors.Join(errW, errR); err != nil {
+		return fmt.Errorf("sqlite: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// Tx implements dal.Store: a BEGIN IMMEDIATE transaction on the writer
+// connection.
+func (s *Store) Tx(ctx context.Context, fn func(dal.Tx) error) error {
+	return dal.Retry(ctx, s.retry, IsTransient, func() error {
+		return s.run(ctx, s.writer, nil, func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+	})
+}
+
+// ReadTx implements dal.Store: a deferred read-only transaction on a reader
+// connection, reading one WAL snapshot.
+func (s *Store) ReadTx(ctx context.Context, fn func(dal.Tx) error) error {
+	return dal.Retry(ctx, s.retry, IsTransient, func() error {
+		return s.run(ctx, s.readers, &sql.TxOptions{ReadOnly: true}, func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+	})
+}
+
+// SchemaVersion implements dal.Store.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := s.run(ctx, s.readers, &sql.TxOptions{ReadOnly: true}, func(c sqlcore.Conn) error {
+		var err error
+		v, err = sqlcore.SchemaVersion(ctx, c, s.d)
+		return err
+	})
+	return v, err
+}
+
+// run is one attempt: begin on db, fn, commit (rollback on any error).
+func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(sqlcore.Conn) error) error {
+	tx, err := db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin transaction: %w", err)
+	}
+	if err := fn(conn{tx}); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+// conn adapts *sql.Tx to sqlcore.Conn.
+type conn struct{ tx *sql.Tx }
+
+func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	r, err := c.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
+func (c conn) Query(ctx context.Context, q string, args ...any) (sqlcore.Rows, error) {
+	r, err := c.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows{r}, nil
+}
+
+func (c conn) QueryRow(ctx context.Context, q string, args ...any) sqlcore.Row {
+	return c.tx.QueryRowContext(ctx, q, args...)
+}
+
+// rows adapts *sql.Rows to sqlcore.Rows.
+type rows struct{ *sql.Rows }
+
+func (r rows) Close() { _ = r.Rows.Close() }
