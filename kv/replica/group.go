@@ -599,6 +599,25 @@ func (g *Group) beforePersist(rd *raft.Ready, b *pebble.Batch) (sync bool, err e
 	return sync || rd.MustSync, nil
 }
 
+// takeDurableCommitted removes from rd and returns the leading committed
+// entries that this node's log already held durably before this round
+// (index <= the last index persisted by earlier rounds), which may be
+// applied before the round's own writes are synced. The others (a
+// single-voter group commits an entry in the round that appends it) stay
+// for afterPersist. Nothing is taken when the Ready installs a snapshot.
+func (g *Group) takeDurableCommitted(rd *raft.Ready) []raftpb.Entry {
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return nil
+	}
+	n := 0
+	for n < len(rd.CommittedEntries) && rd.CommittedEntries[n].Index <= g.lastIndex {
+		n++
+	}
+	early := rd.CommittedEntries[:n:n]
+	rd.CommittedEntries = rd.CommittedEntries[n:]
+	return early
+}
+
 // afterPersist handles the rest of a Ready once its entries are durable:
 // the in-memory log, the remaining messages, finished reads, committed
 // entries.

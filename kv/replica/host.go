@@ -333,19 +333,38 @@ func (h *Host) round(groups []*Group) {
 		}
 		sync = sync || s
 	}
-	if !b.Empty() {
+	// The round's log writes go to disk while the entries committed in
+	// earlier rounds (already in this node's durable log) are applied and
+	// their callers answered: a write's answer does not wait for the sync
+	// of the writes proposed after it.
+	committed := make(chan error, 1)
+	if b.Empty() {
+		committed <- nil
+	} else {
 		opt := pebble.NoSync
 		if sync {
 			opt = pebble.Sync
 		}
-		if err := b.Commit(opt); err != nil {
-			for _, w := range work {
-				h.failGroup(w.g, fmt.Errorf("persist raft log: %w", err))
-			}
-			return
+		go func() { committed <- b.Commit(opt) }()
+	}
+	failed := map[*Group]bool{}
+	for i := range work {
+		w := &work[i]
+		if err := w.g.applyEntries(w.g.takeDurableCommitted(&w.rd)); err != nil {
+			h.failGroup(w.g, err)
+			failed[w.g] = true
 		}
 	}
+	if err := <-committed; err != nil {
+		for _, w := range work {
+			h.failGroup(w.g, fmt.Errorf("persist raft log: %w", err))
+		}
+		return
+	}
 	for _, w := range work {
+		if failed[w.g] {
+			continue
+		}
 		if err := w.g.afterPersist(&w.rd); err != nil {
 			h.failGroup(w.g, err)
 			continue

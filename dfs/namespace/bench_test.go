@@ -1,0 +1,64 @@
+package namespace
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+)
+
+// BenchmarkOps measures metadata operations per second through BenchPhase,
+// the driver `kura dfs bench` shares, on SQLite and PostgreSQL with N
+// concurrent clients (KURA_BENCH_CLIENTS, default 4):
+//
+//	go test -run '^$' -bench BenchmarkOps -benchtime 2000x ./dfs/namespace
+//
+// Each sub-benchmark reports ops/s over b.N operations in all (split among
+// the clients) on a fresh database; what an operation needs (files to stat,
+// rename or delete) is made before the timer starts.
+func BenchmarkOps(b *testing.B) {
+	clients := 4
+	if s := os.Getenv("KURA_BENCH_CLIENTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("KURA_BENCH_CLIENTS=%q: want a positive number", s)
+		}
+		clients = n
+	}
+	ctx := context.Background()
+	for _, be := range backends() {
+		b.Run(be.name, func(b *testing.B) {
+			for _, op := range BenchOps() {
+				b.Run(fmt.Sprintf("%s/clients=%d", op, clients), func(b *testing.B) {
+					ns := newNS(b, openStore(b, be.newURL(b)), Config{MinReplication: -1})
+					perClient := (b.N + clients - 1) / clients
+					cfg := BenchConfig{Dir: "/bench", Clients: clients, Files: perClient}
+					if op == BenchStat || op == BenchList {
+						cfg.Files, cfg.Ops = min(perClient, 100), perClient
+					}
+					if err := BenchSetup(ctx, ns, cfg); err != nil {
+						b.Fatal(err)
+					}
+					for _, prep := range BenchOps() {
+						if prep == op {
+							break
+						}
+						if prep == BenchCreate || (op == BenchDelete && prep == BenchRename) {
+							if _, err := BenchPhase(ctx, ns, prep, cfg); err != nil {
+								b.Fatal(err)
+							}
+						}
+					}
+					b.ResetTimer()
+					res, err := BenchPhase(ctx, ns, op, cfg)
+					b.StopTimer()
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(res.PerSecond(), "ops/s")
+				})
+			}
+		})
+	}
+}
