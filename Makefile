@@ -43,3 +43,5 @@ proto:
 	GOBIN=$(CURDIR)/.bin $(GO) install $(PROTOC_GEN_GO_GRPC)
 	PATH=$(CURDIR)/.bin:$$PATH protoc -I proto --go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative proto/kvpb/kv.proto
+	PATH=$(CURDIR)/.bin:$$PATH protoc -I proto --go_out=proto --go_opt=paths=source_relative \
+		--go-grpc_out=proto --go-grpc_opt=paths=source_relative proto/dfspb/dfs.proto

@@ -1,0 +1,474 @@
+package datanode
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/kura-dev/kura/dfs/blockstore"
+	"github.com/kura-dev/kura/proto/dfspb"
+)
+
+// PacketSize is the data carried by one write or read packet (HDFS's
+// dfs.client-write-packet-size): 128 chunks of 512 bytes.
+const PacketSize = 64 << 10
+
+// maxInFlight bounds the packets a writer sends ahead of their acks
+// (HDFS's 80-packet data queue).
+const maxInFlight = 64
+
+// ErrCorrupt is blockstore.ErrCorrupt: a replica (or the packets carrying
+// it) does not match its checksums. ReadBlock errors wrap it; read another
+// replica.
+var ErrCorrupt = blockstore.ErrCorrupt
+
+// Block names a block at a generation stamp.
+type Block struct {
+	// ID is the block id.
+	ID uint64
+	// GenStamp is the generation stamp.
+	GenStamp uint64
+}
+
+// String formats the block as HDFS does: blk_<id>_<genstamp>.
+func (b Block) String() string { return fmt.Sprintf("blk_%d_%d", b.ID, b.GenStamp) }
+
+func (b Block) ref() *dfspb.BlockRef { return &dfspb.BlockRef{Id: b.ID, Genstamp: b.GenStamp} }
+
+// PipelineError is a write pipeline that failed at one of its nodes: the
+// client rebuilds the pipeline without Node (pipeline recovery).
+type PipelineError struct {
+	// Block is the block being written.
+	Block Block
+	// Index is the failed node's position in the pipeline, Node its address.
+	Index int
+	Node  string
+	// Status is what the node reported (dfspb.AckStatus_ERROR when it
+	// could not be reached).
+	Status dfspb.AckStatus
+	// Err says what failed; for a checksum failure it wraps
+	// blockstore.ErrPacketChecksum.
+	Err error
+}
+
+// Error names the block, the node and the cause.
+func (e *PipelineError) Error() string {
+	return fmt.Sprintf("datanode: write %s: pipeline node %d (%s) failed: %v", e.Block, e.Index, e.Node, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *PipelineError) Unwrap() error { return e.Err }
+
+// Client talks DataTransfer to datanodes, keeping one gRPC connection per
+// address. It is safe for concurrent use.
+type Client struct {
+	name string
+	opts []grpc.DialOption
+
+	// corrupt, when set (tests), may damage a packet before it is sent.
+	corrupt func(*dfspb.Packet)
+
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+// NewClient returns a Client that names itself name in the requests it
+// makes (for the datanodes' logs). Without dial options it connects
+// without TLS.
+func NewClient(name string, opts ...grpc.DialOption) *Client {
+	if len(opts) == 0 {
+		opts = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	return &Client{name: name, opts: opts, conns: map[string]*grpc.ClientConn{}}
+}
+
+// Close closes the connections.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var first error
+	for addr, cc := range c.conns {
+		if err := cc.Close(); err != nil && first == nil {
+			first = fmt.Errorf("datanode: close connection to %s: %w", addr, err)
+		}
+		delete(c.conns, addr)
+	}
+	return first
+}
+
+func (c *Client) conn(addr string) (dfspb.DataTransferClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("datanode: connect to %s: client closed", addr)
+	}
+	cc := c.conns[addr]
+	if cc == nil {
+		var err error
+		cc, err = grpc.NewClient(addr, c.opts...)
+		if err != nil {
+			return nil, fmt.Errorf("datanode: connect to %s: %w", addr, err)
+		}
+		c.conns[addr] = cc
+	}
+	return dfspb.NewDataTransferClient(cc), nil
+}
+
+// writeStream is an open pipeline to its first node, after the setup ack.
+type writeStream = grpc.BidiStreamingClient[dfspb.WriteBlockRequest, dfspb.PipelineAck]
+
+// openWrite opens a WriteBlock stream to addr, sends h and waits for the
+// setup ack. On a failure it returns the ack that reported it (nil when
+// addr itself could not be reached) and an error.
+func (c *Client) openWrite(ctx context.Context, addr string, h *dfspb.WriteHeader) (writeStream, *dfspb.PipelineAck, error) {
+	dt, err := c.conn(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stream, err := dt.WriteBlock(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open write stream to %s: %w", addr, err)
+	}
+	if err := stream.Send(&dfspb.WriteBlockRequest{Msg: &dfspb.WriteBlockRequest_Header{Header: h}}); err != nil {
+		_, rerr := stream.Recv()
+		return nil, nil, fmt.Errorf("send header to %s: %w", addr, errors.Join(err, rerr))
+	}
+	ack, err := stream.Recv()
+	if err != nil {
+		return nil, nil, fmt.Errorf("setup of %s: %w", addr, err)
+	}
+	if ack.Seqno != -1 {
+		return nil, nil, fmt.Errorf("setup of %s: got ack %d, want the setup ack -1", addr, ack.Seqno)
+	}
+	if failed(ack) >= 0 {
+		return nil, ack, errors.New(ack.Message)
+	}
+	return stream, ack, nil
+}
+
+// failed returns the index in ack.Replies of the first node that did not
+// succeed, or -1.
+func failed(ack *dfspb.PipelineAck) int {
+	for i, s := range ack.Replies {
+		if s != dfspb.AckStatus_SUCCESS {
+			return i
+		}
+	}
+	if len(ack.Replies) == 0 {
+		return 0
+	}
+	return -1
+}
+
+// ackError turns a failed ack of pipeline into a *PipelineError.
+func ackError(b Block, pipeline []string, ack *dfspb.PipelineAck) *PipelineError {
+	i := failed(ack)
+	e := &PipelineError{Block: b, Index: i, Status: dfspb.AckStatus_ERROR, Err: errors.New(ack.Message)}
+	if i < len(ack.Replies) {
+		e.Status = ack.Replies[i]
+	}
+	if i < len(pipeline) {
+		e.Node = pipeline[i]
+	}
+	if e.Status == dfspb.AckStatus_ERROR_CHECKSUM {
+		e.Err = fmt.Errorf("%w: %s", blockstore.ErrPacketChecksum, ack.Message)
+	}
+	return e
+}
+
+// WriteBlock writes block b, read from r to its end, through pipeline
+// (datanode data addresses, the first one receiving from this client and
+// forwarding down the rest) as packets of PacketSize bytes with a CRC32C
+// per 512-byte chunk, and returns the block's length once every node has
+// acknowledged the last packet (and so finalized its replica). A node that
+// fails is reported as a *PipelineError naming it; the replicas are then
+// left unfinalized (being written) on the nodes that had them.
+func (c *Client) WriteBlock(ctx context.Context, pipeline []string, b Block, r io.Reader) (int64, error) {
+	if len(pipeline) == 0 {
+		return 0, fmt.Errorf("datanode: write %s: empty pipeline", b)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	h := &dfspb.WriteHeader{Block: b.ref(), Targets: pipeline[1:], ClientName: c.name, BytesPerChecksum: blockstore.DefaultBytesPerChecksum}
+	stream, ack, err := c.openWrite(ctx, pipeline[0], h)
+	if err != nil {
+		if ack != nil {
+			return 0, ackError(b, pipeline, ack)
+		}
+		return 0, &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR, Err: err}
+	}
+
+	// The ack reader: acks come in packet order.
+	type sent struct {
+		seqno int64
+		last  bool
+	}
+	queue := make(chan sent, maxInFlight)
+	ackDone := make(chan struct{})
+	var ackErr error
+	var length int64
+	go func() {
+		defer close(ackDone)
+		for s := range queue {
+			ack, err := stream.Recv()
+			if err != nil {
+				ackErr = &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR,
+					Err: fmt.Errorf("waiting for the ack of packet %d: %w", s.seqno, err)}
+				return
+			}
+			if failed(ack) >= 0 {
+				ackErr = ackError(b, pipeline, ack)
+				return
+			}
+			if ack.Seqno != s.seqno || len(ack.Replies) != len(pipeline) {
+				ackErr = &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR,
+					Err: fmt.Errorf("got ack %d with %d replies, want ack %d with %d", ack.Seqno, len(ack.Replies), s.seqno, len(pipeline))}
+				return
+			}
+			length = ack.Length
+		}
+	}()
+	waitAcks := func() error {
+		<-ackDone
+		return ackErr
+	}
+
+	tab := crc32.MakeTable(crc32.Castagnoli)
+	buf := make([]byte, PacketSize)
+	crcs := make([]byte, 0, 4*(PacketSize/blockstore.DefaultBytesPerChecksum))
+	var off, seqno int64
+	send := func(data []byte, last bool) error {
+		crcs = crcs[:0]
+		for p := data; len(p) > 0; {
+			n := min(len(p), blockstore.DefaultBytesPerChecksum)
+			crcs = binary.BigEndian.AppendUint32(crcs, crc32.Checksum(p[:n], tab))
+			p = p[n:]
+		}
+		pkt := &dfspb.Packet{Seqno: seqno, Offset: off, Data: data, Crcs: crcs, Last: last}
+		if c.corrupt != nil {
+			c.corrupt(pkt)
+		}
+		select {
+		case queue <- sent{seqno, last}:
+		case <-ackDone:
+			return ackErr
+		}
+		if err := stream.Send(&dfspb.WriteBlockRequest{Msg: &dfspb.WriteBlockRequest_Packet{Packet: pkt}}); err != nil {
+			// The stream ended: the ack reader has the reason.
+			close(queue)
+			if aerr := waitAcks(); aerr != nil {
+				return aerr
+			}
+			return &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR, Err: fmt.Errorf("send packet %d: %w", seqno, err)}
+		}
+		seqno++
+		off += int64(len(data))
+		return nil
+	}
+	for {
+		n, rerr := io.ReadFull(r, buf)
+		if n > 0 {
+			if err := send(buf[:n], false); err != nil {
+				return 0, err
+			}
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			close(queue)
+			cancel()
+			<-ackDone
+			return 0, fmt.Errorf("datanode: write %s: read the data at offset %d: %w", b, off, rerr)
+		}
+	}
+	if err := send(nil, true); err != nil {
+		return 0, err
+	}
+	close(queue)
+	if err := waitAcks(); err != nil {
+		return 0, err
+	}
+	stream.CloseSend()
+	if length != off {
+		return 0, fmt.Errorf("datanode: write %s: pipeline acknowledged %d bytes, sent %d", b, length, off)
+	}
+	return off, nil
+}
+
+// ReadBlock copies length bytes of block b from offset (length 0: to the
+// end of the replica) from the datanode at addr to w, verifying each
+// packet's CRCs, and returns the bytes written to w. A checksum mismatch,
+// found by the datanode on its disk or by this client in what arrived, is
+// an error wrapping ErrCorrupt; the bytes before it were written to w, so a
+// caller can go on from offset+n at another replica.
+func (c *Client) ReadBlock(ctx context.Context, addr string, b Block, offset, length int64, w io.Writer) (int64, error) {
+	wrap := func(err error) error {
+		return fmt.Errorf("datanode: read %s from %s: %w", b, addr, err)
+	}
+	if offset < 0 || length < 0 {
+		return 0, wrap(fmt.Errorf("%w: offset %d, length %d", blockstore.ErrInvalid, offset, length))
+	}
+	dt, err := c.conn(addr)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := dt.ReadBlock(ctx, &dfspb.ReadBlockRequest{Block: b.ref(), Offset: offset, Length: length, ClientName: c.name})
+	if err != nil {
+		return 0, wrap(fromStatus(err))
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return 0, wrap(fromStatus(err))
+	}
+	h := first.GetHeader()
+	if h == nil {
+		return 0, wrap(errors.New("the first message is not a header"))
+	}
+	ck := blockstore.Checksum{Type: blockstore.ChecksumType(h.ChecksumType), BytesPerChecksum: int(h.BytesPerChecksum)}
+	if err := ck.Validate(); err != nil {
+		return 0, wrap(err)
+	}
+	end := h.Length
+	if length > 0 {
+		end = min(end, offset+length)
+	}
+	if offset > h.Length {
+		return 0, wrap(fmt.Errorf("%w: offset %d is past the replica's %d bytes", blockstore.ErrInvalid, offset, h.Length))
+	}
+	pos := offset - offset%int64(ck.BytesPerChecksum) // next offset expected
+	var written int64
+	for {
+		resp, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return written, wrap(fromStatus(err))
+		}
+		p := resp.GetPacket()
+		if p == nil || p.Offset != pos {
+			return written, wrap(fmt.Errorf("got a packet at offset %d, want one at %d", p.GetOffset(), pos))
+		}
+		if err := ck.VerifyPacket(p.Offset, p.Data, p.Crcs); err != nil {
+			var ce *blockstore.ChecksumError
+			if errors.As(err, &ce) {
+				ce.BlockID = b.ID
+				return written, wrap(fmt.Errorf("%w: in transfer: %v", ErrCorrupt, ce))
+			}
+			return written, wrap(err)
+		}
+		pos += int64(len(p.Data))
+		lo := max(offset+written, p.Offset) - p.Offset
+		hi := min(end, pos) - p.Offset
+		if hi > lo {
+			n, err := w.Write(p.Data[lo:hi])
+			written += int64(n)
+			if err != nil {
+				return written, wrap(err)
+			}
+		}
+	}
+	if want := end - offset; written != want {
+		return written, wrap(fmt.Errorf("%w: got %d bytes, want %d", io.ErrUnexpectedEOF, written, want))
+	}
+	return written, nil
+}
+
+// WriteBlock writes a block through pipeline with a Client of its own; see
+// Client.WriteBlock.
+func WriteBlock(ctx context.Context, pipeline []string, b Block, r io.Reader) (int64, error) {
+	c := NewClient("kura")
+	defer c.Close()
+	return c.WriteBlock(ctx, pipeline, b, r)
+}
+
+// ReadBlock reads a block from the datanode at addr with a Client of its
+// own; see Client.ReadBlock.
+func ReadBlock(ctx context.Context, addr string, b Block, offset, length int64, w io.Writer) (int64, error) {
+	c := NewClient("kura")
+	defer c.Close()
+	return c.ReadBlock(ctx, addr, b, offset, length, w)
+}
+
+// toStatus maps a blockstore error to a gRPC status error.
+func toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, blockstore.ErrNotFound):
+		code = codes.NotFound
+	case errors.Is(err, blockstore.ErrExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, blockstore.ErrBusy):
+		code = codes.FailedPrecondition
+	case errors.Is(err, blockstore.ErrCorrupt), errors.Is(err, blockstore.ErrPacketChecksum):
+		code = codes.DataLoss
+	case errors.Is(err, blockstore.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.Is(err, blockstore.ErrBlockFull):
+		code = codes.OutOfRange
+	case errors.Is(err, blockstore.ErrClosed):
+		code = codes.Unavailable
+	}
+	return status.Error(code, err.Error())
+}
+
+// fromStatus maps a gRPC status error back to one that wraps the
+// blockstore error of its code.
+func fromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	var base error
+	switch st.Code() {
+	case codes.NotFound:
+		base = blockstore.ErrNotFound
+	case codes.AlreadyExists:
+		base = blockstore.ErrExists
+	case codes.DataLoss:
+		base = blockstore.ErrCorrupt
+	case codes.InvalidArgument:
+		base = blockstore.ErrInvalid
+	case codes.Canceled:
+		base = context.Canceled
+	case codes.DeadlineExceeded:
+		base = context.DeadlineExceeded
+	default:
+		return err
+	}
+	return &remoteError{base: base, msg: st.Message()}
+}
+
+// remoteError is an error a datanode returned: its message as the
+// datanode wrote it, wrapping the local error of its gRPC code.
+type remoteError struct {
+	base error
+	msg  string
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.base }

@@ -1,0 +1,54 @@
+// Package datanode is kura dfs's datanode: it keeps block replicas in a
+// blockstore, serves the DataTransfer gRPC service (proto/dfspb) to clients
+// and to other datanodes, and keeps itself known to every namenode through
+// DatanodeProtocol: Register, then a full block report, then heartbeats
+// (every 3s by default) whose answers carry commands (delete blocks,
+// replicate a block, report now), incremental reports (BlockReceived)
+// after each finalized or deleted replica, and a periodic full report. A
+// namenode that is down, at start or later, is retried with exponential
+// backoff; every reconnection registers again and sends a full report.
+//
+// # The write pipeline
+//
+// A client writes a block through a pipeline of datanodes, as HDFS does.
+// It opens WriteBlock on the first one with a header naming the block, its
+// generation stamp and the rest of the pipeline (the targets). Each
+// datanode creates its replica, opens WriteBlock on the next target with
+// the targets after it, waits for that one's setup ack and only then sends
+// its own setup ack (seqno -1) upstream, so a client learns of an
+// unreachable node before it sends data.
+//
+// Packets follow: seqno, offset, data (64 KiB by default) and a CRC32C per
+// 512-byte chunk of the block. Every datanode verifies a packet's checksums
+// and writes it to its store (Writer.WritePacket) before forwarding it
+// downstream; the last packet (last set, usually empty) finalizes the
+// replica, and each datanode then reports it to the namenodes as received.
+//
+// Ack rules (HDFS's PipelineAck): a datanode acks packet n upstream only
+// after it wrote packet n and its downstream acked packet n; the ack's
+// replies hold one status per node from the acking one to the end of the
+// pipeline, so the client's ack for a packet says every replica has it. On
+// a failure the ack's replies stop at the first node that failed, with its
+// status (ERROR, or ERROR_CHECKSUM for a packet whose data does not match
+// its checksums) and a message; a node that cannot reach its downstream
+// reports the downstream as failed. The failing ack ends the stream, and
+// the client's error is a *PipelineError naming the failed node.
+//
+// On a failure the replicas stay unfinalized: a datanode whose stream ends
+// before the last packet keeps its replica being written (rbw), for the
+// pipeline recovery to come (blockstore's Append and Recover with a new
+// generation stamp); a replica that received a bad packet is discarded.
+// Pipeline recovery itself — rebuilding the pipeline without the failed
+// node and continuing from the acknowledged length — is not done yet: the
+// client gets the error and the node to exclude.
+//
+// # Reads
+//
+// ReadBlock streams a header (length, checksum type and chunk size) and
+// then packets of whole chunks with the checksums stored on disk, starting
+// at the chunk boundary at or before the offset asked for. The datanode
+// verifies what it reads (a mismatch ends the stream with DATA_LOSS and the
+// replica is reported corrupt in the next block report) and the client
+// verifies what arrives; either way Client.ReadBlock's error wraps
+// ErrCorrupt, and the caller reads from another replica.
+package datanode
