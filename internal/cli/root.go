@@ -91,10 +91,10 @@ func newRoot(e *env) *cobra.Command {
 
   kura ft    ship every line written under a directory to receiver hosts (K2HFTFUSE)
   kura kv    a key-value store with subkeys, queues, CAS counters, TTL and
-             encryption; local today, replicated with Raft next (K2HDKC)
+             encryption; on one machine or a Raft-replicated cluster (K2HDKC)
+  kura dfs   a distributed file system with HDFS semantics (HopsFS): today
+             stateless namenodes serving the metadata over WebHDFS
   kura dev   try kura on this machine with embedded defaults
-
-Coming: kura dfs, a distributed file system with HDFS semantics (HopsFS).
 
 Exit codes: 0 success, 1 failure (or a missing key), 2 usage error.`,
 		SilenceUsage:  true,
@@ -105,7 +105,7 @@ Exit codes: 0 success, 1 failure (or a missing key), 2 usage error.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageError{fmt.Errorf("%s: %w (see '%s --help')", c.CommandPath(), err, c.CommandPath())}
 	})
-	root.AddCommand(newFTCommand(e), newKVCommand(e), newDevCommand(e))
+	root.AddCommand(newFTCommand(e), newKVCommand(e), newDFSCommand(e), newDevCommand(e))
 	return root
 }
 

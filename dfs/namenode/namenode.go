@@ -1,0 +1,280 @@
+// Package namenode runs a dfs namenode: the namespace (dfs/namespace) over a
+// metadata database (dfs/dal, opened from a URL with dfs/dal/open), served
+// over WebHDFS (dfs/webhdfs) on an HTTP port, with the namespace's periodic
+// housekeeping.
+//
+// A namenode is stateless, as HopsFS's: all metadata lives in the database,
+// every operation is one transaction there, so several namenodes on one
+// PostgreSQL database serve the same namespace at once, and any of them may
+// die (even with SIGKILL) without the others noticing anything but its
+// absence. On SQLite the database is a local file, so the namenodes sharing it
+// must run on one machine (SQLite serialises their writes).
+//
+// # Housekeeping
+//
+// Every MaintenanceInterval (with jitter) a namenode runs
+// namespace.RecoverLeases (closing files whose writer's lease passed the hard
+// limit) and namespace.PurgeDetached (finishing large deletes a dead namenode
+// left half-done). HopsFS runs these on an elected leader; kura's leader
+// election comes with a later issue. Until then every namenode runs them:
+// both are safe to run concurrently from several namenodes (each file, each
+// detached subtree is handled in its own transaction under row locks, and a
+// namenode that finds the work already done does nothing), so the only cost
+// of several namenodes is a few redundant reads per interval.
+package namenode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kura-dev/kura/dfs/dal"
+	"github.com/kura-dev/kura/dfs/dal/open"
+	"github.com/kura-dev/kura/dfs/namespace"
+	"github.com/kura-dev/kura/dfs/webhdfs"
+)
+
+// DefaultHTTPAddr is the namenode's default HTTP (WebHDFS) address, Hadoop's
+// dfs.namenode.http-address port.
+const DefaultHTTPAddr = "127.0.0.1:9870"
+
+// DefaultMaintenanceInterval is how often the housekeeping runs.
+const DefaultMaintenanceInterval = 5 * time.Second
+
+// Config configures a namenode.
+type Config struct {
+	// MetaURL names the metadata database: sqlite:///path/meta.db or
+	// postgres://user@host:port/db?sslmode=disable (see dfs/dal/open).
+	MetaURL string
+	// HTTPAddr is where WebHDFS is served (DefaultHTTPAddr when empty; port 0
+	// picks a free port, see Namenode.HTTPAddr).
+	HTTPAddr string
+	// Superuser is the namenode's user, who passes every permission check
+	// (namespace.DefaultSuperuser, "root", the owner of "/" in a new
+	// database, when empty).
+	Superuser string
+	// Supergroup's members pass every permission check too ("supergroup"
+	// when empty).
+	Supergroup string
+	// DefaultUser is the WebHDFS caller without user.name ("dr.who" when
+	// empty).
+	DefaultUser string
+	// Groups maps user names to their groups (a static mapping); users not
+	// in it belong to no group.
+	Groups map[string][]string
+	// MaintenanceInterval is how often the housekeeping runs
+	// (DefaultMaintenanceInterval when 0; negative: never, for tests).
+	MaintenanceInterval time.Duration
+	// Namespace holds the namespace's other settings; its Superuser and
+	// Supergroup are overridden by the fields above.
+	Namespace namespace.Config
+	// Logger receives the namenode's logs (nil: discarded).
+	Logger *slog.Logger
+}
+
+// Namenode is a running namenode. Close stops it.
+type Namenode struct {
+	cfg    Config
+	store  dal.Store
+	ns     *namespace.Namespace
+	ln     net.Listener
+	srv    *http.Server
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+}
+
+// Start opens the metadata database (creating or migrating its schema; a
+// database of a newer schema is refused with the DAL's error, which wraps
+// dal.ErrSchemaTooNew), builds the namespace, and serves WebHDFS on
+// cfg.HTTPAddr. It returns once the namenode serves. ctx bounds only the
+// start; call Close to stop.
+func Start(ctx context.Context, cfg Config) (*Namenode, error) {
+	if err := CheckMetaURL(cfg.MetaURL); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr == "" {
+		cfg.HTTPAddr = DefaultHTTPAddr
+	}
+	if cfg.MaintenanceInterval == 0 {
+		cfg.MaintenanceInterval = DefaultMaintenanceInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	nc := cfg.Namespace
+	nc.Superuser, nc.Supergroup = cfg.Superuser, cfg.Supergroup
+
+	store, err := open.Open(ctx, cfg.MetaURL)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := namespace.New(store, nc)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		ns.Close()
+		store.Close()
+		return nil, fmt.Errorf("namenode: listen on --http %s: %w", cfg.HTTPAddr, err)
+	}
+	h := webhdfs.New(ns, webhdfs.Config{
+		DefaultUser:        cfg.DefaultUser,
+		Groups:             cfg.Groups,
+		DefaultReplication: nc.DefaultReplication,
+	})
+	mux := http.NewServeMux()
+	mux.Handle(webhdfs.Prefix, h)
+	mux.Handle(webhdfs.Prefix+"/", h)
+	runCtx, cancel := context.WithCancel(context.Background())
+	n := &Namenode{cfg: cfg, store: store, ns: ns, ln: ln, log: log, cancel: cancel}
+	n.srv = &http.Server{
+		Handler:           rawPaths{mux: mux, webhdfs: h},
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return runCtx },
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("webhdfs server stopped", "err", err)
+		}
+	}()
+	if cfg.MaintenanceInterval > 0 {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.housekeeping(runCtx)
+		}()
+	}
+	log.Info("dfs namenode started", "http", n.HTTPAddr(), "meta", RedactURL(cfg.MetaURL), "backend", store.Backend(),
+		"superuser", ns.Checker().Superuser, "supergroup", ns.Checker().Supergroup)
+	return n, nil
+}
+
+// rawPaths sends WebHDFS requests to the handler without ServeMux's path
+// cleaning (which would redirect "/webhdfs/v1/a/../b" instead of letting the
+// namespace refuse it with an InvalidPathException, as Hadoop does).
+type rawPaths struct {
+	mux     *http.ServeMux
+	webhdfs http.Handler
+}
+
+func (r rawPaths) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path == webhdfs.Prefix || strings.HasPrefix(req.URL.Path, webhdfs.Prefix+"/") {
+		r.webhdfs.ServeHTTP(w, req)
+		return
+	}
+	r.mux.ServeHTTP(w, req)
+}
+
+// housekeeping runs the namespace's periodic maintenance until ctx ends.
+func (n *Namenode) housekeeping(ctx context.Context) {
+	for {
+		// Jitter spreads several namenodes' runs over the interval.
+		d := n.cfg.MaintenanceInterval/2 + rand.N(n.cfg.MaintenanceInterval)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(d):
+		}
+		if k, err := n.ns.RecoverLeases(ctx, time.Now()); err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("lease recovery failed", "err", err)
+			}
+		} else if k > 0 {
+			n.log.Info("recovered expired leases", "files", k)
+		}
+		if k, err := n.ns.PurgeDetached(ctx); err != nil {
+			if ctx.Err() == nil {
+				n.log.Warn("purging detached subtrees failed", "err", err)
+			}
+		} else if k > 0 {
+			n.log.Info("finished interrupted deletes", "subtrees", k)
+		}
+	}
+}
+
+// HTTPAddr returns the address WebHDFS is served on.
+func (n *Namenode) HTTPAddr() string { return n.ln.Addr().String() }
+
+// Namespace returns the namenode's namespace.
+func (n *Namenode) Namespace() *namespace.Namespace { return n.ns }
+
+// Backend names the metadata database's backend ("sqlite", "postgres").
+func (n *Namenode) Backend() string { return n.store.Backend() }
+
+// Close stops serving (letting requests in flight finish for up to 10
+// seconds, then cancelling them), stops the housekeeping and closes the
+// database.
+func (n *Namenode) Close() error {
+	n.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := n.srv.Shutdown(ctx)
+		n.cancel()
+		if err != nil {
+			n.srv.Close()
+		}
+		n.wg.Wait()
+		n.err = errors.Join(n.ns.Close(), n.store.Close())
+		n.log.Info("dfs namenode stopped")
+	})
+	return n.err
+}
+
+// ErrBadMetaURL is wrapped by CheckMetaURL's errors.
+var ErrBadMetaURL = errors.New("bad metadata URL")
+
+// CheckMetaURL checks the form of a metadata URL without opening it: the
+// scheme must be sqlite:// (with a path) or postgres:// / postgresql://.
+func CheckMetaURL(u string) error {
+	switch {
+	case u == "":
+		return fmt.Errorf("%w: none given: want sqlite:///path/meta.db or postgres://user@host:port/db", ErrBadMetaURL)
+	case strings.HasPrefix(u, "sqlite://"):
+		if strings.TrimPrefix(u, "sqlite://") == "" {
+			return fmt.Errorf("%w %q: no database path: want sqlite:///path/meta.db", ErrBadMetaURL, u)
+		}
+		return nil
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return nil
+	}
+	scheme, _, ok := strings.Cut(u, "://")
+	if !ok {
+		return fmt.Errorf("%w %q: not a URL: want sqlite:///path/meta.db or postgres://user@host:port/db", ErrBadMetaURL, RedactURL(u))
+	}
+	return fmt.Errorf("%w %q: unknown scheme %q: want sqlite:// or postgres://", ErrBadMetaURL, RedactURL(u), scheme)
+}
+
+// RedactURL hides a password in a database URL, for logs and messages.
+func RedactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	at := strings.LastIndex(rest, "@")
+	slash := strings.Index(rest, "/")
+	if at < 0 || (slash >= 0 && slash < at) {
+		return u
+	}
+	userinfo := rest[:at]
+	if name, _, hasPw := strings.Cut(userinfo, ":"); hasPw {
+		return scheme + "://" + name + ":xxxxx" + rest[at:]
+	}
+	return u
+}
