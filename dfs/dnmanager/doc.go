@@ -1,0 +1,101 @@
+// Package dnmanager is the namenode's side of the datanode protocol
+// (proto/dfspb DatanodeProtocol): it keeps the live-datanode view of one
+// namenode, reconciles the datanodes' block reports with the replicas table
+// of the metadata database, hands out commands (delete, replicate) on
+// heartbeats, and chooses datanodes for new blocks (namespace.Placement)
+// and sums their space (namespace.CapacityProvider).
+//
+// A namenode is stateless, as in HopsFS: what must survive a restart (which
+// storage holds which replica) is in the database; the view of the
+// datanodes (addresses, usage, last heartbeat, queued commands) lives in
+// memory, per namenode, and is rebuilt from registrations and heartbeats,
+// since every datanode registers with and heartbeats to every namenode. A
+// namenode that restarts answers the first heartbeat of each datanode with
+// "reregister", and the registration is followed by a full block report.
+//
+// Wiring: create the Manager, pass it as the namespace's Placement and
+// Capacity, then Bind the namespace to it and expose the service with
+// RegisterService on the namenode's gRPC server (or Serve on a listener):
+//
+//	m := dnmanager.New(dnmanager.Config{})
+//	ns, _ := namespace.New(store, namespace.Config{Placement: m, Capacity: m})
+//	m.Bind(ns)
+//	m.RegisterService(grpcServer)
+//	defer m.Close()
+//
+// # Liveness
+//
+// A datanode is live while its last registration or heartbeat is at most
+// Config.DeadIntervals heartbeat intervals old (default 10 x 3s = 30s).
+// HDFS waits 10.5 minutes (2 x the recheck interval of 5 min + 10
+// heartbeats) before it declares a datanode dead, because re-replicating a
+// large datanode's blocks is expensive and a short network blip should not
+// cause it; kura's default is shorter because its datanodes are few and a
+// writer or reader should stop being sent to a stopped datanode quickly. A
+// dead datanode is left out of placement, of Capacity and of Resolve (so
+// block locations do not name it); its replicas rows stay in the database
+// (another namenode may still hear from it, and it comes back with a full
+// report). A dead datanode that heartbeats again is told to re-register,
+// and its full report then brings the replicas table up to date.
+//
+// Re-replication: when the monitor (a goroutine stopped by Close) sees a
+// datanode turn dead, it walks that storage's replicas in batches and, for
+// each block whose finalized replicas on live datanodes are fewer than the
+// file's replication (but at least one), queues on a live holder a
+// replicate command whose targets Placement chooses among the other live
+// datanodes; the copies are recorded when the targets report them. This
+// is best effort: a replication that fails is not retried until the
+// datanode dies again or a later step adds a periodic under-replication
+// scan, and with several namenodes each queues its own copies (over-
+// replication; HopsFS leaves this work to the leader namenode, a later
+// step).
+//
+// # Placement
+//
+// ChooseTargets picks min(replication, eligible) datanodes: live, not
+// excluded by the request, and with at least a block size of remaining
+// space when their usage is known. The writer's own datanode (a live
+// datanode whose host name, or data address host, is the request's client
+// machine) comes first, as in HDFS; the others are drawn at random without
+// replacement, with probability proportional to their remaining space, so
+// emptier datanodes fill faster while no datanode is starved of new blocks
+// (HDFS's AvailableSpaceBlockPlacementPolicy has the same aim). There is no
+// rack awareness.
+//
+// # Block reports
+//
+// A full report is reconciled with the replicas table in batches, each one
+// transaction of at most Config.ReportBatch replicas rows and reported
+// blocks, walking both in block id order (a merge join):
+//
+//   - reported, not in the table: a replica of a block that exists, at the
+//     block's generation stamp or newer, is added (finalized; corrupt when
+//     the datanode says so; being written only for a block under
+//     construction); a replica of a block no file has, or older than its
+//     block, is to be deleted by the datanode (a delete command in the
+//     report's answer).
+//   - in both: the row's state follows the report (finalized, corrupt); a
+//     stale generation stamp removes the row and deletes the replica.
+//   - in the table, not reported: the row is removed, unless it is a replica
+//     being written (a pipeline's expected location, which the datanode
+//     reports once the block is finalized).
+//
+// Incremental reports (BlockReceived): a finalized replica is recorded with
+// namespace.BlockReceived (a block no file has is to be deleted: queued for
+// the next heartbeat); a deleted replica removes its row; replicas being
+// received are ignored (AddBlock recorded them). A datanode unknown to the
+// manager gets NOT_FOUND on reports, which makes it register again.
+//
+// Several namenodes process reports from the same datanode independently; a
+// full report processed by one namenode while another records a newer
+// incremental report can remove a row that the next incremental report to
+// the first namenode restores. The table converges; block locations may
+// briefly miss a replica.
+//
+// # Locks
+//
+// One mutex guards the datanode view; it is never held across a database
+// transaction or an RPC, so there is no lock order to keep. Database
+// transactions touch blocks then replicas, in block id order, following
+// the namespace's entity order.
+package dnmanager
