@@ -27,7 +27,7 @@ var (
 	ErrStopped = errors.New("replica stopped")
 )
 
-// StateMachine is what a group replicates. Apply is called from the group's
+// StateMachine is what a group replicates. Apply is called from the host's Raft
 // loop only, in log order; the other methods may run concurrently with it
 // and must synchronise themselves.
 type StateMachine interface {

@@ -28,7 +28,7 @@ type HostConfig struct {
 	// TickInterval is one Raft tick (default 100ms; elections after 10
 	// ticks without a leader).
 	TickInterval time.Duration
-	// OnConfChange is called (from the group's loop) after a membership
+	// OnConfChange is called (from the host's Raft loop) after a membership
 	// change of a group was applied.
 	OnConfChange func(group uint32, cc raftpb.ConfChange)
 	// Logger receives the runtime's logs.
