@@ -10,7 +10,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -25,28 +24,13 @@ import (
 	"github.com/kura-dev/kura/dfs/dal/open"
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namespace"
+	"github.com/kura-dev/kura/internal/testbin"
 )
 
 var kuraBin string
 
 func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "kura-dfs-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	kuraBin = filepath.Join(tmp, "kura")
-	// A normal build (not -race): the namenodes are the system under test.
-	build := exec.Command("go", "build", "-o", kuraBin, "../../cmd/kura")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build kura:", err)
-		os.RemoveAll(tmp)
-		os.Exit(1)
-	}
-	code := daltest.Main(m)
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	testbin.Main(testbin.RunFunc(func() int { return daltest.Main(m) }), &kuraBin)
 }
 
 type lockedBuffer struct {
@@ -99,7 +83,7 @@ func launch(t *testing.T, name string, args ...string) *namenode {
 
 func startNamenode(t *testing.T, name, meta string) *namenode {
 	t.Helper()
-	n := launch(t, name, "dfs", "namenode", "--meta", meta, "--http", "127.0.0.1:0", "--maintenance-interval", "200ms")
+	n := launch(t, name, "dfs", "namenode", "--meta", meta, "--http", "127.0.0.1:0", "--rpc", "127.0.0.1:0", "--maintenance-interval", "200ms")
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if m := readyRE.FindStringSubmatch(n.stdout.String()); m != nil {
@@ -298,7 +282,7 @@ func TestBadMeta(t *testing.T) {
 		{"sqlite://", 2, "no database path"},
 		{"sqlite://" + filepath.Join(t.TempDir(), "no", "such", "dir", "meta.db"), 1, "dfs namenode:"},
 	} {
-		n := launch(t, "bad", "dfs", "namenode", "--meta", c.meta, "--http", "127.0.0.1:0")
+		n := launch(t, "bad", "dfs", "namenode", "--meta", c.meta, "--http", "127.0.0.1:0", "--rpc", "127.0.0.1:0")
 		select {
 		case <-n.done:
 		case <-time.After(30 * time.Second):

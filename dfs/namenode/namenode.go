@@ -1,7 +1,10 @@
 // Package namenode runs a dfs namenode: the namespace (dfs/namespace) over a
 // metadata database (dfs/dal, opened from a URL with dfs/dal/open), served
 // over WebHDFS (dfs/webhdfs) on an HTTP port, with the namespace's periodic
-// housekeeping.
+// housekeeping, and the datanode protocol (proto/dfspb DatanodeProtocol,
+// through dfs/dnmanager) on a gRPC port, Config.RPCAddr. The HTTP port also
+// serves GET /status, a JSON view of the namenode and its datanodes (see
+// Status).
 //
 // A namenode is stateless, as HopsFS's: all metadata lives in the database,
 // every operation is one transaction there, so several namenodes on one
@@ -38,13 +41,22 @@ import (
 
 	"github.com/kura-dev/kura/dfs/dal"
 	"github.com/kura-dev/kura/dfs/dal/open"
+	"github.com/kura-dev/kura/dfs/dnmanager"
 	"github.com/kura-dev/kura/dfs/namespace"
 	"github.com/kura-dev/kura/dfs/webhdfs"
+	"google.golang.org/grpc"
 )
 
 // DefaultHTTPAddr is the namenode's default HTTP (WebHDFS) address, Hadoop's
 // dfs.namenode.http-address port.
 const DefaultHTTPAddr = "127.0.0.1:9870"
+
+// DefaultRPCAddr is the namenode's default RPC (DatanodeProtocol) address,
+// Hadoop's fs.defaultFS port.
+const DefaultRPCAddr = "127.0.0.1:8020"
+
+// StatusPath is the HTTP path of the JSON status (see Status).
+const StatusPath = "/status"
 
 // DefaultMaintenanceInterval is how often the housekeeping runs.
 const DefaultMaintenanceInterval = 5 * time.Second
@@ -57,6 +69,14 @@ type Config struct {
 	// HTTPAddr is where WebHDFS is served (DefaultHTTPAddr when empty; port 0
 	// picks a free port, see Namenode.HTTPAddr).
 	HTTPAddr string
+	// RPCAddr is where the datanode protocol is served over gRPC
+	// (DefaultRPCAddr when empty; "off" serves none, and the namenode has
+	// no datanodes; port 0 picks a free port, see Namenode.RPCAddr).
+	RPCAddr string
+	// Datanodes configures the datanode manager (dfs/dnmanager): heartbeat
+	// interval and dead intervals, report batches. Its Logger defaults to
+	// Logger.
+	Datanodes dnmanager.Config
 	// Superuser is the namenode's user, who passes every permission check
 	// (namespace.DefaultSuperuser, "root", the owner of "/" in a new
 	// database, when empty).
@@ -87,6 +107,10 @@ type Namenode struct {
 	ns     *namespace.Namespace
 	ln     net.Listener
 	srv    *http.Server
+	rpcLn  net.Listener       // nil when RPCAddr is "off"
+	rpc    *grpc.Server       // nil when RPCAddr is "off"
+	dnm    *dnmanager.Manager // nil when RPCAddr is "off"
+	start  time.Time
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -113,6 +137,9 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	if cfg.RPCAddr == "" {
+		cfg.RPCAddr = DefaultRPCAddr
+	}
 	nc := cfg.Namespace
 	nc.Superuser, nc.Supergroup = cfg.Superuser, cfg.Supergroup
 
@@ -120,16 +147,41 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 	if err != nil {
 		return nil, err
 	}
-	ns, err := namespace.New(store, nc)
-	if err != nil {
+	var (
+		dnm   *dnmanager.Manager
+		rpcLn net.Listener
+	)
+	if cfg.RPCAddr != "off" {
+		if rpcLn, err = net.Listen("tcp", cfg.RPCAddr); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("namenode: listen on --rpc %s: %w", cfg.RPCAddr, err)
+		}
+		dc := cfg.Datanodes
+		if dc.Logger == nil {
+			dc.Logger = log
+		}
+		if dc.NamenodeID == "" {
+			dc.NamenodeID = "namenode " + rpcLn.Addr().String()
+		}
+		dnm = dnmanager.New(dc)
+		nc.Placement, nc.Capacity = dnm, dnm
+	}
+	fail := func(err error) (*Namenode, error) {
+		if rpcLn != nil {
+			rpcLn.Close()
+			dnm.Close()
+		}
 		store.Close()
 		return nil, err
+	}
+	ns, err := namespace.New(store, nc)
+	if err != nil {
+		return fail(err)
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		ns.Close()
-		store.Close()
-		return nil, fmt.Errorf("namenode: listen on --http %s: %w", cfg.HTTPAddr, err)
+		return fail(fmt.Errorf("namenode: listen on --http %s: %w", cfg.HTTPAddr, err))
 	}
 	h := webhdfs.New(ns, webhdfs.Config{
 		DefaultUser:        cfg.DefaultUser,
@@ -140,7 +192,20 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 	mux.Handle(webhdfs.Prefix, h)
 	mux.Handle(webhdfs.Prefix+"/", h)
 	runCtx, cancel := context.WithCancel(context.Background())
-	n := &Namenode{cfg: cfg, store: store, ns: ns, ln: ln, log: log, cancel: cancel}
+	n := &Namenode{cfg: cfg, store: store, ns: ns, ln: ln, rpcLn: rpcLn, dnm: dnm, log: log, cancel: cancel, start: time.Now()}
+	mux.HandleFunc("GET "+StatusPath, n.serveStatus)
+	if dnm != nil {
+		dnm.Bind(ns)
+		n.rpc = grpc.NewServer()
+		dnm.RegisterService(n.rpc)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.rpc.Serve(rpcLn); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				log.Error("rpc server stopped", "err", err)
+			}
+		}()
+	}
 	n.srv = &http.Server{
 		Handler:           rawPaths{mux: mux, webhdfs: h},
 		ReadHeaderTimeout: 30 * time.Second,
@@ -161,7 +226,7 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 			n.housekeeping(runCtx)
 		}()
 	}
-	log.Info("dfs namenode started", "http", n.HTTPAddr(), "meta", RedactURL(cfg.MetaURL), "backend", store.Backend(),
+	log.Info("dfs namenode started", "http", n.HTTPAddr(), "rpc", n.RPCAddr(), "meta", RedactURL(cfg.MetaURL), "backend", store.Backend(),
 		"superuser", ns.Checker().Superuser, "supergroup", ns.Checker().Supergroup)
 	return n, nil
 }
@@ -212,6 +277,29 @@ func (n *Namenode) housekeeping(ctx context.Context) {
 // HTTPAddr returns the address WebHDFS is served on.
 func (n *Namenode) HTTPAddr() string { return n.ln.Addr().String() }
 
+// RPCAddr returns the address the datanode protocol is served on ("" when
+// Config.RPCAddr is "off").
+func (n *Namenode) RPCAddr() string {
+	if n.rpcLn == nil {
+		return ""
+	}
+	return n.rpcLn.Addr().String()
+}
+
+// Datanodes returns what the namenode knows of its datanodes, live and
+// dead, sorted by data address (nil when Config.RPCAddr is "off"). The
+// slice is a copy.
+func (n *Namenode) Datanodes() []dnmanager.DatanodeStatus {
+	if n.dnm == nil {
+		return nil
+	}
+	return n.dnm.Datanodes()
+}
+
+// Manager returns the namenode's datanode manager (nil when Config.RPCAddr
+// is "off"), for block locations (ResolveBlocks) and liveness.
+func (n *Namenode) Manager() *dnmanager.Manager { return n.dnm }
+
 // Namespace returns the namenode's namespace.
 func (n *Namenode) Namespace() *namespace.Namespace { return n.ns }
 
@@ -219,19 +307,27 @@ func (n *Namenode) Namespace() *namespace.Namespace { return n.ns }
 func (n *Namenode) Backend() string { return n.store.Backend() }
 
 // Close stops serving (letting requests in flight finish for up to 10
-// seconds, then cancelling them), stops the housekeeping and closes the
+// seconds, then cancelling them; datanode protocol calls in flight are cut
+// off), stops the housekeeping and the datanode manager and closes the
 // database.
 func (n *Namenode) Close() error {
 	n.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		if n.rpc != nil {
+			n.rpc.Stop()
+		}
 		err := n.srv.Shutdown(ctx)
 		n.cancel()
 		if err != nil {
 			n.srv.Close()
 		}
 		n.wg.Wait()
-		n.err = errors.Join(n.ns.Close(), n.store.Close())
+		var dnErr error
+		if n.dnm != nil {
+			dnErr = n.dnm.Close()
+		}
+		n.err = errors.Join(dnErr, n.ns.Close(), n.store.Close())
 		n.log.Info("dfs namenode stopped")
 	})
 	return n.err

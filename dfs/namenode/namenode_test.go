@@ -29,7 +29,7 @@ func get(t *testing.T, method, url string) (int, string) {
 func TestStartServeClose(t *testing.T) {
 	ctx := context.Background()
 	meta := "sqlite://" + filepath.Join(t.TempDir(), "meta.db")
-	cfg := namenode.Config{MetaURL: meta, HTTPAddr: "127.0.0.1:0", MaintenanceInterval: 20e6}
+	cfg := namenode.Config{MetaURL: meta, HTTPAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0", MaintenanceInterval: 20e6}
 	n1, err := namenode.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +69,7 @@ func TestStartServeClose(t *testing.T) {
 func TestStartErrors(t *testing.T) {
 	ctx := context.Background()
 	for _, u := range []string{"", "mysql://x", "meta.db", "sqlite://"} {
-		_, err := namenode.Start(ctx, namenode.Config{MetaURL: u, HTTPAddr: "127.0.0.1:0"})
+		_, err := namenode.Start(ctx, namenode.Config{MetaURL: u, HTTPAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0"})
 		if !errors.Is(err, namenode.ErrBadMetaURL) {
 			t.Errorf("Start(%q): %v, want ErrBadMetaURL", u, err)
 		}
@@ -83,17 +83,17 @@ func TestStartErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	_, err = namenode.Start(ctx, namenode.Config{MetaURL: "sqlite://" + path, HTTPAddr: "127.0.0.1:0"})
+	_, err = namenode.Start(ctx, namenode.Config{MetaURL: "sqlite://" + path, HTTPAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0"})
 	if !errors.Is(err, dal.ErrSchemaTooNew) || !strings.Contains(err.Error(), "newer than this binary") {
 		t.Errorf("newer schema: %v", err)
 	}
 	// The address in use.
-	n, err := namenode.Start(ctx, namenode.Config{MetaURL: "sqlite://" + filepath.Join(t.TempDir(), "m.db"), HTTPAddr: "127.0.0.1:0"})
+	n, err := namenode.Start(ctx, namenode.Config{MetaURL: "sqlite://" + filepath.Join(t.TempDir(), "m.db"), HTTPAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	_, err = namenode.Start(ctx, namenode.Config{MetaURL: "sqlite://" + filepath.Join(t.TempDir(), "m2.db"), HTTPAddr: n.HTTPAddr()})
+	_, err = namenode.Start(ctx, namenode.Config{MetaURL: "sqlite://" + filepath.Join(t.TempDir(), "m2.db"), HTTPAddr: n.HTTPAddr(), RPCAddr: "127.0.0.1:0"})
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Errorf("address in use: %v", err)
 	}

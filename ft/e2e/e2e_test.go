@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kura-dev/kura/internal/testbin"
 )
 
 var kuraBin string
@@ -38,21 +40,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv("KURA_E2E_WRITER") != "" {
 		os.Exit(writerMain())
 	}
-	tmp, err := os.MkdirTemp("", "kura-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	kuraBin = filepath.Join(tmp, "kura")
-	build := exec.Command("go", "build", "-o", kuraBin, "../../cmd/kura")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build kura:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
+	testbin.Main(m, &kuraBin)
 }
 
 // writerMain is the Go writer: it appends lines "PREFIX-i" to a file, one

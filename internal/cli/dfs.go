@@ -4,10 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kura-dev/kura/dfs/blockstore"
+	"github.com/kura-dev/kura/dfs/datanode"
+	"github.com/kura-dev/kura/dfs/dnmanager"
 	"github.com/kura-dev/kura/dfs/namenode"
 )
 
@@ -19,13 +24,14 @@ func newDFSCommand(e *env) *cobra.Command {
 stateless namenodes keep all metadata in a transactional SQL database
 (embedded SQLite, or PostgreSQL for several namenodes at once).
 
-Today: 'kura dfs namenode' serves the metadata operations over WebHDFS.
-Datanodes, file data and the 'kura dfs <cmd>' file commands come next.
-See docs/dfs.md.`,
+Today: 'kura dfs namenode' serves the metadata operations over WebHDFS and
+the datanode protocol; 'kura dfs datanode' stores blocks and registers with
+the namenodes. File data through WebHDFS and the 'kura dfs <cmd>' file
+commands come next. See docs/dfs.md.`,
 		Args: noArgs,
 		RunE: groupRun,
 	}
-	c.AddCommand(dfsNamenode(e))
+	c.AddCommand(dfsNamenode(e), dfsDatanode(e))
 	return c
 }
 
@@ -33,6 +39,7 @@ func dfsNamenode(e *env) *cobra.Command {
 	var cfg namenode.Config
 	var groups []string
 	var newLogger func() (*slog.Logger, error)
+	var deadAfter time.Duration
 	c := &cobra.Command{
 		Use:   "namenode",
 		Short: "Run a stateless dfs namenode serving WebHDFS",
@@ -56,8 +63,13 @@ check. Groups come from --group USER=G1,G2 (repeatable); other users have none.
 Serving WebHDFS today: MKDIRS, RENAME, DELETE, GETFILESTATUS, LISTSTATUS,
 LISTSTATUS_BATCH, GETCONTENTSUMMARY, SETPERMISSION, SETOWNER, SETREPLICATION,
 SETTIMES, GETHOMEDIRECTORY. CREATE, APPEND and OPEN need datanodes and answer
-UnsupportedOperationException until they are wired.`,
-		Example: `  kura dfs namenode --meta sqlite:///var/lib/kura/meta.db --http 127.0.0.1:9870
+UnsupportedOperationException until they are wired.
+
+Datanodes ('kura dfs datanode --namenode HOST:PORT') register and heartbeat
+on --rpc (default 127.0.0.1:8020; "off" for none). GET /status on --http
+lists them, live and dead, as JSON.`,
+		Example: `  kura dfs namenode --meta sqlite:///var/lib/kura/meta.db --http 127.0.0.1:9870 --rpc 127.0.0.1:8020
+  curl http://127.0.0.1:9870/status
   kura dfs namenode --meta 'postgres://kura@db:5432/kura?sslmode=disable' --http 0.0.0.0:9870 \
       --supergroup hadoop --group alice=hadoop,staff --group bob=staff
   curl -X PUT 'http://127.0.0.1:9870/webhdfs/v1/user/alice?op=MKDIRS&user.name=root'
@@ -74,6 +86,22 @@ UnsupportedOperationException until they are wired.`,
 			if cfg.Logger, err = newLogger(); err != nil {
 				return err
 			}
+			if deadAfter < 0 {
+				return usagef("dfs namenode: --datanode-dead-after %v: want a positive duration", deadAfter)
+			}
+			if deadAfter > 0 {
+				// The monitor checks every half heartbeat interval.
+				cfg.Datanodes.DeadIntervals = dnmanager.DefaultDeadIntervals
+				cfg.Datanodes.HeartbeatInterval = max(deadAfter/time.Duration(dnmanager.DefaultDeadIntervals), time.Millisecond)
+			}
+			if cfg.RPCAddr == "" {
+				cfg.RPCAddr = "off"
+			}
+			if cfg.RPCAddr != "off" {
+				if _, _, err := net.SplitHostPort(cfg.RPCAddr); err != nil {
+					return usagef("dfs namenode: --rpc %q: want HOST:PORT or off", cfg.RPCAddr)
+				}
+			}
 			n, err := namenode.Start(c.Context(), cfg)
 			if err != nil {
 				if errors.Is(err, namenode.ErrBadMetaURL) {
@@ -81,21 +109,114 @@ UnsupportedOperationException until they are wired.`,
 				}
 				return fmt.Errorf("dfs namenode: %w", err)
 			}
-			fmt.Fprintf(e.stdout, "dfs namenode serving WebHDFS on %s (meta %s, %s)\n", n.HTTPAddr(), namenode.RedactURL(cfg.MetaURL), n.Backend())
+			rpc := "datanode RPC off"
+			if a := n.RPCAddr(); a != "" {
+				rpc = "datanode RPC on " + a
+			}
+			fmt.Fprintf(e.stdout, "dfs namenode serving WebHDFS on %s (meta %s, %s), %s\n", n.HTTPAddr(), namenode.RedactURL(cfg.MetaURL), n.Backend(), rpc)
 			<-c.Context().Done()
 			return n.Close()
 		},
 	}
 	fl := c.Flags()
 	fl.StringVar(&cfg.MetaURL, "meta", "", "metadata database: sqlite:///path/meta.db or postgres://user@host:port/db (required)")
-	fl.StringVar(&cfg.HTTPAddr, "http", namenode.DefaultHTTPAddr, "address to serve WebHDFS on")
+	fl.StringVar(&cfg.HTTPAddr, "http", namenode.DefaultHTTPAddr, "address to serve WebHDFS and /status on")
+	fl.StringVar(&cfg.RPCAddr, "rpc", namenode.DefaultRPCAddr, `address to serve the datanode protocol on ("off": none)`)
 	fl.StringVar(&cfg.Superuser, "superuser", "root", "the namenode's user: passes every permission check")
 	fl.StringVar(&cfg.Supergroup, "supergroup", "supergroup", "members of this group pass every permission check")
 	fl.StringVar(&cfg.DefaultUser, "default-user", "dr.who", "WebHDFS caller when a request has no user.name")
 	fl.StringArrayVar(&groups, "group", nil, "USER=GROUP1,GROUP2: a user's groups (repeatable; unlisted users have none)")
 	fl.DurationVar(&cfg.MaintenanceInterval, "maintenance-interval", namenode.DefaultMaintenanceInterval, "how often to recover expired leases and finish interrupted deletes")
+	fl.DurationVar(&deadAfter, "datanode-dead-after", 0, "time without a heartbeat after which a datanode is dead (default 30s)")
+	fl.MarkHidden("datanode-dead-after") // for tests
 	newLogger = logFlags(c, e)
 	return c
+}
+
+func dfsDatanode(e *env) *cobra.Command {
+	var cfg datanode.Config
+	var namenodes string
+	var newLogger func() (*slog.Logger, error)
+	c := &cobra.Command{
+		Use:   "datanode",
+		Short: "Run a dfs datanode storing blocks in a directory",
+		Long: `datanode stores block replicas as files in --data (one data file and one
+meta file of CRC32C checksums, one per 512-byte chunk, per replica), serves
+block reads and pipelined writes on --listen, and registers, heartbeats and
+reports its blocks to every namenode in --namenode (their --rpc addresses,
+comma-separated). A namenode that is down, at start or later, is retried
+with backoff; the datanode registers as soon as it comes up.
+
+The data directory keeps the datanode's storage id across restarts and is
+locked while a datanode runs: a second datanode on the same --data is
+refused. It stops cleanly on SIGTERM or Ctrl-C; replicas being written then
+stay on disk, unfinalized.
+
+Usage and liveness are visible on the namenodes' GET /status.`,
+		Example: `  kura dfs datanode --data /var/lib/kura/dn1 --namenode 127.0.0.1:8020 --listen 127.0.0.1:9866
+  kura dfs datanode --data /var/lib/kura/dn2 --namenode nn1:8020,nn2:8020 --listen 0.0.0.0:9867
+  curl http://127.0.0.1:9870/status`,
+		Args: noArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if cfg.DataDir == "" {
+				return usagef("dfs datanode: --data DIR is required")
+			}
+			nns, err := parseNamenodes(namenodes)
+			if err != nil {
+				return err
+			}
+			cfg.Namenodes = nns
+			if _, _, err := net.SplitHostPort(cfg.DataAddr); err != nil {
+				return usagef("dfs datanode: --listen %q: want HOST:PORT", cfg.DataAddr)
+			}
+			if cfg.HeartbeatInterval <= 0 {
+				return usagef("dfs datanode: --heartbeat %v: want a positive duration", cfg.HeartbeatInterval)
+			}
+			if cfg.Logger, err = newLogger(); err != nil {
+				return err
+			}
+			d, err := datanode.Start(c.Context(), cfg)
+			if err != nil {
+				if errors.Is(err, blockstore.ErrLocked) {
+					return fmt.Errorf("dfs datanode: another datanode is running on --data %s (%w)", cfg.DataDir, err)
+				}
+				return fmt.Errorf("dfs datanode: %w", err)
+			}
+			fmt.Fprintf(e.stdout, "dfs datanode %s serving blocks on %s (data %s), namenodes %s\n",
+				d.StorageID(), d.Addr(), cfg.DataDir, strings.Join(nns, ","))
+			<-c.Context().Done()
+			return d.Close()
+		},
+	}
+	fl := c.Flags()
+	fl.StringVar(&cfg.DataDir, "data", "", "directory of the block store (required; created when missing)")
+	fl.StringVar(&namenodes, "namenode", "", "the namenodes' --rpc addresses: HOST:PORT[,HOST:PORT...] (required)")
+	fl.StringVar(&cfg.DataAddr, "listen", "127.0.0.1:9866", "address to serve block reads and writes on")
+	fl.StringVar(&cfg.AdvertiseAddr, "advertise", "", "data address given to namenodes and clients (default: --listen, with the host name for a wildcard IP)")
+	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 3*time.Second, "time between heartbeats to each namenode")
+	newLogger = logFlags(c, e)
+	return c
+}
+
+// parseNamenodes reads --namenode HOST:PORT[,HOST:PORT...].
+func parseNamenodes(v string) ([]string, error) {
+	if strings.TrimSpace(v) == "" {
+		return nil, usagef("dfs datanode: --namenode HOST:PORT[,HOST:PORT...] is required")
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, a := range strings.Split(v, ",") {
+		a = strings.TrimSpace(a)
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" {
+			return nil, usagef("dfs datanode: --namenode %q: %q is not HOST:PORT", v, a)
+		}
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	return out, nil
 }
 
 // parseGroups reads --group USER=G1,G2 values into a static user-to-groups

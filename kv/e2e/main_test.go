@@ -28,32 +28,14 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kura-dev/kura/internal/testbin"
 	"github.com/kura-dev/kura/kv/client"
 	"github.com/kura-dev/kura/proto/kvpb"
 )
 
 var kuraBin string
 
-func TestMain(m *testing.M) {
-	tmp, err := os.MkdirTemp("", "kura-kv-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	kuraBin = filepath.Join(tmp, "kura")
-	// A normal build (not -race) even when the tests run with -race: the
-	// nodes are the system under test, not the test.
-	build := exec.Command("go", "build", "-o", kuraBin, "../../cmd/kura")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build kura:", err)
-		os.RemoveAll(tmp)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(tmp)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, &kuraBin) }
 
 type lockedBuffer struct {
 	mu sync.Mutex
