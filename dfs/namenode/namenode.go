@@ -1,8 +1,9 @@
 // Package namenode runs a dfs namenode: the namespace (dfs/namespace) over a
 // metadata database (dfs/dal, opened from a URL with dfs/dal/open), served
 // over WebHDFS (dfs/webhdfs) on an HTTP port, with the namespace's periodic
-// housekeeping, and the datanode protocol (proto/dfspb DatanodeProtocol,
-// through dfs/dnmanager) on a gRPC port, Config.RPCAddr. The HTTP port also
+// housekeeping, and on a gRPC port (Config.RPCAddr) the datanode protocol
+// (proto/dfspb DatanodeProtocol, through dfs/dnmanager) and the client
+// protocol (ClientProtocol, clientrpc.go) that dfs/client speaks. The HTTP port also
 // serves GET /status, a JSON view of the namenode and its datanodes (see
 // Status).
 //
@@ -44,6 +45,7 @@ import (
 	"github.com/kura-dev/kura/dfs/dnmanager"
 	"github.com/kura-dev/kura/dfs/namespace"
 	"github.com/kura-dev/kura/dfs/webhdfs"
+	"github.com/kura-dev/kura/proto/dfspb"
 	"google.golang.org/grpc"
 )
 
@@ -51,8 +53,8 @@ import (
 // dfs.namenode.http-address port.
 const DefaultHTTPAddr = "127.0.0.1:9870"
 
-// DefaultRPCAddr is the namenode's default RPC (DatanodeProtocol) address,
-// Hadoop's fs.defaultFS port.
+// DefaultRPCAddr is the namenode's default RPC (DatanodeProtocol and
+// ClientProtocol) address, Hadoop's fs.defaultFS port.
 const DefaultRPCAddr = "127.0.0.1:8020"
 
 // StatusPath is the HTTP path of the JSON status (see Status).
@@ -69,7 +71,7 @@ type Config struct {
 	// HTTPAddr is where WebHDFS is served (DefaultHTTPAddr when empty; port 0
 	// picks a free port, see Namenode.HTTPAddr).
 	HTTPAddr string
-	// RPCAddr is where the datanode protocol is served over gRPC
+	// RPCAddr is where the datanode and client protocols are served over gRPC
 	// (DefaultRPCAddr when empty; "off" serves none, and the namenode has
 	// no datanodes; port 0 picks a free port, see Namenode.RPCAddr).
 	RPCAddr string
@@ -198,6 +200,7 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		dnm.Bind(ns)
 		n.rpc = grpc.NewServer()
 		dnm.RegisterService(n.rpc)
+		dfspb.RegisterClientProtocolServer(n.rpc, newClientRPC(ns, dnm, cfg))
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -277,7 +280,7 @@ func (n *Namenode) housekeeping(ctx context.Context) {
 // HTTPAddr returns the address WebHDFS is served on.
 func (n *Namenode) HTTPAddr() string { return n.ln.Addr().String() }
 
-// RPCAddr returns the address the datanode protocol is served on ("" when
+// RPCAddr returns the address the RPC protocols are served on ("" when
 // Config.RPCAddr is "off").
 func (n *Namenode) RPCAddr() string {
 	if n.rpcLn == nil {

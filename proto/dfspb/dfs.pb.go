@@ -1,7 +1,9 @@
 // kura dfs's wire protocols between namenodes and datanodes: the service a
 // namenode serves to its datanodes (DatanodeProtocol: registration,
 // heartbeats, block reports) and the service a datanode serves to clients
-// and to other datanodes (DataTransfer: the write pipeline and reads).
+// and to other datanodes (DataTransfer: the write pipeline and reads), and
+// the service a namenode serves to clients (ClientProtocol: the namespace,
+// block allocation and locations; dfs/client).
 // Regenerate with `make proto`.
 //
 // Block ids and generation stamps are unsigned 64-bit numbers, as the
@@ -1716,6 +1718,1945 @@ func (*ReadBlockResponse_Header) isReadBlockResponse_Msg() {}
 
 func (*ReadBlockResponse_Packet) isReadBlockResponse_Msg() {}
 
+// FileStatus is a file's or directory's status.
+type FileStatus struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	FileId int64                  `protobuf:"varint,1,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	// name is the last path component ("" for "/").
+	Name        string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	IsDir       bool   `protobuf:"varint,3,opt,name=is_dir,json=isDir,proto3" json:"is_dir,omitempty"`
+	Length      int64  `protobuf:"varint,4,opt,name=length,proto3" json:"length,omitempty"`
+	Replication int32  `protobuf:"varint,5,opt,name=replication,proto3" json:"replication,omitempty"`
+	BlockSize   int64  `protobuf:"varint,6,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
+	// mtime and atime are milliseconds since the epoch.
+	Mtime int64 `protobuf:"varint,7,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	Atime int64 `protobuf:"varint,8,opt,name=atime,proto3" json:"atime,omitempty"`
+	// permission holds the permission bits (with sticky bit).
+	Permission        uint32 `protobuf:"varint,9,opt,name=permission,proto3" json:"permission,omitempty"`
+	Owner             string `protobuf:"bytes,10,opt,name=owner,proto3" json:"owner,omitempty"`
+	Group             string `protobuf:"bytes,11,opt,name=group,proto3" json:"group,omitempty"`
+	ChildrenNum       int64  `protobuf:"varint,12,opt,name=children_num,json=childrenNum,proto3" json:"children_num,omitempty"`
+	UnderConstruction bool   `protobuf:"varint,13,opt,name=under_construction,json=underConstruction,proto3" json:"under_construction,omitempty"`
+	Symlink           string `protobuf:"bytes,14,opt,name=symlink,proto3" json:"symlink,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *FileStatus) Reset() {
+	*x = FileStatus{}
+	mi := &file_dfspb_dfs_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileStatus) ProtoMessage() {}
+
+func (x *FileStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileStatus.ProtoReflect.Descriptor instead.
+func (*FileStatus) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FileStatus) GetFileId() int64 {
+	if x != nil {
+		return x.FileId
+	}
+	return 0
+}
+
+func (x *FileStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FileStatus) GetIsDir() bool {
+	if x != nil {
+		return x.IsDir
+	}
+	return false
+}
+
+func (x *FileStatus) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *FileStatus) GetReplication() int32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
+}
+
+func (x *FileStatus) GetBlockSize() int64 {
+	if x != nil {
+		return x.BlockSize
+	}
+	return 0
+}
+
+func (x *FileStatus) GetMtime() int64 {
+	if x != nil {
+		return x.Mtime
+	}
+	return 0
+}
+
+func (x *FileStatus) GetAtime() int64 {
+	if x != nil {
+		return x.Atime
+	}
+	return 0
+}
+
+func (x *FileStatus) GetPermission() uint32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+func (x *FileStatus) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *FileStatus) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *FileStatus) GetChildrenNum() int64 {
+	if x != nil {
+		return x.ChildrenNum
+	}
+	return 0
+}
+
+func (x *FileStatus) GetUnderConstruction() bool {
+	if x != nil {
+		return x.UnderConstruction
+	}
+	return false
+}
+
+func (x *FileStatus) GetSymlink() string {
+	if x != nil {
+		return x.Symlink
+	}
+	return ""
+}
+
+// Location is one replica (or pipeline target) of a block.
+type Location struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	StorageId string                 `protobuf:"bytes,1,opt,name=storage_id,json=storageId,proto3" json:"storage_id,omitempty"`
+	// data_addr is the datanode's DataTransfer address.
+	DataAddr      string `protobuf:"bytes,2,opt,name=data_addr,json=dataAddr,proto3" json:"data_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Location) Reset() {
+	*x = Location{}
+	mi := &file_dfspb_dfs_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Location) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Location) ProtoMessage() {}
+
+func (x *Location) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Location.ProtoReflect.Descriptor instead.
+func (*Location) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Location) GetStorageId() string {
+	if x != nil {
+		return x.StorageId
+	}
+	return ""
+}
+
+func (x *Location) GetDataAddr() string {
+	if x != nil {
+		return x.DataAddr
+	}
+	return ""
+}
+
+// LocatedBlock is a block with its offset in the file and its locations.
+type LocatedBlock struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Block         *BlockRef              `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
+	Offset        int64                  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	Locations     []*Location            `protobuf:"bytes,4,rep,name=locations,proto3" json:"locations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LocatedBlock) Reset() {
+	*x = LocatedBlock{}
+	mi := &file_dfspb_dfs_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LocatedBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LocatedBlock) ProtoMessage() {}
+
+func (x *LocatedBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LocatedBlock.ProtoReflect.Descriptor instead.
+func (*LocatedBlock) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *LocatedBlock) GetBlock() *BlockRef {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *LocatedBlock) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *LocatedBlock) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *LocatedBlock) GetLocations() []*Location {
+	if x != nil {
+		return x.Locations
+	}
+	return nil
+}
+
+type CreateRequest struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Path         string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Permission   uint32                 `protobuf:"varint,2,opt,name=permission,proto3" json:"permission,omitempty"`
+	Overwrite    bool                   `protobuf:"varint,3,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
+	CreateParent bool                   `protobuf:"varint,4,opt,name=create_parent,json=createParent,proto3" json:"create_parent,omitempty"`
+	// replication and block_size: 0 for the namenode's defaults.
+	Replication   int32  `protobuf:"varint,5,opt,name=replication,proto3" json:"replication,omitempty"`
+	BlockSize     int64  `protobuf:"varint,6,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
+	ClientName    string `protobuf:"bytes,7,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	User          string `protobuf:"bytes,8,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateRequest) Reset() {
+	*x = CreateRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateRequest) ProtoMessage() {}
+
+func (x *CreateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
+func (*CreateRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CreateRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CreateRequest) GetPermission() uint32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+func (x *CreateRequest) GetOverwrite() bool {
+	if x != nil {
+		return x.Overwrite
+	}
+	return false
+}
+
+func (x *CreateRequest) GetCreateParent() bool {
+	if x != nil {
+		return x.CreateParent
+	}
+	return false
+}
+
+func (x *CreateRequest) GetReplication() int32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
+}
+
+func (x *CreateRequest) GetBlockSize() int64 {
+	if x != nil {
+		return x.BlockSize
+	}
+	return 0
+}
+
+func (x *CreateRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *CreateRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type CreateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *FileStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateResponse) Reset() {
+	*x = CreateResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateResponse) ProtoMessage() {}
+
+func (x *CreateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
+func (*CreateResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateResponse) GetStatus() *FileStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type AddBlockRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	// previous_length is the length of the block written before (0 for
+	// the first block).
+	PreviousLength int64 `protobuf:"varint,3,opt,name=previous_length,json=previousLength,proto3" json:"previous_length,omitempty"`
+	// exclude lists datanodes not to choose, by storage id or data address.
+	Exclude       []string `protobuf:"bytes,4,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	User          string   `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddBlockRequest) Reset() {
+	*x = AddBlockRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddBlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddBlockRequest) ProtoMessage() {}
+
+func (x *AddBlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddBlockRequest.ProtoReflect.Descriptor instead.
+func (*AddBlockRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AddBlockRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AddBlockRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *AddBlockRequest) GetPreviousLength() int64 {
+	if x != nil {
+		return x.PreviousLength
+	}
+	return 0
+}
+
+func (x *AddBlockRequest) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *AddBlockRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type AddBlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Block         *LocatedBlock          `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddBlockResponse) Reset() {
+	*x = AddBlockResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddBlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddBlockResponse) ProtoMessage() {}
+
+func (x *AddBlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddBlockResponse.ProtoReflect.Descriptor instead.
+func (*AddBlockResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AddBlockResponse) GetBlock() *LocatedBlock {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+type AbandonBlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName    string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Block         *BlockRef              `protobuf:"bytes,3,opt,name=block,proto3" json:"block,omitempty"`
+	User          string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbandonBlockRequest) Reset() {
+	*x = AbandonBlockRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbandonBlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbandonBlockRequest) ProtoMessage() {}
+
+func (x *AbandonBlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbandonBlockRequest.ProtoReflect.Descriptor instead.
+func (*AbandonBlockRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *AbandonBlockRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AbandonBlockRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *AbandonBlockRequest) GetBlock() *BlockRef {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *AbandonBlockRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type AbandonBlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AbandonBlockResponse) Reset() {
+	*x = AbandonBlockResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AbandonBlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AbandonBlockResponse) ProtoMessage() {}
+
+func (x *AbandonBlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AbandonBlockResponse.ProtoReflect.Descriptor instead.
+func (*AbandonBlockResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{32}
+}
+
+type CompleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName    string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	LastLength    int64                  `protobuf:"varint,3,opt,name=last_length,json=lastLength,proto3" json:"last_length,omitempty"`
+	User          string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteRequest) Reset() {
+	*x = CompleteRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteRequest) ProtoMessage() {}
+
+func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
+func (*CompleteRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *CompleteRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *CompleteRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *CompleteRequest) GetLastLength() int64 {
+	if x != nil {
+		return x.LastLength
+	}
+	return 0
+}
+
+func (x *CompleteRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type CompleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Completed     bool                   `protobuf:"varint,1,opt,name=completed,proto3" json:"completed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteResponse) Reset() {
+	*x = CompleteResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteResponse) ProtoMessage() {}
+
+func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteResponse.ProtoReflect.Descriptor instead.
+func (*CompleteResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *CompleteResponse) GetCompleted() bool {
+	if x != nil {
+		return x.Completed
+	}
+	return false
+}
+
+type GetBlockLocationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// offset and length select the blocks returned (length 0: to the end).
+	Offset        int64  `protobuf:"varint,2,opt,name=offset,proto3" json:"offset,omitempty"`
+	Length        int64  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	User          string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBlockLocationsRequest) Reset() {
+	*x = GetBlockLocationsRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBlockLocationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBlockLocationsRequest) ProtoMessage() {}
+
+func (x *GetBlockLocationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBlockLocationsRequest.ProtoReflect.Descriptor instead.
+func (*GetBlockLocationsRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *GetBlockLocationsRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetBlockLocationsRequest) GetOffset() int64 {
+	if x != nil {
+		return x.Offset
+	}
+	return 0
+}
+
+func (x *GetBlockLocationsRequest) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *GetBlockLocationsRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type GetBlockLocationsResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	FileLength        int64                  `protobuf:"varint,1,opt,name=file_length,json=fileLength,proto3" json:"file_length,omitempty"`
+	Blocks            []*LocatedBlock        `protobuf:"bytes,2,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	UnderConstruction bool                   `protobuf:"varint,3,opt,name=under_construction,json=underConstruction,proto3" json:"under_construction,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetBlockLocationsResponse) Reset() {
+	*x = GetBlockLocationsResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBlockLocationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBlockLocationsResponse) ProtoMessage() {}
+
+func (x *GetBlockLocationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBlockLocationsResponse.ProtoReflect.Descriptor instead.
+func (*GetBlockLocationsResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *GetBlockLocationsResponse) GetFileLength() int64 {
+	if x != nil {
+		return x.FileLength
+	}
+	return 0
+}
+
+func (x *GetBlockLocationsResponse) GetBlocks() []*LocatedBlock {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+func (x *GetBlockLocationsResponse) GetUnderConstruction() bool {
+	if x != nil {
+		return x.UnderConstruction
+	}
+	return false
+}
+
+type RenewLeaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ClientName    string                 `protobuf:"bytes,1,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewLeaseRequest) Reset() {
+	*x = RenewLeaseRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewLeaseRequest) ProtoMessage() {}
+
+func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
+func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RenewLeaseRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+type RenewLeaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewLeaseResponse) Reset() {
+	*x = RenewLeaseResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewLeaseResponse) ProtoMessage() {}
+
+func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
+func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{38}
+}
+
+type GetFileInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFileInfoRequest) Reset() {
+	*x = GetFileInfoRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFileInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFileInfoRequest) ProtoMessage() {}
+
+func (x *GetFileInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFileInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetFileInfoRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *GetFileInfoRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetFileInfoRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type GetFileInfoResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *FileStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFileInfoResponse) Reset() {
+	*x = GetFileInfoResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFileInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFileInfoResponse) ProtoMessage() {}
+
+func (x *GetFileInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFileInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetFileInfoResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *GetFileInfoResponse) GetStatus() *FileStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+type MkdirsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Permission    uint32                 `protobuf:"varint,2,opt,name=permission,proto3" json:"permission,omitempty"`
+	CreateParent  bool                   `protobuf:"varint,3,opt,name=create_parent,json=createParent,proto3" json:"create_parent,omitempty"`
+	User          string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MkdirsRequest) Reset() {
+	*x = MkdirsRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MkdirsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MkdirsRequest) ProtoMessage() {}
+
+func (x *MkdirsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MkdirsRequest.ProtoReflect.Descriptor instead.
+func (*MkdirsRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *MkdirsRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *MkdirsRequest) GetPermission() uint32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+func (x *MkdirsRequest) GetCreateParent() bool {
+	if x != nil {
+		return x.CreateParent
+	}
+	return false
+}
+
+func (x *MkdirsRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type MkdirsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MkdirsResponse) Reset() {
+	*x = MkdirsResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MkdirsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MkdirsResponse) ProtoMessage() {}
+
+func (x *MkdirsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MkdirsResponse.ProtoReflect.Descriptor instead.
+func (*MkdirsResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{42}
+}
+
+type DeleteRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Recursive     bool                   `protobuf:"varint,2,opt,name=recursive,proto3" json:"recursive,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRequest) Reset() {
+	*x = DeleteRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRequest) ProtoMessage() {}
+
+func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DeleteRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *DeleteRequest) GetRecursive() bool {
+	if x != nil {
+		return x.Recursive
+	}
+	return false
+}
+
+func (x *DeleteRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type DeleteResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       bool                   `protobuf:"varint,1,opt,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteResponse) Reset() {
+	*x = DeleteResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteResponse) ProtoMessage() {}
+
+func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
+func (*DeleteResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DeleteResponse) GetDeleted() bool {
+	if x != nil {
+		return x.Deleted
+	}
+	return false
+}
+
+type RenameRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Src           string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"`
+	Dst           string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameRequest) Reset() {
+	*x = RenameRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameRequest) ProtoMessage() {}
+
+func (x *RenameRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
+func (*RenameRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *RenameRequest) GetSrc() string {
+	if x != nil {
+		return x.Src
+	}
+	return ""
+}
+
+func (x *RenameRequest) GetDst() string {
+	if x != nil {
+		return x.Dst
+	}
+	return ""
+}
+
+func (x *RenameRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type RenameResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Renamed       bool                   `protobuf:"varint,1,opt,name=renamed,proto3" json:"renamed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenameResponse) Reset() {
+	*x = RenameResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenameResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenameResponse) ProtoMessage() {}
+
+func (x *RenameResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
+func (*RenameResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *RenameResponse) GetRenamed() bool {
+	if x != nil {
+		return x.Renamed
+	}
+	return false
+}
+
+type ListRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// start_after: entries whose names sort after it ("" from the start).
+	StartAfter string `protobuf:"bytes,2,opt,name=start_after,json=startAfter,proto3" json:"start_after,omitempty"`
+	// limit: 0 for the namenode's page size.
+	Limit         int32  `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	User          string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequest) Reset() {
+	*x = ListRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequest) ProtoMessage() {}
+
+func (x *ListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
+func (*ListRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *ListRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *ListRequest) GetStartAfter() string {
+	if x != nil {
+		return x.StartAfter
+	}
+	return ""
+}
+
+func (x *ListRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ListRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type ListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*FileStatus          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	HasMore       bool                   `protobuf:"varint,2,opt,name=has_more,json=hasMore,proto3" json:"has_more,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListResponse) Reset() {
+	*x = ListResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListResponse) ProtoMessage() {}
+
+func (x *ListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
+func (*ListResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *ListResponse) GetEntries() []*FileStatus {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+func (x *ListResponse) GetHasMore() bool {
+	if x != nil {
+		return x.HasMore
+	}
+	return false
+}
+
+type SetPermissionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Permission    uint32                 `protobuf:"varint,2,opt,name=permission,proto3" json:"permission,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPermissionRequest) Reset() {
+	*x = SetPermissionRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPermissionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPermissionRequest) ProtoMessage() {}
+
+func (x *SetPermissionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPermissionRequest.ProtoReflect.Descriptor instead.
+func (*SetPermissionRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *SetPermissionRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SetPermissionRequest) GetPermission() uint32 {
+	if x != nil {
+		return x.Permission
+	}
+	return 0
+}
+
+func (x *SetPermissionRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type SetPermissionResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPermissionResponse) Reset() {
+	*x = SetPermissionResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPermissionResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPermissionResponse) ProtoMessage() {}
+
+func (x *SetPermissionResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPermissionResponse.ProtoReflect.Descriptor instead.
+func (*SetPermissionResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{50}
+}
+
+type SetOwnerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// owner and group: "" leaves it unchanged.
+	Owner         string `protobuf:"bytes,2,opt,name=owner,proto3" json:"owner,omitempty"`
+	Group         string `protobuf:"bytes,3,opt,name=group,proto3" json:"group,omitempty"`
+	User          string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOwnerRequest) Reset() {
+	*x = SetOwnerRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOwnerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOwnerRequest) ProtoMessage() {}
+
+func (x *SetOwnerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOwnerRequest.ProtoReflect.Descriptor instead.
+func (*SetOwnerRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *SetOwnerRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SetOwnerRequest) GetOwner() string {
+	if x != nil {
+		return x.Owner
+	}
+	return ""
+}
+
+func (x *SetOwnerRequest) GetGroup() string {
+	if x != nil {
+		return x.Group
+	}
+	return ""
+}
+
+func (x *SetOwnerRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type SetOwnerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetOwnerResponse) Reset() {
+	*x = SetOwnerResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetOwnerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetOwnerResponse) ProtoMessage() {}
+
+func (x *SetOwnerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetOwnerResponse.ProtoReflect.Descriptor instead.
+func (*SetOwnerResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{52}
+}
+
+type SetReplicationRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	Replication   int32                  `protobuf:"varint,2,opt,name=replication,proto3" json:"replication,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetReplicationRequest) Reset() {
+	*x = SetReplicationRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetReplicationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetReplicationRequest) ProtoMessage() {}
+
+func (x *SetReplicationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetReplicationRequest.ProtoReflect.Descriptor instead.
+func (*SetReplicationRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SetReplicationRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SetReplicationRequest) GetReplication() int32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
+}
+
+func (x *SetReplicationRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type SetReplicationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changed       bool                   `protobuf:"varint,1,opt,name=changed,proto3" json:"changed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetReplicationResponse) Reset() {
+	*x = SetReplicationResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetReplicationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetReplicationResponse) ProtoMessage() {}
+
+func (x *SetReplicationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetReplicationResponse.ProtoReflect.Descriptor instead.
+func (*SetReplicationResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *SetReplicationResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+type GetContentSummaryRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetContentSummaryRequest) Reset() {
+	*x = GetContentSummaryRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContentSummaryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContentSummaryRequest) ProtoMessage() {}
+
+func (x *GetContentSummaryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContentSummaryRequest.ProtoReflect.Descriptor instead.
+func (*GetContentSummaryRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *GetContentSummaryRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *GetContentSummaryRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type GetContentSummaryResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	DirectoryCount int64                  `protobuf:"varint,1,opt,name=directory_count,json=directoryCount,proto3" json:"directory_count,omitempty"`
+	FileCount      int64                  `protobuf:"varint,2,opt,name=file_count,json=fileCount,proto3" json:"file_count,omitempty"`
+	Length         int64                  `protobuf:"varint,3,opt,name=length,proto3" json:"length,omitempty"`
+	SpaceConsumed  int64                  `protobuf:"varint,4,opt,name=space_consumed,json=spaceConsumed,proto3" json:"space_consumed,omitempty"`
+	Quota          int64                  `protobuf:"varint,5,opt,name=quota,proto3" json:"quota,omitempty"`
+	SpaceQuota     int64                  `protobuf:"varint,6,opt,name=space_quota,json=spaceQuota,proto3" json:"space_quota,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *GetContentSummaryResponse) Reset() {
+	*x = GetContentSummaryResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetContentSummaryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetContentSummaryResponse) ProtoMessage() {}
+
+func (x *GetContentSummaryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetContentSummaryResponse.ProtoReflect.Descriptor instead.
+func (*GetContentSummaryResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *GetContentSummaryResponse) GetDirectoryCount() int64 {
+	if x != nil {
+		return x.DirectoryCount
+	}
+	return 0
+}
+
+func (x *GetContentSummaryResponse) GetFileCount() int64 {
+	if x != nil {
+		return x.FileCount
+	}
+	return 0
+}
+
+func (x *GetContentSummaryResponse) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *GetContentSummaryResponse) GetSpaceConsumed() int64 {
+	if x != nil {
+		return x.SpaceConsumed
+	}
+	return 0
+}
+
+func (x *GetContentSummaryResponse) GetQuota() int64 {
+	if x != nil {
+		return x.Quota
+	}
+	return 0
+}
+
+func (x *GetContentSummaryResponse) GetSpaceQuota() int64 {
+	if x != nil {
+		return x.SpaceQuota
+	}
+	return 0
+}
+
 var File_dfspb_dfs_proto protoreflect.FileDescriptor
 
 const file_dfspb_dfs_proto_rawDesc = "" +
@@ -1824,7 +3765,155 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x11ReadBlockResponse\x121\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.kura.dfs.v1.ReadHeaderH\x00R\x06header\x12-\n" +
 	"\x06packet\x18\x02 \x01(\v2\x13.kura.dfs.v1.PacketH\x00R\x06packetB\x05\n" +
-	"\x03msg*E\n" +
+	"\x03msg\"\x8d\x03\n" +
+	"\n" +
+	"FileStatus\x12\x17\n" +
+	"\afile_id\x18\x01 \x01(\x03R\x06fileId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x15\n" +
+	"\x06is_dir\x18\x03 \x01(\bR\x05isDir\x12\x16\n" +
+	"\x06length\x18\x04 \x01(\x03R\x06length\x12 \n" +
+	"\vreplication\x18\x05 \x01(\x05R\vreplication\x12\x1d\n" +
+	"\n" +
+	"block_size\x18\x06 \x01(\x03R\tblockSize\x12\x14\n" +
+	"\x05mtime\x18\a \x01(\x03R\x05mtime\x12\x14\n" +
+	"\x05atime\x18\b \x01(\x03R\x05atime\x12\x1e\n" +
+	"\n" +
+	"permission\x18\t \x01(\rR\n" +
+	"permission\x12\x14\n" +
+	"\x05owner\x18\n" +
+	" \x01(\tR\x05owner\x12\x14\n" +
+	"\x05group\x18\v \x01(\tR\x05group\x12!\n" +
+	"\fchildren_num\x18\f \x01(\x03R\vchildrenNum\x12-\n" +
+	"\x12under_construction\x18\r \x01(\bR\x11underConstruction\x12\x18\n" +
+	"\asymlink\x18\x0e \x01(\tR\asymlink\"F\n" +
+	"\bLocation\x12\x1d\n" +
+	"\n" +
+	"storage_id\x18\x01 \x01(\tR\tstorageId\x12\x1b\n" +
+	"\tdata_addr\x18\x02 \x01(\tR\bdataAddr\"\xa0\x01\n" +
+	"\fLocatedBlock\x12+\n" +
+	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\x123\n" +
+	"\tlocations\x18\x04 \x03(\v2\x15.kura.dfs.v1.LocationR\tlocations\"\xfc\x01\n" +
+	"\rCreateRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x02 \x01(\rR\n" +
+	"permission\x12\x1c\n" +
+	"\toverwrite\x18\x03 \x01(\bR\toverwrite\x12#\n" +
+	"\rcreate_parent\x18\x04 \x01(\bR\fcreateParent\x12 \n" +
+	"\vreplication\x18\x05 \x01(\x05R\vreplication\x12\x1d\n" +
+	"\n" +
+	"block_size\x18\x06 \x01(\x03R\tblockSize\x12\x1f\n" +
+	"\vclient_name\x18\a \x01(\tR\n" +
+	"clientName\x12\x12\n" +
+	"\x04user\x18\b \x01(\tR\x04user\"A\n" +
+	"\x0eCreateResponse\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\"\x9d\x01\n" +
+	"\x0fAddBlockRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12'\n" +
+	"\x0fprevious_length\x18\x03 \x01(\x03R\x0epreviousLength\x12\x18\n" +
+	"\aexclude\x18\x04 \x03(\tR\aexclude\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\"C\n" +
+	"\x10AddBlockResponse\x12/\n" +
+	"\x05block\x18\x01 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\x05block\"\x8b\x01\n" +
+	"\x13AbandonBlockRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12+\n" +
+	"\x05block\x18\x03 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\x16\n" +
+	"\x14AbandonBlockResponse\"{\n" +
+	"\x0fCompleteRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12\x1f\n" +
+	"\vlast_length\x18\x03 \x01(\x03R\n" +
+	"lastLength\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"0\n" +
+	"\x10CompleteResponse\x12\x1c\n" +
+	"\tcompleted\x18\x01 \x01(\bR\tcompleted\"r\n" +
+	"\x18GetBlockLocationsRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x16\n" +
+	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\x9e\x01\n" +
+	"\x19GetBlockLocationsResponse\x12\x1f\n" +
+	"\vfile_length\x18\x01 \x01(\x03R\n" +
+	"fileLength\x121\n" +
+	"\x06blocks\x18\x02 \x03(\v2\x19.kura.dfs.v1.LocatedBlockR\x06blocks\x12-\n" +
+	"\x12under_construction\x18\x03 \x01(\bR\x11underConstruction\"4\n" +
+	"\x11RenewLeaseRequest\x12\x1f\n" +
+	"\vclient_name\x18\x01 \x01(\tR\n" +
+	"clientName\"\x14\n" +
+	"\x12RenewLeaseResponse\"<\n" +
+	"\x12GetFileInfoRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"F\n" +
+	"\x13GetFileInfoResponse\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\"|\n" +
+	"\rMkdirsRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x02 \x01(\rR\n" +
+	"permission\x12#\n" +
+	"\rcreate_parent\x18\x03 \x01(\bR\fcreateParent\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\x10\n" +
+	"\x0eMkdirsResponse\"U\n" +
+	"\rDeleteRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1c\n" +
+	"\trecursive\x18\x02 \x01(\bR\trecursive\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"*\n" +
+	"\x0eDeleteResponse\x12\x18\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted\"G\n" +
+	"\rRenameRequest\x12\x10\n" +
+	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
+	"\x03dst\x18\x02 \x01(\tR\x03dst\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"*\n" +
+	"\x0eRenameResponse\x12\x18\n" +
+	"\arenamed\x18\x01 \x01(\bR\arenamed\"l\n" +
+	"\vListRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vstart_after\x18\x02 \x01(\tR\n" +
+	"startAfter\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\\\n" +
+	"\fListResponse\x121\n" +
+	"\aentries\x18\x01 \x03(\v2\x17.kura.dfs.v1.FileStatusR\aentries\x12\x19\n" +
+	"\bhas_more\x18\x02 \x01(\bR\ahasMore\"^\n" +
+	"\x14SetPermissionRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1e\n" +
+	"\n" +
+	"permission\x18\x02 \x01(\rR\n" +
+	"permission\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\x17\n" +
+	"\x15SetPermissionResponse\"e\n" +
+	"\x0fSetOwnerRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05owner\x18\x02 \x01(\tR\x05owner\x12\x14\n" +
+	"\x05group\x18\x03 \x01(\tR\x05group\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\x12\n" +
+	"\x10SetOwnerResponse\"a\n" +
+	"\x15SetReplicationRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12 \n" +
+	"\vreplication\x18\x02 \x01(\x05R\vreplication\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"2\n" +
+	"\x16SetReplicationResponse\x12\x18\n" +
+	"\achanged\x18\x01 \x01(\bR\achanged\"B\n" +
+	"\x18GetContentSummaryRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\"\xd9\x01\n" +
+	"\x19GetContentSummaryResponse\x12'\n" +
+	"\x0fdirectory_count\x18\x01 \x01(\x03R\x0edirectoryCount\x12\x1d\n" +
+	"\n" +
+	"file_count\x18\x02 \x01(\x03R\tfileCount\x12\x16\n" +
+	"\x06length\x18\x03 \x01(\x03R\x06length\x12%\n" +
+	"\x0espace_consumed\x18\x04 \x01(\x03R\rspaceConsumed\x12\x14\n" +
+	"\x05quota\x18\x05 \x01(\x03R\x05quota\x12\x1f\n" +
+	"\vspace_quota\x18\x06 \x01(\x03R\n" +
+	"spaceQuota*E\n" +
 	"\fReplicaState\x12\x1d\n" +
 	"\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tFINALIZED\x10\x01\x12\a\n" +
@@ -1847,7 +3936,24 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\fDataTransfer\x12J\n" +
 	"\n" +
 	"WriteBlock\x12\x1e.kura.dfs.v1.WriteBlockRequest\x1a\x18.kura.dfs.v1.PipelineAck(\x010\x01\x12L\n" +
-	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x01B&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
+	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x012\xa5\t\n" +
+	"\x0eClientProtocol\x12A\n" +
+	"\x06Create\x12\x1a.kura.dfs.v1.CreateRequest\x1a\x1b.kura.dfs.v1.CreateResponse\x12G\n" +
+	"\bAddBlock\x12\x1c.kura.dfs.v1.AddBlockRequest\x1a\x1d.kura.dfs.v1.AddBlockResponse\x12S\n" +
+	"\fAbandonBlock\x12 .kura.dfs.v1.AbandonBlockRequest\x1a!.kura.dfs.v1.AbandonBlockResponse\x12G\n" +
+	"\bComplete\x12\x1c.kura.dfs.v1.CompleteRequest\x1a\x1d.kura.dfs.v1.CompleteResponse\x12b\n" +
+	"\x11GetBlockLocations\x12%.kura.dfs.v1.GetBlockLocationsRequest\x1a&.kura.dfs.v1.GetBlockLocationsResponse\x12M\n" +
+	"\n" +
+	"RenewLease\x12\x1e.kura.dfs.v1.RenewLeaseRequest\x1a\x1f.kura.dfs.v1.RenewLeaseResponse\x12P\n" +
+	"\vGetFileInfo\x12\x1f.kura.dfs.v1.GetFileInfoRequest\x1a .kura.dfs.v1.GetFileInfoResponse\x12A\n" +
+	"\x06Mkdirs\x12\x1a.kura.dfs.v1.MkdirsRequest\x1a\x1b.kura.dfs.v1.MkdirsResponse\x12A\n" +
+	"\x06Delete\x12\x1a.kura.dfs.v1.DeleteRequest\x1a\x1b.kura.dfs.v1.DeleteResponse\x12A\n" +
+	"\x06Rename\x12\x1a.kura.dfs.v1.RenameRequest\x1a\x1b.kura.dfs.v1.RenameResponse\x12;\n" +
+	"\x04List\x12\x18.kura.dfs.v1.ListRequest\x1a\x19.kura.dfs.v1.ListResponse\x12V\n" +
+	"\rSetPermission\x12!.kura.dfs.v1.SetPermissionRequest\x1a\".kura.dfs.v1.SetPermissionResponse\x12G\n" +
+	"\bSetOwner\x12\x1c.kura.dfs.v1.SetOwnerRequest\x1a\x1d.kura.dfs.v1.SetOwnerResponse\x12Y\n" +
+	"\x0eSetReplication\x12\".kura.dfs.v1.SetReplicationRequest\x1a#.kura.dfs.v1.SetReplicationResponse\x12b\n" +
+	"\x11GetContentSummary\x12%.kura.dfs.v1.GetContentSummaryRequest\x1a&.kura.dfs.v1.GetContentSummaryResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
 
 var (
 	file_dfspb_dfs_proto_rawDescOnce sync.Once
@@ -1862,35 +3968,68 @@ func file_dfspb_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfspb_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_dfspb_dfs_proto_goTypes = []any{
-	(ReplicaState)(0),             // 0: kura.dfs.v1.ReplicaState
-	(BlockEventKind)(0),           // 1: kura.dfs.v1.BlockEventKind
-	(AckStatus)(0),                // 2: kura.dfs.v1.AckStatus
-	(*DatanodeInfo)(nil),          // 3: kura.dfs.v1.DatanodeInfo
-	(*RegisterRequest)(nil),       // 4: kura.dfs.v1.RegisterRequest
-	(*RegisterResponse)(nil),      // 5: kura.dfs.v1.RegisterResponse
-	(*StorageUsage)(nil),          // 6: kura.dfs.v1.StorageUsage
-	(*HeartbeatRequest)(nil),      // 7: kura.dfs.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 8: kura.dfs.v1.HeartbeatResponse
-	(*DatanodeCommand)(nil),       // 9: kura.dfs.v1.DatanodeCommand
-	(*DeleteBlocksCommand)(nil),   // 10: kura.dfs.v1.DeleteBlocksCommand
-	(*ReplicateBlockCommand)(nil), // 11: kura.dfs.v1.ReplicateBlockCommand
-	(*BlockReportCommand)(nil),    // 12: kura.dfs.v1.BlockReportCommand
-	(*BlockRef)(nil),              // 13: kura.dfs.v1.BlockRef
-	(*ReportedBlock)(nil),         // 14: kura.dfs.v1.ReportedBlock
-	(*BlockReportRequest)(nil),    // 15: kura.dfs.v1.BlockReportRequest
-	(*BlockReportResponse)(nil),   // 16: kura.dfs.v1.BlockReportResponse
-	(*BlockEvent)(nil),            // 17: kura.dfs.v1.BlockEvent
-	(*BlockReceivedRequest)(nil),  // 18: kura.dfs.v1.BlockReceivedRequest
-	(*BlockReceivedResponse)(nil), // 19: kura.dfs.v1.BlockReceivedResponse
-	(*WriteHeader)(nil),           // 20: kura.dfs.v1.WriteHeader
-	(*Packet)(nil),                // 21: kura.dfs.v1.Packet
-	(*WriteBlockRequest)(nil),     // 22: kura.dfs.v1.WriteBlockRequest
-	(*PipelineAck)(nil),           // 23: kura.dfs.v1.PipelineAck
-	(*ReadBlockRequest)(nil),      // 24: kura.dfs.v1.ReadBlockRequest
-	(*ReadHeader)(nil),            // 25: kura.dfs.v1.ReadHeader
-	(*ReadBlockResponse)(nil),     // 26: kura.dfs.v1.ReadBlockResponse
+	(ReplicaState)(0),                 // 0: kura.dfs.v1.ReplicaState
+	(BlockEventKind)(0),               // 1: kura.dfs.v1.BlockEventKind
+	(AckStatus)(0),                    // 2: kura.dfs.v1.AckStatus
+	(*DatanodeInfo)(nil),              // 3: kura.dfs.v1.DatanodeInfo
+	(*RegisterRequest)(nil),           // 4: kura.dfs.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 5: kura.dfs.v1.RegisterResponse
+	(*StorageUsage)(nil),              // 6: kura.dfs.v1.StorageUsage
+	(*HeartbeatRequest)(nil),          // 7: kura.dfs.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 8: kura.dfs.v1.HeartbeatResponse
+	(*DatanodeCommand)(nil),           // 9: kura.dfs.v1.DatanodeCommand
+	(*DeleteBlocksCommand)(nil),       // 10: kura.dfs.v1.DeleteBlocksCommand
+	(*ReplicateBlockCommand)(nil),     // 11: kura.dfs.v1.ReplicateBlockCommand
+	(*BlockReportCommand)(nil),        // 12: kura.dfs.v1.BlockReportCommand
+	(*BlockRef)(nil),                  // 13: kura.dfs.v1.BlockRef
+	(*ReportedBlock)(nil),             // 14: kura.dfs.v1.ReportedBlock
+	(*BlockReportRequest)(nil),        // 15: kura.dfs.v1.BlockReportRequest
+	(*BlockReportResponse)(nil),       // 16: kura.dfs.v1.BlockReportResponse
+	(*BlockEvent)(nil),                // 17: kura.dfs.v1.BlockEvent
+	(*BlockReceivedRequest)(nil),      // 18: kura.dfs.v1.BlockReceivedRequest
+	(*BlockReceivedResponse)(nil),     // 19: kura.dfs.v1.BlockReceivedResponse
+	(*WriteHeader)(nil),               // 20: kura.dfs.v1.WriteHeader
+	(*Packet)(nil),                    // 21: kura.dfs.v1.Packet
+	(*WriteBlockRequest)(nil),         // 22: kura.dfs.v1.WriteBlockRequest
+	(*PipelineAck)(nil),               // 23: kura.dfs.v1.PipelineAck
+	(*ReadBlockRequest)(nil),          // 24: kura.dfs.v1.ReadBlockRequest
+	(*ReadHeader)(nil),                // 25: kura.dfs.v1.ReadHeader
+	(*ReadBlockResponse)(nil),         // 26: kura.dfs.v1.ReadBlockResponse
+	(*FileStatus)(nil),                // 27: kura.dfs.v1.FileStatus
+	(*Location)(nil),                  // 28: kura.dfs.v1.Location
+	(*LocatedBlock)(nil),              // 29: kura.dfs.v1.LocatedBlock
+	(*CreateRequest)(nil),             // 30: kura.dfs.v1.CreateRequest
+	(*CreateResponse)(nil),            // 31: kura.dfs.v1.CreateResponse
+	(*AddBlockRequest)(nil),           // 32: kura.dfs.v1.AddBlockRequest
+	(*AddBlockResponse)(nil),          // 33: kura.dfs.v1.AddBlockResponse
+	(*AbandonBlockRequest)(nil),       // 34: kura.dfs.v1.AbandonBlockRequest
+	(*AbandonBlockResponse)(nil),      // 35: kura.dfs.v1.AbandonBlockResponse
+	(*CompleteRequest)(nil),           // 36: kura.dfs.v1.CompleteRequest
+	(*CompleteResponse)(nil),          // 37: kura.dfs.v1.CompleteResponse
+	(*GetBlockLocationsRequest)(nil),  // 38: kura.dfs.v1.GetBlockLocationsRequest
+	(*GetBlockLocationsResponse)(nil), // 39: kura.dfs.v1.GetBlockLocationsResponse
+	(*RenewLeaseRequest)(nil),         // 40: kura.dfs.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),        // 41: kura.dfs.v1.RenewLeaseResponse
+	(*GetFileInfoRequest)(nil),        // 42: kura.dfs.v1.GetFileInfoRequest
+	(*GetFileInfoResponse)(nil),       // 43: kura.dfs.v1.GetFileInfoResponse
+	(*MkdirsRequest)(nil),             // 44: kura.dfs.v1.MkdirsRequest
+	(*MkdirsResponse)(nil),            // 45: kura.dfs.v1.MkdirsResponse
+	(*DeleteRequest)(nil),             // 46: kura.dfs.v1.DeleteRequest
+	(*DeleteResponse)(nil),            // 47: kura.dfs.v1.DeleteResponse
+	(*RenameRequest)(nil),             // 48: kura.dfs.v1.RenameRequest
+	(*RenameResponse)(nil),            // 49: kura.dfs.v1.RenameResponse
+	(*ListRequest)(nil),               // 50: kura.dfs.v1.ListRequest
+	(*ListResponse)(nil),              // 51: kura.dfs.v1.ListResponse
+	(*SetPermissionRequest)(nil),      // 52: kura.dfs.v1.SetPermissionRequest
+	(*SetPermissionResponse)(nil),     // 53: kura.dfs.v1.SetPermissionResponse
+	(*SetOwnerRequest)(nil),           // 54: kura.dfs.v1.SetOwnerRequest
+	(*SetOwnerResponse)(nil),          // 55: kura.dfs.v1.SetOwnerResponse
+	(*SetReplicationRequest)(nil),     // 56: kura.dfs.v1.SetReplicationRequest
+	(*SetReplicationResponse)(nil),    // 57: kura.dfs.v1.SetReplicationResponse
+	(*GetContentSummaryRequest)(nil),  // 58: kura.dfs.v1.GetContentSummaryRequest
+	(*GetContentSummaryResponse)(nil), // 59: kura.dfs.v1.GetContentSummaryResponse
 }
 var file_dfspb_dfs_proto_depIdxs = []int32{
 	3,  // 0: kura.dfs.v1.RegisterRequest.datanode:type_name -> kura.dfs.v1.DatanodeInfo
@@ -1914,23 +4053,61 @@ var file_dfspb_dfs_proto_depIdxs = []int32{
 	13, // 18: kura.dfs.v1.ReadBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
 	25, // 19: kura.dfs.v1.ReadBlockResponse.header:type_name -> kura.dfs.v1.ReadHeader
 	21, // 20: kura.dfs.v1.ReadBlockResponse.packet:type_name -> kura.dfs.v1.Packet
-	4,  // 21: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
-	7,  // 22: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
-	15, // 23: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
-	18, // 24: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
-	22, // 25: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
-	24, // 26: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
-	5,  // 27: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
-	8,  // 28: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
-	16, // 29: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
-	19, // 30: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
-	23, // 31: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
-	26, // 32: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
-	27, // [27:33] is the sub-list for method output_type
-	21, // [21:27] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	13, // 21: kura.dfs.v1.LocatedBlock.block:type_name -> kura.dfs.v1.BlockRef
+	28, // 22: kura.dfs.v1.LocatedBlock.locations:type_name -> kura.dfs.v1.Location
+	27, // 23: kura.dfs.v1.CreateResponse.status:type_name -> kura.dfs.v1.FileStatus
+	29, // 24: kura.dfs.v1.AddBlockResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	13, // 25: kura.dfs.v1.AbandonBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
+	29, // 26: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
+	27, // 27: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
+	27, // 28: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
+	4,  // 29: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
+	7,  // 30: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
+	15, // 31: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
+	18, // 32: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
+	22, // 33: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
+	24, // 34: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
+	30, // 35: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
+	32, // 36: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
+	34, // 37: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
+	36, // 38: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
+	38, // 39: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
+	40, // 40: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
+	42, // 41: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
+	44, // 42: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
+	46, // 43: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
+	48, // 44: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
+	50, // 45: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
+	52, // 46: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
+	54, // 47: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
+	56, // 48: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
+	58, // 49: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
+	5,  // 50: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
+	8,  // 51: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
+	16, // 52: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
+	19, // 53: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
+	23, // 54: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
+	26, // 55: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
+	31, // 56: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
+	33, // 57: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
+	35, // 58: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
+	37, // 59: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
+	39, // 60: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
+	41, // 61: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
+	43, // 62: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
+	45, // 63: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
+	47, // 64: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
+	49, // 65: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
+	51, // 66: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
+	53, // 67: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
+	55, // 68: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
+	57, // 69: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
+	59, // 70: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
+	50, // [50:71] is the sub-list for method output_type
+	29, // [29:50] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_dfspb_dfs_proto_init() }
@@ -1957,9 +4134,9 @@ func file_dfspb_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfspb_dfs_proto_rawDesc), len(file_dfspb_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   24,
+			NumMessages:   57,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_dfspb_dfs_proto_goTypes,
 		DependencyIndexes: file_dfspb_dfs_proto_depIdxs,

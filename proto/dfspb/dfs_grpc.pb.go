@@ -1,7 +1,9 @@
 // kura dfs's wire protocols between namenodes and datanodes: the service a
 // namenode serves to its datanodes (DatanodeProtocol: registration,
 // heartbeats, block reports) and the service a datanode serves to clients
-// and to other datanodes (DataTransfer: the write pipeline and reads).
+// and to other datanodes (DataTransfer: the write pipeline and reads), and
+// the service a namenode serves to clients (ClientProtocol: the namespace,
+// block allocation and locations; dfs/client).
 // Regenerate with `make proto`.
 //
 // Block ids and generation stamps are unsigned 64-bit numbers, as the
@@ -421,5 +423,695 @@ var DataTransfer_ServiceDesc = grpc.ServiceDesc{
 			ServerStreams: true,
 		},
 	},
+	Metadata: "dfspb/dfs.proto",
+}
+
+const (
+	ClientProtocol_Create_FullMethodName            = "/kura.dfs.v1.ClientProtocol/Create"
+	ClientProtocol_AddBlock_FullMethodName          = "/kura.dfs.v1.ClientProtocol/AddBlock"
+	ClientProtocol_AbandonBlock_FullMethodName      = "/kura.dfs.v1.ClientProtocol/AbandonBlock"
+	ClientProtocol_Complete_FullMethodName          = "/kura.dfs.v1.ClientProtocol/Complete"
+	ClientProtocol_GetBlockLocations_FullMethodName = "/kura.dfs.v1.ClientProtocol/GetBlockLocations"
+	ClientProtocol_RenewLease_FullMethodName        = "/kura.dfs.v1.ClientProtocol/RenewLease"
+	ClientProtocol_GetFileInfo_FullMethodName       = "/kura.dfs.v1.ClientProtocol/GetFileInfo"
+	ClientProtocol_Mkdirs_FullMethodName            = "/kura.dfs.v1.ClientProtocol/Mkdirs"
+	ClientProtocol_Delete_FullMethodName            = "/kura.dfs.v1.ClientProtocol/Delete"
+	ClientProtocol_Rename_FullMethodName            = "/kura.dfs.v1.ClientProtocol/Rename"
+	ClientProtocol_List_FullMethodName              = "/kura.dfs.v1.ClientProtocol/List"
+	ClientProtocol_SetPermission_FullMethodName     = "/kura.dfs.v1.ClientProtocol/SetPermission"
+	ClientProtocol_SetOwner_FullMethodName          = "/kura.dfs.v1.ClientProtocol/SetOwner"
+	ClientProtocol_SetReplication_FullMethodName    = "/kura.dfs.v1.ClientProtocol/SetReplication"
+	ClientProtocol_GetContentSummary_FullMethodName = "/kura.dfs.v1.ClientProtocol/GetContentSummary"
+)
+
+// ClientProtocolClient is the client API for ClientProtocol service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ClientProtocol is served by every namenode on its --rpc port beside
+// DatanodeProtocol: the namespace's operations for clients (dfs/client).
+// Every request names its user (the caller's short name; "" is the
+// namenode's default user); the namenode maps it to groups.
+//
+// Errors are gRPC statuses whose message is the Hadoop exception as
+// "SimpleClassName: message" (hdfs.RemoteException.Error()), with the code
+// derived from the class: FileNotFoundException NOT_FOUND,
+// AccessControlException PERMISSION_DENIED, FileAlreadyExistsException
+// ALREADY_EXISTS, IllegalArgumentException (and InvalidPathException)
+// INVALID_ARGUMENT, RetriableException and StandbyException UNAVAILABLE,
+// UnsupportedOperationException UNIMPLEMENTED, other IOExceptions
+// FAILED_PRECONDITION, anything else INTERNAL. The client maps the class
+// name back (hdfs.ClassByName), so errors.Is works with dfs/hdfs's
+// sentinels.
+type ClientProtocolClient interface {
+	// Create creates a file open for writing by client_name, who gets a lease.
+	Create(ctx context.Context, in *CreateRequest, opts ...grpc.CallOption) (*CreateResponse, error)
+	// AddBlock allocates the file's next block and its pipeline targets.
+	AddBlock(ctx context.Context, in *AddBlockRequest, opts ...grpc.CallOption) (*AddBlockResponse, error)
+	// AbandonBlock drops the file's last block, still under construction,
+	// after its pipeline failed (HDFS's abandonBlock); the client then asks
+	// AddBlock again, excluding the failed datanode. Abandoning a block the
+	// file no longer has is not an error.
+	AbandonBlock(ctx context.Context, in *AbandonBlockRequest, opts ...grpc.CallOption) (*AbandonBlockResponse, error)
+	// Complete closes the file once its blocks are replicated enough;
+	// completed false: retry.
+	Complete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (*CompleteResponse, error)
+	// GetBlockLocations returns the file's blocks with their replicas on
+	// live datanodes.
+	GetBlockLocations(ctx context.Context, in *GetBlockLocationsRequest, opts ...grpc.CallOption) (*GetBlockLocationsResponse, error)
+	// RenewLease renews the client's lease on the files it writes.
+	RenewLease(ctx context.Context, in *RenewLeaseRequest, opts ...grpc.CallOption) (*RenewLeaseResponse, error)
+	GetFileInfo(ctx context.Context, in *GetFileInfoRequest, opts ...grpc.CallOption) (*GetFileInfoResponse, error)
+	Mkdirs(ctx context.Context, in *MkdirsRequest, opts ...grpc.CallOption) (*MkdirsResponse, error)
+	Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error)
+	Rename(ctx context.Context, in *RenameRequest, opts ...grpc.CallOption) (*RenameResponse, error)
+	// List returns one page of a directory listing.
+	List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error)
+	SetPermission(ctx context.Context, in *SetPermissionRequest, opts ...grpc.CallOption) (*SetPermissionResponse, error)
+	SetOwner(ctx context.Context, in *SetOwnerRequest, opts ...grpc.CallOption) (*SetOwnerResponse, error)
+	SetReplication(ctx context.Context, in *SetReplicationRequest, opts ...grpc.CallOption) (*SetReplicationResponse, error)
+	GetContentSummary(ctx context.Context, in *GetContentSummaryRequest, opts ...grpc.CallOption) (*GetContentSummaryResponse, error)
+}
+
+type clientProtocolClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewClientProtocolClient(cc grpc.ClientConnInterface) ClientProtocolClient {
+	return &clientProtocolClient{cc}
+}
+
+func (c *clientProtocolClient) Create(ctx context.Context, in *CreateRequest, opts ...grpc.CallOption) (*CreateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_Create_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) AddBlock(ctx context.Context, in *AddBlockRequest, opts ...grpc.CallOption) (*AddBlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddBlockResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_AddBlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) AbandonBlock(ctx context.Context, in *AbandonBlockRequest, opts ...grpc.CallOption) (*AbandonBlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AbandonBlockResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_AbandonBlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) Complete(ctx context.Context, in *CompleteRequest, opts ...grpc.CallOption) (*CompleteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_Complete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) GetBlockLocations(ctx context.Context, in *GetBlockLocationsRequest, opts ...grpc.CallOption) (*GetBlockLocationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBlockLocationsResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_GetBlockLocations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) RenewLease(ctx context.Context, in *RenewLeaseRequest, opts ...grpc.CallOption) (*RenewLeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewLeaseResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_RenewLease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) GetFileInfo(ctx context.Context, in *GetFileInfoRequest, opts ...grpc.CallOption) (*GetFileInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFileInfoResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_GetFileInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) Mkdirs(ctx context.Context, in *MkdirsRequest, opts ...grpc.CallOption) (*MkdirsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MkdirsResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_Mkdirs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) Delete(ctx context.Context, in *DeleteRequest, opts ...grpc.CallOption) (*DeleteResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_Delete_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) Rename(ctx context.Context, in *RenameRequest, opts ...grpc.CallOption) (*RenameResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenameResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_Rename_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) List(ctx context.Context, in *ListRequest, opts ...grpc.CallOption) (*ListResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) SetPermission(ctx context.Context, in *SetPermissionRequest, opts ...grpc.CallOption) (*SetPermissionResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPermissionResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_SetPermission_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) SetOwner(ctx context.Context, in *SetOwnerRequest, opts ...grpc.CallOption) (*SetOwnerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetOwnerResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_SetOwner_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) SetReplication(ctx context.Context, in *SetReplicationRequest, opts ...grpc.CallOption) (*SetReplicationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetReplicationResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_SetReplication_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) GetContentSummary(ctx context.Context, in *GetContentSummaryRequest, opts ...grpc.CallOption) (*GetContentSummaryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetContentSummaryResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_GetContentSummary_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ClientProtocolServer is the server API for ClientProtocol service.
+// All implementations must embed UnimplementedClientProtocolServer
+// for forward compatibility.
+//
+// ClientProtocol is served by every namenode on its --rpc port beside
+// DatanodeProtocol: the namespace's operations for clients (dfs/client).
+// Every request names its user (the caller's short name; "" is the
+// namenode's default user); the namenode maps it to groups.
+//
+// Errors are gRPC statuses whose message is the Hadoop exception as
+// "SimpleClassName: message" (hdfs.RemoteException.Error()), with the code
+// derived from the class: FileNotFoundException NOT_FOUND,
+// AccessControlException PERMISSION_DENIED, FileAlreadyExistsException
+// ALREADY_EXISTS, IllegalArgumentException (and InvalidPathException)
+// INVALID_ARGUMENT, RetriableException and StandbyException UNAVAILABLE,
+// UnsupportedOperationException UNIMPLEMENTED, other IOExceptions
+// FAILED_PRECONDITION, anything else INTERNAL. The client maps the class
+// name back (hdfs.ClassByName), so errors.Is works with dfs/hdfs's
+// sentinels.
+type ClientProtocolServer interface {
+	// Create creates a file open for writing by client_name, who gets a lease.
+	Create(context.Context, *CreateRequest) (*CreateResponse, error)
+	// AddBlock allocates the file's next block and its pipeline targets.
+	AddBlock(context.Context, *AddBlockRequest) (*AddBlockResponse, error)
+	// AbandonBlock drops the file's last block, still under construction,
+	// after its pipeline failed (HDFS's abandonBlock); the client then asks
+	// AddBlock again, excluding the failed datanode. Abandoning a block the
+	// file no longer has is not an error.
+	AbandonBlock(context.Context, *AbandonBlockRequest) (*AbandonBlockResponse, error)
+	// Complete closes the file once its blocks are replicated enough;
+	// completed false: retry.
+	Complete(context.Context, *CompleteRequest) (*CompleteResponse, error)
+	// GetBlockLocations returns the file's blocks with their replicas on
+	// live datanodes.
+	GetBlockLocations(context.Context, *GetBlockLocationsRequest) (*GetBlockLocationsResponse, error)
+	// RenewLease renews the client's lease on the files it writes.
+	RenewLease(context.Context, *RenewLeaseRequest) (*RenewLeaseResponse, error)
+	GetFileInfo(context.Context, *GetFileInfoRequest) (*GetFileInfoResponse, error)
+	Mkdirs(context.Context, *MkdirsRequest) (*MkdirsResponse, error)
+	Delete(context.Context, *DeleteRequest) (*DeleteResponse, error)
+	Rename(context.Context, *RenameRequest) (*RenameResponse, error)
+	// List returns one page of a directory listing.
+	List(context.Context, *ListRequest) (*ListResponse, error)
+	SetPermission(context.Context, *SetPermissionRequest) (*SetPermissionResponse, error)
+	SetOwner(context.Context, *SetOwnerRequest) (*SetOwnerResponse, error)
+	SetReplication(context.Context, *SetReplicationRequest) (*SetReplicationResponse, error)
+	GetContentSummary(context.Context, *GetContentSummaryRequest) (*GetContentSummaryResponse, error)
+	mustEmbedUnimplementedClientProtocolServer()
+}
+
+// UnimplementedClientProtocolServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedClientProtocolServer struct{}
+
+func (UnimplementedClientProtocolServer) Create(context.Context, *CreateRequest) (*CreateResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Create not implemented")
+}
+func (UnimplementedClientProtocolServer) AddBlock(context.Context, *AddBlockRequest) (*AddBlockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AddBlock not implemented")
+}
+func (UnimplementedClientProtocolServer) AbandonBlock(context.Context, *AbandonBlockRequest) (*AbandonBlockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method AbandonBlock not implemented")
+}
+func (UnimplementedClientProtocolServer) Complete(context.Context, *CompleteRequest) (*CompleteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Complete not implemented")
+}
+func (UnimplementedClientProtocolServer) GetBlockLocations(context.Context, *GetBlockLocationsRequest) (*GetBlockLocationsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetBlockLocations not implemented")
+}
+func (UnimplementedClientProtocolServer) RenewLease(context.Context, *RenewLeaseRequest) (*RenewLeaseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RenewLease not implemented")
+}
+func (UnimplementedClientProtocolServer) GetFileInfo(context.Context, *GetFileInfoRequest) (*GetFileInfoResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetFileInfo not implemented")
+}
+func (UnimplementedClientProtocolServer) Mkdirs(context.Context, *MkdirsRequest) (*MkdirsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Mkdirs not implemented")
+}
+func (UnimplementedClientProtocolServer) Delete(context.Context, *DeleteRequest) (*DeleteResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Delete not implemented")
+}
+func (UnimplementedClientProtocolServer) Rename(context.Context, *RenameRequest) (*RenameResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Rename not implemented")
+}
+func (UnimplementedClientProtocolServer) List(context.Context, *ListRequest) (*ListResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedClientProtocolServer) SetPermission(context.Context, *SetPermissionRequest) (*SetPermissionResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetPermission not implemented")
+}
+func (UnimplementedClientProtocolServer) SetOwner(context.Context, *SetOwnerRequest) (*SetOwnerResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetOwner not implemented")
+}
+func (UnimplementedClientProtocolServer) SetReplication(context.Context, *SetReplicationRequest) (*SetReplicationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetReplication not implemented")
+}
+func (UnimplementedClientProtocolServer) GetContentSummary(context.Context, *GetContentSummaryRequest) (*GetContentSummaryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetContentSummary not implemented")
+}
+func (UnimplementedClientProtocolServer) mustEmbedUnimplementedClientProtocolServer() {}
+func (UnimplementedClientProtocolServer) testEmbeddedByValue()                        {}
+
+// UnsafeClientProtocolServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ClientProtocolServer will
+// result in compilation errors.
+type UnsafeClientProtocolServer interface {
+	mustEmbedUnimplementedClientProtocolServer()
+}
+
+func RegisterClientProtocolServer(s grpc.ServiceRegistrar, srv ClientProtocolServer) {
+	// If the following call pancis, it indicates UnimplementedClientProtocolServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ClientProtocol_ServiceDesc, srv)
+}
+
+func _ClientProtocol_Create_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).Create(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_Create_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).Create(ctx, req.(*CreateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_AddBlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddBlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).AddBlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_AddBlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).AddBlock(ctx, req.(*AddBlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_AbandonBlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AbandonBlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).AbandonBlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_AbandonBlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).AbandonBlock(ctx, req.(*AbandonBlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_Complete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).Complete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_Complete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).Complete(ctx, req.(*CompleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_GetBlockLocations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBlockLocationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).GetBlockLocations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_GetBlockLocations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).GetBlockLocations(ctx, req.(*GetBlockLocationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_RenewLease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewLeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).RenewLease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_RenewLease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).RenewLease(ctx, req.(*RenewLeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_GetFileInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFileInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).GetFileInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_GetFileInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).GetFileInfo(ctx, req.(*GetFileInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_Mkdirs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MkdirsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).Mkdirs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_Mkdirs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).Mkdirs(ctx, req.(*MkdirsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_Delete_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).Delete(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_Delete_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).Delete(ctx, req.(*DeleteRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_Rename_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenameRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).Rename(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_Rename_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).Rename(ctx, req.(*RenameRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).List(ctx, req.(*ListRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_SetPermission_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPermissionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).SetPermission(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_SetPermission_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).SetPermission(ctx, req.(*SetPermissionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_SetOwner_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetOwnerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).SetOwner(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_SetOwner_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).SetOwner(ctx, req.(*SetOwnerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_SetReplication_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetReplicationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).SetReplication(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_SetReplication_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).SetReplication(ctx, req.(*SetReplicationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_GetContentSummary_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetContentSummaryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).GetContentSummary(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_GetContentSummary_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).GetContentSummary(ctx, req.(*GetContentSummaryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ClientProtocol_ServiceDesc is the grpc.ServiceDesc for ClientProtocol service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ClientProtocol_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "kura.dfs.v1.ClientProtocol",
+	HandlerType: (*ClientProtocolServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Create",
+			Handler:    _ClientProtocol_Create_Handler,
+		},
+		{
+			MethodName: "AddBlock",
+			Handler:    _ClientProtocol_AddBlock_Handler,
+		},
+		{
+			MethodName: "AbandonBlock",
+			Handler:    _ClientProtocol_AbandonBlock_Handler,
+		},
+		{
+			MethodName: "Complete",
+			Handler:    _ClientProtocol_Complete_Handler,
+		},
+		{
+			MethodName: "GetBlockLocations",
+			Handler:    _ClientProtocol_GetBlockLocations_Handler,
+		},
+		{
+			MethodName: "RenewLease",
+			Handler:    _ClientProtocol_RenewLease_Handler,
+		},
+		{
+			MethodName: "GetFileInfo",
+			Handler:    _ClientProtocol_GetFileInfo_Handler,
+		},
+		{
+			MethodName: "Mkdirs",
+			Handler:    _ClientProtocol_Mkdirs_Handler,
+		},
+		{
+			MethodName: "Delete",
+			Handler:    _ClientProtocol_Delete_Handler,
+		},
+		{
+			MethodName: "Rename",
+			Handler:    _ClientProtocol_Rename_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _ClientProtocol_List_Handler,
+		},
+		{
+			MethodName: "SetPermission",
+			Handler:    _ClientProtocol_SetPermission_Handler,
+		},
+		{
+			MethodName: "SetOwner",
+			Handler:    _ClientProtocol_SetOwner_Handler,
+		},
+		{
+			MethodName: "SetReplication",
+			Handler:    _ClientProtocol_SetReplication_Handler,
+		},
+		{
+			MethodName: "GetContentSummary",
+			Handler:    _ClientProtocol_GetContentSummary_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
 	Metadata: "dfspb/dfs.proto",
 }

@@ -1,0 +1,342 @@
+package namenode
+
+import (
+	"context"
+	"errors"
+	"net"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/kura-dev/kura/dfs/dal"
+	"github.com/kura-dev/kura/dfs/dnmanager"
+	"github.com/kura-dev/kura/dfs/hdfs"
+	"github.com/kura-dev/kura/dfs/namespace"
+	"github.com/kura-dev/kura/dfs/webhdfs"
+	"github.com/kura-dev/kura/proto/dfspb"
+)
+
+// clientRPC serves ClientProtocol (proto/dfspb) over the namespace, with
+// the datanode manager resolving storage ids to live data addresses.
+type clientRPC struct {
+	dfspb.UnimplementedClientProtocolServer
+	ns          *namespace.Namespace
+	dnm         *dnmanager.Manager
+	defaultUser string
+	groups      map[string][]string
+}
+
+func newClientRPC(ns *namespace.Namespace, dnm *dnmanager.Manager, cfg Config) *clientRPC {
+	du := cfg.DefaultUser
+	if du == "" {
+		du = webhdfs.DefaultUser
+	}
+	return &clientRPC{ns: ns, dnm: dnm, defaultUser: du, groups: cfg.Groups}
+}
+
+func (s *clientRPC) user(name string) hdfs.User {
+	if name == "" {
+		name = s.defaultUser
+	}
+	return hdfs.User{Name: name, Groups: s.groups[name]}
+}
+
+// StatusCode is the gRPC code ClientProtocol answers an exception of class
+// c with (see the mapping in proto/dfspb/dfs.proto).
+func StatusCode(c *hdfs.Class) codes.Code {
+	switch {
+	case c == nil:
+		return codes.Internal
+	case c.IsA(hdfs.ErrFileNotFound):
+		return codes.NotFound
+	case c.IsA(hdfs.ErrAccessControl), c.IsA(hdfs.ErrSecurity):
+		return codes.PermissionDenied
+	case c.IsA(hdfs.ErrFileAlreadyExists):
+		return codes.AlreadyExists
+	case c.IsA(hdfs.ErrRetriable), c.IsA(hdfs.ErrStandby):
+		return codes.Unavailable
+	case c.IsA(hdfs.ErrUnsupportedOperation):
+		return codes.Unimplemented
+	case c.IsA(hdfs.ErrIllegalArgument):
+		return codes.InvalidArgument
+	case c.IsA(hdfs.ErrIO):
+		return codes.FailedPrecondition
+	}
+	return codes.Internal
+}
+
+// rpcError turns a namespace error into a gRPC status carrying the Hadoop
+// exception as "SimpleClassName: message".
+func rpcError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, err.Error())
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	re := hdfs.ToRemote(err)
+	return status.Error(StatusCode(re.Class()), re.Error())
+}
+
+func fileStatusPB(st *namespace.FileStatus) *dfspb.FileStatus {
+	if st == nil {
+		return nil
+	}
+	return &dfspb.FileStatus{
+		FileId: st.ID, Name: st.Name, IsDir: st.IsDir, Length: st.Length,
+		Replication: int32(st.Replication), BlockSize: st.BlockSize,
+		Mtime: st.MTime, Atime: st.ATime, Permission: uint32(st.Permission),
+		Owner: st.Owner, Group: st.Group, ChildrenNum: st.ChildrenNum,
+		UnderConstruction: st.UnderConstruction, Symlink: st.Symlink,
+	}
+}
+
+// locatedPB converts lb, filling in missing data addresses (and dropping
+// targets on datanodes not live) when resolve is set.
+func (s *clientRPC) locatedPB(lb *namespace.LocatedBlock) *dfspb.LocatedBlock {
+	out := &dfspb.LocatedBlock{
+		Block:  &dfspb.BlockRef{Id: uint64(lb.Block.BlockID), Genstamp: uint64(lb.Block.GenerationStamp)},
+		Offset: lb.Offset,
+		Length: lb.Block.NumBytes,
+	}
+	for _, t := range lb.Targets {
+		addr := t.Addr
+		if addr == "" {
+			a, ok := s.dnm.Addr(t.StorageID)
+			if !ok {
+				continue
+			}
+			addr = a
+		}
+		out.Locations = append(out.Locations, &dfspb.Location{StorageId: t.StorageID, DataAddr: addr})
+	}
+	return out
+}
+
+func (s *clientRPC) Create(ctx context.Context, req *dfspb.CreateRequest) (*dfspb.CreateResponse, error) {
+	if req.ClientName == "" {
+		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.New("create " + req.Path + ": no client name"))
+	}
+	st, err := s.ns.Create(ctx, s.user(req.User), req.Path, namespace.CreateOptions{
+		Perm: hdfs.FsPermission(req.Permission), Overwrite: req.Overwrite, CreateParent: req.CreateParent,
+		Replication: int16(req.Replication), BlockSize: req.BlockSize, ClientName: req.ClientName,
+		ClientMachine: peerHost(ctx),
+	})
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.CreateResponse{Status: fileStatusPB(st)}, nil
+}
+
+func (s *clientRPC) AddBlock(ctx context.Context, req *dfspb.AddBlockRequest) (*dfspb.AddBlockResponse, error) {
+	// Exclusions may name data addresses: map them to storage ids.
+	var exclude []string
+	if len(req.Exclude) > 0 {
+		byAddr := map[string]string{}
+		for _, d := range s.dnm.Datanodes() {
+			byAddr[d.DataAddr] = d.StorageID
+		}
+		for _, e := range req.Exclude {
+			if sid, ok := byAddr[e]; ok {
+				e = sid
+			}
+			exclude = append(exclude, e)
+		}
+	}
+	lb, err := s.ns.AddBlock(ctx, req.Path, req.ClientName, req.PreviousLength, exclude)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.AddBlockResponse{Block: s.locatedPB(lb)}, nil
+}
+
+func (s *clientRPC) Complete(ctx context.Context, req *dfspb.CompleteRequest) (*dfspb.CompleteResponse, error) {
+	done, err := s.ns.Complete(ctx, req.Path, req.ClientName, req.LastLength)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.CompleteResponse{Completed: done}, nil
+}
+
+func (s *clientRPC) GetBlockLocations(ctx context.Context, req *dfspb.GetBlockLocationsRequest) (*dfspb.GetBlockLocationsResponse, error) {
+	fb, err := s.ns.BlockLocations(ctx, s.user(req.User), req.Path)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	s.dnm.ResolveBlocks(fb)
+	resp := &dfspb.GetBlockLocationsResponse{FileLength: fb.Status.Length, UnderConstruction: fb.Status.UnderConstruction}
+	end := int64(-1)
+	if req.Length > 0 {
+		end = req.Offset + req.Length
+	}
+	for _, b := range fb.Blocks {
+		if b.Offset+b.Block.NumBytes <= req.Offset && b.Block.NumBytes > 0 {
+			continue
+		}
+		if end >= 0 && b.Offset >= end {
+			break
+		}
+		resp.Blocks = append(resp.Blocks, s.locatedPB(b))
+	}
+	return resp, nil
+}
+
+func (s *clientRPC) RenewLease(ctx context.Context, req *dfspb.RenewLeaseRequest) (*dfspb.RenewLeaseResponse, error) {
+	if err := s.ns.RenewLease(ctx, req.ClientName); err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.RenewLeaseResponse{}, nil
+}
+
+func (s *clientRPC) GetFileInfo(ctx context.Context, req *dfspb.GetFileInfoRequest) (*dfspb.GetFileInfoResponse, error) {
+	st, err := s.ns.Stat(ctx, s.user(req.User), req.Path)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.GetFileInfoResponse{Status: fileStatusPB(st)}, nil
+}
+
+func (s *clientRPC) Mkdirs(ctx context.Context, req *dfspb.MkdirsRequest) (*dfspb.MkdirsResponse, error) {
+	if err := s.ns.Mkdirs(ctx, s.user(req.User), req.Path, hdfs.FsPermission(req.Permission), req.CreateParent); err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.MkdirsResponse{}, nil
+}
+
+func (s *clientRPC) Delete(ctx context.Context, req *dfspb.DeleteRequest) (*dfspb.DeleteResponse, error) {
+	ok, err := s.ns.Delete(ctx, s.user(req.User), req.Path, req.Recursive)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.DeleteResponse{Deleted: ok}, nil
+}
+
+func (s *clientRPC) Rename(ctx context.Context, req *dfspb.RenameRequest) (*dfspb.RenameResponse, error) {
+	ok, err := s.ns.Rename(ctx, s.user(req.User), req.Src, req.Dst)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.RenameResponse{Renamed: ok}, nil
+}
+
+func (s *clientRPC) List(ctx context.Context, req *dfspb.ListRequest) (*dfspb.ListResponse, error) {
+	l, err := s.ns.List(ctx, s.user(req.User), req.Path, req.StartAfter, int(req.Limit))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	resp := &dfspb.ListResponse{HasMore: l.HasMore}
+	for _, e := range l.Entries {
+		resp.Entries = append(resp.Entries, fileStatusPB(e))
+	}
+	return resp, nil
+}
+
+func (s *clientRPC) SetPermission(ctx context.Context, req *dfspb.SetPermissionRequest) (*dfspb.SetPermissionResponse, error) {
+	if err := s.ns.SetPermission(ctx, s.user(req.User), req.Path, hdfs.FsPermission(req.Permission)); err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.SetPermissionResponse{}, nil
+}
+
+func (s *clientRPC) SetOwner(ctx context.Context, req *dfspb.SetOwnerRequest) (*dfspb.SetOwnerResponse, error) {
+	if err := s.ns.SetOwner(ctx, s.user(req.User), req.Path, req.Owner, req.Group); err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.SetOwnerResponse{}, nil
+}
+
+func (s *clientRPC) SetReplication(ctx context.Context, req *dfspb.SetReplicationRequest) (*dfspb.SetReplicationResponse, error) {
+	if req.Replication <= 0 || req.Replication > 1<<15-1 {
+		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.Errorf("set replication %s: bad replication %d", req.Path, req.Replication))
+	}
+	ok, err := s.ns.SetReplication(ctx, s.user(req.User), req.Path, int16(req.Replication))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.SetReplicationResponse{Changed: ok}, nil
+}
+
+func (s *clientRPC) GetContentSummary(ctx context.Context, req *dfspb.GetContentSummaryRequest) (*dfspb.GetContentSummaryResponse, error) {
+	cs, err := s.ns.ContentSummary(ctx, s.user(req.User), req.Path)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.GetContentSummaryResponse{
+		DirectoryCount: cs.DirectoryCount, FileCount: cs.FileCount, Length: cs.Length,
+		SpaceConsumed: cs.SpaceConsumed, Quota: cs.Quota, SpaceQuota: cs.SpaceQuota,
+	}, nil
+}
+
+// peerHost is the caller's host, for placement and messages ("" unknown).
+func peerHost(ctx context.Context) string {
+	p, ok := peer.FromContext(ctx)
+	if !ok || p.Addr == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(p.Addr.String())
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+// AbandonBlock drops the last block of a file being written by the caller
+// when it is still under construction, with its replica rows (the
+// datanodes' partial replicas are then unknown blocks, deleted after their
+// next block report). It works on the DAL directly, in one transaction
+// that locks only the file's inode row, so it cannot deadlock with the
+// namespace's ordered path locks.
+func (s *clientRPC) AbandonBlock(ctx context.Context, req *dfspb.AbandonBlockRequest) (*dfspb.AbandonBlockResponse, error) {
+	if req.Block == nil {
+		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.New("abandon block " + req.Path + ": no block"))
+	}
+	st, err := s.ns.Stat(ctx, s.user(req.User), req.Path)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	blockID := int64(req.Block.Id)
+	err = s.ns.Store().Tx(ctx, func(tx dal.Tx) error {
+		in, err := tx.GetInodeByID(ctx, st.ID, dal.LockWrite)
+		if errors.Is(err, dal.ErrNotFound) {
+			return hdfs.FileNotFound(req.Path)
+		} else if err != nil {
+			return err
+		}
+		if !in.UnderConstruction || in.ClientName != req.ClientName {
+			return hdfs.ErrLeaseExpired.New("Client " + req.ClientName + " does not have any open files: " + req.Path)
+		}
+		blocks, err := tx.ListBlocks(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		if len(blocks) == 0 || blocks[len(blocks)-1].BlockID != blockID {
+			for _, b := range blocks {
+				if b.BlockID == blockID {
+					return hdfs.ErrIO.Errorf("abandon block blk_%d of %s: not the last block", blockID, req.Path)
+				}
+			}
+			return nil // already abandoned
+		}
+		if last := blocks[len(blocks)-1]; last.State != dal.BlockUnderConstruction {
+			return hdfs.ErrIO.Errorf("abandon block blk_%d of %s: no longer under construction", blockID, req.Path)
+		}
+		reps, err := tx.ListReplicas(ctx, in.ID, blockID)
+		if err != nil {
+			return err
+		}
+		for _, r := range reps {
+			if err := tx.RemoveReplica(ctx, in.ID, blockID, r.StorageID); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteBlock(ctx, in.ID, blockID)
+	})
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.AbandonBlockResponse{}, nil
+}

@@ -1,0 +1,162 @@
+package namenode_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/kura-dev/kura/dfs/client"
+	"github.com/kura-dev/kura/dfs/datanode"
+	"github.com/kura-dev/kura/dfs/dnmanager"
+	"github.com/kura-dev/kura/dfs/hdfs"
+	"github.com/kura-dev/kura/dfs/namenode"
+	"github.com/kura-dev/kura/proto/dfspb"
+)
+
+func TestStatusCode(t *testing.T) {
+	for _, c := range []struct {
+		class *hdfs.Class
+		code  codes.Code
+	}{
+		{hdfs.ErrFileNotFound, codes.NotFound},
+		{hdfs.ErrAccessControl, codes.PermissionDenied},
+		{hdfs.ErrFileAlreadyExists, codes.AlreadyExists},
+		{hdfs.ErrInvalidPath, codes.InvalidArgument},
+		{hdfs.ErrRetriable, codes.Unavailable},
+		{hdfs.ErrAlreadyBeingCreated, codes.FailedPrecondition},
+		{hdfs.ErrIO, codes.FailedPrecondition},
+		{hdfs.ErrRuntime, codes.Internal},
+		{nil, codes.Internal},
+	} {
+		if got := namenode.StatusCode(c.class); got != c.code {
+			t.Errorf("StatusCode(%v) = %v, want %v", c.class, got, c.code)
+		}
+	}
+}
+
+// TestClientProtocol runs a namenode with two in-process datanodes, one of
+// them closed while the namenode still counts it live: a write recovers by
+// abandoning the block and excluding the dead datanode; errors keep their
+// Hadoop classes over the wire; a dead namenode address is skipped.
+func TestClientProtocol(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := namenode.Start(ctx, namenode.Config{
+		MetaURL:   "sqlite://" + filepath.Join(t.TempDir(), "meta.db"),
+		HTTPAddr:  "127.0.0.1:0",
+		RPCAddr:   "127.0.0.1:0",
+		Datanodes: dnmanager.Config{HeartbeatInterval: 50 * time.Millisecond, DeadIntervals: 200},
+		Logger:    quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	var dns []*datanode.Datanode
+	for range 2 {
+		d, err := datanode.Start(ctx, datanode.Config{
+			DataDir: t.TempDir(), DataAddr: "127.0.0.1:0", Namenodes: []string{n.RPCAddr()},
+			HeartbeatInterval: 50 * time.Millisecond, Logger: quiet,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		dns = append(dns, d)
+	}
+	waitFor(t, "2 datanodes", func() bool { return n.Manager().LiveCount() == 2 })
+
+	// The first namenode address is dead: calls move on to the live one.
+	c, err := client.New(client.Config{Namenodes: []string{"127.0.0.1:1", n.RPCAddr()}, User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	data := bytes.Repeat([]byte("0123456789abcdef"), (2<<20+100)/16)
+	// dns[1] stops; the namenode still lists it live.
+	dns[1].Close()
+	w, err := c.Create(ctx, "/f", client.CreateOptions{Replication: 2, BlockSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	locs, err := c.BlockLocations(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if locs.FileLength != int64(len(data)) || len(locs.Blocks) != 3 {
+		t.Fatalf("locations: length %d, %d blocks, want %d, 3", locs.FileLength, len(locs.Blocks), len(data))
+	}
+	for i, b := range locs.Blocks {
+		if b.Offset != int64(i)<<20 || len(b.Locations) != 1 || b.Locations[0].DataAddr != dns[0].Addr() {
+			t.Errorf("block %d at %d on %v, want only %s", i, b.Offset, b.Locations, dns[0].Addr())
+		}
+	}
+	r, err := c.Open(ctx, "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (%v), want the %d written", len(got), err, len(data))
+	}
+	if _, err := r.Seek(-10, io.SeekEnd); err != nil {
+		t.Fatal(err)
+	}
+	if tail, err := io.ReadAll(r); err != nil || !bytes.Equal(tail, data[len(data)-10:]) {
+		t.Errorf("tail %q %v", tail, err)
+	}
+
+	// Errors keep their classes.
+	if _, err := c.Open(ctx, "/missing"); !errors.Is(err, hdfs.ErrFileNotFound) {
+		t.Errorf("open /missing: %v", err)
+	}
+	if _, err := c.Create(ctx, "/f", client.CreateOptions{}); !errors.Is(err, hdfs.ErrFileAlreadyExists) {
+		t.Errorf("create over /f: %v", err)
+	}
+	alice, err := client.New(client.Config{Namenodes: []string{n.RPCAddr()}, User: "alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.Close()
+	if err := alice.Mkdirs(ctx, "/a", 0, false); !errors.Is(err, hdfs.ErrAccessControl) {
+		t.Errorf("alice's mkdir /a: %v", err)
+	}
+
+	// Raw protocol: codes, and AbandonBlock without the lease.
+	cc, err := grpc.NewClient(n.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	pc := dfspb.NewClientProtocolClient(cc)
+	_, err = pc.GetFileInfo(ctx, &dfspb.GetFileInfoRequest{Path: "/missing", User: "root"})
+	if st, _ := status.FromError(err); st.Code() != codes.NotFound || st.Message() != "FileNotFoundException: File does not exist: /missing" {
+		t.Errorf("GetFileInfo /missing: %v", err)
+	}
+	_, err = pc.AbandonBlock(ctx, &dfspb.AbandonBlockRequest{Path: "/f", ClientName: "nobody", Block: locs.Blocks[0].Block, User: "root"})
+	if st, _ := status.FromError(err); st.Code() != codes.FailedPrecondition {
+		t.Errorf("AbandonBlock without the lease: %v", err)
+	}
+	cs, err := pc.GetContentSummary(ctx, &dfspb.GetContentSummaryRequest{Path: "/", User: "root"})
+	if err != nil || cs.FileCount != 1 || cs.Length != int64(len(data)) {
+		t.Errorf("content summary %v %v", cs, err)
+	}
+}
