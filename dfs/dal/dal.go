@@ -47,8 +47,9 @@ type Store interface {
 	// store: on SQLite, with its single writer connection, that deadlocks.
 	Tx(ctx context.Context, fn func(Tx) error) error
 	// ReadTx runs fn in one read-only transaction: a consistent snapshot on
-	// SQLite (never blocked by a writer), READ ONLY READ COMMITTED on
-	// PostgreSQL. Writes inside it fail. Its reads should use LockNone:
+	// SQLite (never blocked by a writer); on PostgreSQL read-committed
+	// semantics (each statement sees the data committed when it starts),
+	// run as read-only autocommit statements on one connection. Writes inside it fail. Its reads should use LockNone:
 	// PostgreSQL refuses row locks in a read-only transaction (SQLite
 	// ignores lock modes).
 	ReadTx(ctx context.Context, fn func(Tx) error) error

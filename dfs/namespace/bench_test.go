@@ -10,7 +10,8 @@ import (
 
 // BenchmarkOps measures metadata operations per second through BenchPhase,
 // the driver `kura dfs bench` shares, on SQLite and PostgreSQL with N
-// concurrent clients (KURA_BENCH_CLIENTS, default 4):
+// concurrent clients (KURA_BENCH_CLIENTS, default 4) and the default
+// resolving cache (KURA_BENCH_RESOLVE_CACHE entries, negative: none):
 //
 //	go test -run '^$' -bench BenchmarkOps -benchtime 2000x ./dfs/namespace
 //
@@ -26,12 +27,20 @@ func BenchmarkOps(b *testing.B) {
 		}
 		clients = n
 	}
+	cacheSize := 0 // the default
+	if s := os.Getenv("KURA_BENCH_RESOLVE_CACHE"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			b.Fatalf("KURA_BENCH_RESOLVE_CACHE=%q: want a number (negative: no cache)", s)
+		}
+		cacheSize = n
+	}
 	ctx := context.Background()
 	for _, be := range backends() {
 		b.Run(be.name, func(b *testing.B) {
 			for _, op := range BenchOps() {
 				b.Run(fmt.Sprintf("%s/clients=%d", op, clients), func(b *testing.B) {
-					ns := newNS(b, openStore(b, be.newURL(b)), Config{MinReplication: -1})
+					ns := newNS(b, openStore(b, be.newURL(b)), Config{MinReplication: -1, ResolveCacheSize: cacheSize})
 					perClient := (b.N + clients - 1) / clients
 					cfg := BenchConfig{Dir: "/bench", Clients: clients, Files: perClient}
 					if op == BenchStat || op == BenchList {

@@ -253,11 +253,13 @@ func (ns *Namespace) Delete(ctx context.Context, u hdfs.User, path string, recur
 		if len(ids) <= ns.cfg.DeleteBatch {
 			// ids are in breadth-first order: delete from the end, leaves first.
 			for i := len(ids) - 1; i >= 0; i-- {
+				ns.forget(ids[i])
 				if err := tx.DeleteInode(ctx, ids[i]); err != nil {
 					return err
 				}
 			}
 		} else {
+			ns.forget(last.ID)
 			last.ParentID, last.Name = DetachedParentID, strconv.FormatInt(last.ID, 10)
 			if err := tx.UpdateInode(ctx, last); err != nil {
 				return err
@@ -435,6 +437,7 @@ func (ns *Namespace) purge(ctx context.Context, root int64) error {
 							return nil
 						}
 					}
+					ns.forget(id)
 					if err := tx.DeleteInode(ctx, id); err != nil {
 						return err
 					}
@@ -638,10 +641,12 @@ func (ns *Namespace) rename(ctx context.Context, tx dal.Tx, u hdfs.User, src, ds
 		return err
 	}
 	if dstIn != nil {
+		ns.forget(dstIn.ID)
 		if err := tx.DeleteInode(ctx, dstIn.ID); err != nil {
 			return err
 		}
 	}
+	ns.forget(srcIn.ID)
 	srcIn.ParentID, srcIn.Name = dstParent.ID, dp.name()
 	if err := tx.UpdateInode(ctx, srcIn); err != nil {
 		if errors.Is(err, dal.ErrExists) {

@@ -27,6 +27,16 @@
 // gets a RetriableException). Read-only operations (Stat, List,
 // ContentSummary, Fsck) run in dal.Store.ReadTx without locks.
 //
+// Resolution may start from the resolving cache, HopsFS's hint of (parent
+// id, name) -> inode id per Namespace (Config.ResolveCacheSize): the cached
+// prefix of the path is read in one batched primary-key read, still
+// unlocked, and each row is checked against the path's parent ids and names;
+// a mismatch evicts the entry and resolution goes on step by step. The rows
+// it yields are those step-by-step resolution reads, so locking and
+// re-validation below are unchanged, and a stale entry (a rename or delete
+// through another namenode) costs a fallback, never a wrong answer: no
+// invalidation between namenodes is needed.
+//
 // Lock order, to avoid deadlocks between namenodes:
 //
 //  1. Entity types in HopsFS's fixed order: inodes, then leases, then lease

@@ -132,6 +132,7 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 				return hdfs.FileExists(p.path, o.ClientMachine)
 			}
 			// Deleting the inode deletes its blocks, replicas and lease path.
+			ns.forget(last.ID)
 			if err := tx.DeleteInode(ctx, last.ID); err != nil {
 				return err
 			}

@@ -121,6 +121,10 @@ type Config struct {
 	DeleteBatch int
 	// IDBatch is the size of the id ranges IDGen reserves.
 	IDBatch int64
+	// ResolveCacheSize is the number of entries of the resolving cache
+	// (HopsFS's (parent id, name) -> inode id hint, per Namespace):
+	// DefaultResolveCacheSize when 0, disabled when negative.
+	ResolveCacheSize int
 	// LeaseSoftLimit is how long a writer's lease keeps other writers away
 	// without renewal.
 	LeaseSoftLimit time.Duration
@@ -171,6 +175,9 @@ func (c Config) withDefaults() Config {
 	if c.IDBatch <= 0 {
 		c.IDBatch = DefaultIDBatch
 	}
+	if c.ResolveCacheSize == 0 {
+		c.ResolveCacheSize = DefaultResolveCacheSize
+	}
 	if c.LeaseSoftLimit <= 0 {
 		c.LeaseSoftLimit = DefaultLeaseSoftLimit
 	}
@@ -210,6 +217,8 @@ type Namespace struct {
 	// serial is true when the store serialises write transactions (SQLite),
 	// so that locking re-reads can be skipped.
 	serial bool
+	// rcache is the resolving cache (nil when disabled).
+	rcache *resolveCache
 
 	inodeIDs  *IDGen
 	blockIDs  *IDGen
@@ -233,6 +242,7 @@ func New(store dal.Store, cfg Config) (*Namespace, error) {
 		},
 		limits:    *cfg.Limits,
 		serial:    store.Backend() == "sqlite",
+		rcache:    newResolveCache(cfg.ResolveCacheSize),
 		inodeIDs:  NewIDGen(store, dal.VarInodeID, cfg.IDBatch),
 		blockIDs:  NewIDGen(store, dal.VarBlockID, cfg.IDBatch),
 		genStamps: NewIDGen(store, dal.VarGenerationStamp, cfg.IDBatch),
@@ -434,22 +444,76 @@ func (ns *Namespace) check(u hdfs.User, p *iip, need hdfs.Need) error {
 // resolve validates path and resolves it root to leaf with unlocked reads.
 // Resolution stops at the first missing component or at a non-directory
 // (the permission check then reports a ParentNotDirectoryException).
+//
+// With the resolving cache, the root and the longest prefix of components
+// the cache knows are read in one batched primary-key read
+// (dal.Tx.GetInodesByIDs, LockNone like the step-by-step reads), and each
+// row is checked to be a directory's child of the expected parent id and
+// name; from the first cached component that fails the check (missing row,
+// moved, renamed: the entry is evicted) or is not cached, resolution goes on
+// step by step. The result is the same rows step-by-step resolution would
+// read, since (parent id, name) is a unique key; the locking that follows
+// re-validates them as before. The components found are put in the cache.
 func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip, error) {
 	comps, err := hdfs.Split(path)
 	if err != nil {
 		return nil, err
 	}
 	p := &iip{path: hdfs.JoinComponents(comps), comps: comps, nodes: make([]*dal.Inode, len(comps)+1)}
-	root, err := tx.GetInodeByID(ctx, dal.RootID, dal.LockNone)
-	if err != nil {
-		return nil, fmt.Errorf("read root directory: %w", err)
+	start := 0 // components before start are resolved (nodes[start] set)
+	if c := ns.rcache; c != nil && len(comps) > 0 {
+		ids := []int64{dal.RootID}
+		parent := dal.RootID
+		for _, name := range comps {
+			id, ok := c.get(parent, name)
+			if !ok {
+				break
+			}
+			ids = append(ids, id)
+			parent = id
+		}
+		if len(ids) > 1 {
+			rows, err := tx.GetInodesByIDs(ctx, ids, dal.LockNone)
+			if err != nil {
+				return nil, err
+			}
+			byID := make(map[int64]*dal.Inode, len(rows))
+			for _, in := range rows {
+				byID[in.ID] = in
+			}
+			root := byID[dal.RootID]
+			if root == nil {
+				return nil, fmt.Errorf("read root directory: %w", dal.ErrNotFound)
+			}
+			p.nodes[0] = root
+			for i := 1; i < len(ids); i++ {
+				prev, in := p.nodes[i-1], byID[ids[i]]
+				if !prev.IsDir || in == nil || in.ParentID != prev.ID || in.Name != comps[i-1] {
+					if prev.IsDir { // a non-directory ends the resolution anyway
+						c.evictKey(prev.ID, comps[i-1])
+						c.stale.Add(1)
+					}
+					break
+				}
+				p.nodes[i] = in
+				start = i
+			}
+			c.hits.Add(int64(start))
+		}
 	}
-	p.nodes[0] = root
-	cur := root
-	for i, c := range comps {
+	if p.nodes[0] == nil {
+		root, err := tx.GetInodeByID(ctx, dal.RootID, dal.LockNone)
+		if err != nil {
+			return nil, fmt.Errorf("read root directory: %w", err)
+		}
+		p.nodes[0] = root
+	}
+	cur := p.nodes[start]
+	for i := start; i < len(comps); i++ {
 		if !cur.IsDir {
 			break
 		}
+		c := comps[i]
 		in, err := tx.GetInode(ctx, cur.ID, c, dal.LockNone)
 		if errors.Is(err, dal.ErrNotFound) {
 			break
@@ -457,11 +521,19 @@ func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip,
 		if err != nil {
 			return nil, err
 		}
+		if ns.rcache != nil {
+			ns.rcache.misses.Add(1)
+			ns.rcache.put(cur.ID, c, in.ID)
+		}
 		p.nodes[i+1] = in
 		cur = in
 	}
 	return p, nil
 }
+
+// forget evicts inode id from the resolving cache: it is being deleted or
+// renamed. (Only a hint: a rolled-back transaction leaves a harmless miss.)
+func (ns *Namespace) forget(id int64) { ns.rcache.evictID(id) }
 
 // lockRef asks lockInodes to lock the inode at position pos of p.
 type lockRef struct {

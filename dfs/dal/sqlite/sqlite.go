@@ -31,6 +31,8 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"modernc.org/sqlite"
@@ -45,7 +47,8 @@ type Options struct {
 	// BusyTimeout is how long a statement waits for another process's lock
 	// before failing with SQLITE_BUSY (default 5 s).
 	BusyTimeout time.Duration
-	// Readers caps the read-only connections (default max(4, GOMAXPROCS)).
+	// Readers caps concurrent ReadTx (default max(4, GOMAXPROCS)); the
+	// read-only pool holds one connection more, for preparing statements.
 	Readers int
 	// Synchronous is SQLite's synchronous pragma: "FULL" (default: a commit
 	// survives power loss) or "NORMAL" (in WAL mode, the last commits may be
@@ -63,8 +66,16 @@ type Store struct {
 	path    string
 	writer  *sql.DB
 	readers *sql.DB
-	retry   dal.RetryPolicy
-	d       *sqlcore.Dialect
+	// stmts caches statements prepared on the readers (query text ->
+	// *sql.Stmt): database/sql prepares each once per reader connection and
+	// reuses it, so ReadTx's statements skip SQLite's parse and plan.
+	stmts  sync.Map
+	nstmts atomic.Int32
+	// readSlots bounds concurrent ReadTx to one connection less than the
+	// readers pool holds.
+	readSlots chan struct{}
+	retry     dal.RetryPolicy
+	d         *sqlcore.Dialect
 }
 
 var _ dal.Store = (*Store)(nil)
@@ -172,8 +183,12 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
 	}
-	readers.SetMaxOpenConns(o.Readers)
-	readers.SetMaxIdleConns(o.Readers)
+	// One connection more than ReadTx may hold at once (readSlots): a
+	// ReadTx that prepares a statement for the cache (Store.stmt) needs a
+	// second connection for a moment, and must not wait for one forever.
+	readers.SetMaxOpenConns(o.Readers + 1)
+	readers.SetMaxIdleConns(o.Readers + 1)
+	s.readSlots = make(chan struct{}, o.Readers)
 	s.readers = readers
 	return s, nil
 }
@@ -196,6 +211,10 @@ func (s *Store) Path() string { return s.path }
 // Close implements dal.Store.
 func (s *Store) Close() error {
 	var errR error
+	s.stmts.Range(func(_, v any) bool {
+		_ = v.(*sql.Stmt).Close()
+		return true
+	})
 	if s.readers != nil {
 		errR = s.readers.Close()
 	}
@@ -217,9 +236,41 @@ func (s *Store) Tx(ctx context.Context, fn func(dal.Tx) error) error {
 // ReadTx implements dal.Store: a deferred read-only transaction on a reader
 // connection, reading one WAL snapshot.
 func (s *Store) ReadTx(ctx context.Context, fn func(dal.Tx) error) error {
+	select {
+	case s.readSlots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.readSlots }()
 	return dal.Retry(ctx, s.retry, IsTransient, func() error {
-		return s.run(ctx, s.readers, &sql.TxOptions{ReadOnly: true}, func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+		return s.run(ctx, s.readers, &sql.TxOptions{ReadOnly: true}, func(c sqlcore.Conn) error {
+			return fn(sqlcore.NewTx(conn{tx: c.(conn).tx, s: s}, s.d))
+		})
 	})
+}
+
+// maxStmts bounds the reader statement cache (batched reads by id vary in
+// their number of placeholders).
+const maxStmts = 256
+
+// stmt returns q prepared on the readers, or nil when it cannot be cached.
+func (s *Store) stmt(ctx context.Context, q string) *sql.Stmt {
+	if v, ok := s.stmts.Load(q); ok {
+		return v.(*sql.Stmt)
+	}
+	if s.nstmts.Load() >= maxStmts {
+		return nil
+	}
+	st, err := s.readers.PrepareContext(ctx, q)
+	if err != nil {
+		return nil // the unprepared query reports the error
+	}
+	if v, loaded := s.stmts.LoadOrStore(q, st); loaded {
+		_ = st.Close()
+		return v.(*sql.Stmt)
+	}
+	s.nstmts.Add(1)
+	return st
 }
 
 // SchemaVersion implements dal.Store.
@@ -239,7 +290,7 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 	if err != nil {
 		return fmt.Errorf("sqlite: begin transaction: %w", err)
 	}
-	if err := fn(conn{tx}); err != nil {
+	if err := fn(conn{tx: tx}); err != nil {
 		_ = tx.Rollback()
 		return err
 	}
@@ -249,8 +300,12 @@ func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn fun
 	return nil
 }
 
-// conn adapts *sql.Tx to sqlcore.Conn.
-type conn struct{ tx *sql.Tx }
+// conn adapts *sql.Tx to sqlcore.Conn; s is set in ReadTx, whose queries
+// use the store's prepared statements.
+type conn struct {
+	tx *sql.Tx
+	s  *Store
+}
 
 func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	r, err := c.tx.ExecContext(ctx, q, args...)
@@ -261,7 +316,13 @@ func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 }
 
 func (c conn) Query(ctx context.Context, q string, args ...any) (sqlcore.Rows, error) {
-	r, err := c.tx.QueryContext(ctx, q, args...)
+	var r *sql.Rows
+	var err error
+	if st := c.prepared(ctx, q); st != nil {
+		r, err = st.QueryContext(ctx, args...)
+	} else {
+		r, err = c.tx.QueryContext(ctx, q, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +330,24 @@ func (c conn) Query(ctx context.Context, q string, args ...any) (sqlcore.Rows, e
 }
 
 func (c conn) QueryRow(ctx context.Context, q string, args ...any) sqlcore.Row {
+	if st := c.prepared(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return c.tx.QueryRowContext(ctx, q, args...)
+}
+
+// prepared returns q's cached statement bound to the transaction (nil
+// outside ReadTx). The bound statement closes with the transaction; the
+// connection keeps the prepared one.
+func (c conn) prepared(ctx context.Context, q string) *sql.Stmt {
+	if c.s == nil {
+		return nil
+	}
+	st := c.s.stmt(ctx, q)
+	if st == nil {
+		return nil
+	}
+	return c.tx.StmtContext(ctx, st)
 }
 
 // rows adapts *sql.Rows to sqlcore.Rows.
