@@ -13,15 +13,9 @@ import (
 // need, then apply fn and write the inode back unless fn reports no change.
 func (ns *Namespace) modify(ctx context.Context, op string, u hdfs.User, path string, need hdfs.Need, fn func(p *iip, in *dal.Inode) (bool, error)) error {
 	return ns.update(ctx, op, path, func(tx dal.Tx) error {
-		p, err := ns.resolve(ctx, tx, path)
+		p, _, err := ns.resolveExisting(ctx, tx, u, path, hdfs.Need{})
 		if err != nil {
 			return err
-		}
-		if err := ns.check(u, p, hdfs.Need{}); err != nil {
-			return err
-		}
-		if p.last() == nil {
-			return hdfs.FileNotFound(p.path)
 		}
 		if err := ns.lockInodes(ctx, tx, lockRef{p, len(p.nodes) - 1, dal.LockWrite}); err != nil {
 			return err

@@ -109,16 +109,9 @@ func (ns *Namespace) createAncestors(ctx context.Context, tx dal.Tx, u hdfs.User
 func (ns *Namespace) Stat(ctx context.Context, u hdfs.User, path string) (*FileStatus, error) {
 	var st *FileStatus
 	err := ns.view(ctx, "stat", path, func(tx dal.Tx) error {
-		p, err := ns.resolve(ctx, tx, path)
+		_, last, err := ns.resolveExisting(ctx, tx, u, path, hdfs.OpStat.Need())
 		if err != nil {
 			return err
-		}
-		if err := ns.check(u, p, hdfs.OpStat.Need()); err != nil {
-			return err
-		}
-		last := p.last()
-		if last == nil {
-			return hdfs.FileNotFound(p.path)
 		}
 		st, err = ns.statusWithChildren(ctx, tx, last)
 		return err
@@ -159,16 +152,9 @@ func (ns *Namespace) List(ctx context.Context, u hdfs.User, path, after string, 
 	}
 	var l *Listing
 	err := ns.view(ctx, "list", path, func(tx dal.Tx) error {
-		p, err := ns.resolve(ctx, tx, path)
+		p, last, err := ns.resolveExisting(ctx, tx, u, path, hdfs.Need{})
 		if err != nil {
 			return err
-		}
-		if err := ns.check(u, p, hdfs.Need{}); err != nil {
-			return err
-		}
-		last := p.last()
-		if last == nil {
-			return hdfs.FileNotFound(p.path)
 		}
 		if !last.IsDir {
 			l = &Listing{Entries: []*FileStatus{statusOf(last, 0)}}
@@ -699,16 +685,9 @@ func (ns *Namespace) ContentSummary(ctx context.Context, u hdfs.User, path strin
 	var cs *ContentSummary
 	err := ns.view(ctx, "content summary", path, func(tx dal.Tx) error {
 		cs = &ContentSummary{Quota: -1, SpaceQuota: -1}
-		p, err := ns.resolve(ctx, tx, path)
+		p, last, err := ns.resolveExisting(ctx, tx, u, path, hdfs.Need{})
 		if err != nil {
 			return err
-		}
-		if err := ns.check(u, p, hdfs.Need{}); err != nil {
-			return err
-		}
-		last := p.last()
-		if last == nil {
-			return hdfs.FileNotFound(p.path)
 		}
 		need := hdfs.OpContentSummary.Need()
 		return walk(ctx, tx, p.path, last, func(path string, in *dal.Inode, children []*dal.Inode) error {

@@ -627,16 +627,9 @@ type FileBlocks struct {
 func (ns *Namespace) BlockLocations(ctx context.Context, u hdfs.User, path string) (*FileBlocks, error) {
 	var fb *FileBlocks
 	err := ns.view(ctx, "block locations", path, func(tx dal.Tx) error {
-		p, err := ns.resolve(ctx, tx, path)
+		p, in, err := ns.resolveExisting(ctx, tx, u, path, hdfs.Need{})
 		if err != nil {
 			return err
-		}
-		if err := ns.check(u, p, hdfs.Need{}); err != nil {
-			return err
-		}
-		in := p.last()
-		if in == nil {
-			return hdfs.FileNotFound(p.path)
 		}
 		if in.IsDir {
 			return hdfs.ErrFileNotFound.New("Path is not a file: " + p.path)

@@ -454,6 +454,23 @@ func (ns *Namespace) check(u hdfs.User, p *iip, need hdfs.Need) error {
 // step by step. The result is the same rows step-by-step resolution would
 // read, since (parent id, name) is a unique key; the locking that follows
 // re-validates them as before. The components found are put in the cache.
+// resolveExisting resolves path, checks need (traverse at least) and
+// requires the path to exist: a missing one is a FileNotFoundException.
+func (ns *Namespace) resolveExisting(ctx context.Context, tx dal.Tx, u hdfs.User, path string, need hdfs.Need) (*iip, *dal.Inode, error) {
+	p, err := ns.resolve(ctx, tx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ns.check(u, p, need); err != nil {
+		return nil, nil, err
+	}
+	last := p.last()
+	if last == nil {
+		return nil, nil, hdfs.FileNotFound(p.path)
+	}
+	return p, last, nil
+}
+
 func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip, error) {
 	comps, err := hdfs.Split(path)
 	if err != nil {
