@@ -128,6 +128,16 @@ func (s *Store) Append(ctx context.Context, id, newGS uint64) (*Writer, error) {
 	return s.reopen(ctx, "append", id, newGS, -1)
 }
 
+// AppendAt is Append after cutting the replica back to at bytes (no more
+// than it has): an append pipeline's setup, which is then the same on a
+// replica that already got part of a failed attempt's data.
+func (s *Store) AppendAt(ctx context.Context, id, newGS uint64, at int64) (*Writer, error) {
+	if at < 0 {
+		return nil, blockErr("append", id, "", fmt.Errorf("%w: offset %d is negative", ErrInvalid, at))
+	}
+	return s.reopen(ctx, "append", id, newGS, at)
+}
+
 // Recover finalizes the replica of id at length bytes (no more than it
 // has) under the new generation stamp newGS: HDFS's
 // updateReplicaUnderRecovery, which a datanode runs when the namenode

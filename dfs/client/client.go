@@ -84,7 +84,15 @@ type Config struct {
 // Client talks to the namenodes and datanodes of one file system. It is
 // safe for concurrent use. Close it when done.
 type Client struct {
-	cfg   Config
+	cfg Config
+	sh  *shared
+	// view marks a Client made by As: Close leaves the shared state alone.
+	view bool
+}
+
+// shared is what a Client and the views As makes of it share: the
+// connections and the lease renewer.
+type shared struct {
 	conns []*grpc.ClientConn
 	nns   []dfspb.ClientProtocolClient
 	next  atomic.Uint32
@@ -94,6 +102,16 @@ type Client struct {
 	writers int                // open writers
 	stop    context.CancelFunc // stops the lease renewer; nil when none runs
 	wg      sync.WaitGroup
+}
+
+// As returns a view of c that calls as user: it shares c's connections,
+// client name (lease holder) and lease renewal, so it is cheap to make per
+// request (a gateway serving many users, such as a datanode's WebHDFS).
+// Closing the view does nothing; close c.
+func (c *Client) As(user string) *Client {
+	cfg := c.cfg
+	cfg.User = user
+	return &Client{cfg: cfg, sh: c.sh, view: true}
 }
 
 // New returns a Client for the namenodes of cfg. It does not connect
@@ -121,15 +139,15 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.DialOptions) == 0 {
 		cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
-	c := &Client{cfg: cfg, dn: datanode.NewClient(cfg.ClientName, cfg.DialOptions...)}
+	c := &Client{cfg: cfg, sh: &shared{dn: datanode.NewClient(cfg.ClientName, cfg.DialOptions...)}}
 	for _, addr := range cfg.Namenodes {
 		cc, err := grpc.NewClient(addr, cfg.DialOptions...)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("client: namenode %s: %w", addr, err)
 		}
-		c.conns = append(c.conns, cc)
-		c.nns = append(c.nns, dfspb.NewClientProtocolClient(cc))
+		c.sh.conns = append(c.sh.conns, cc)
+		c.sh.nns = append(c.sh.nns, dfspb.NewClientProtocolClient(cc))
 	}
 	return c, nil
 }
@@ -141,17 +159,20 @@ func (c *Client) ClientName() string { return c.cfg.ClientName }
 func (c *Client) User() string { return c.cfg.User }
 
 // Close stops the lease renewer and closes the connections. Writers still
-// open are not completed.
+// open are not completed. Closing a view made by As does nothing.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.stop != nil {
-		c.stop()
-		c.stop = nil
+	if c.view {
+		return nil
 	}
-	c.mu.Unlock()
-	c.wg.Wait()
-	errs := []error{c.dn.Close()}
-	for _, cc := range c.conns {
+	c.sh.mu.Lock()
+	if c.sh.stop != nil {
+		c.sh.stop()
+		c.sh.stop = nil
+	}
+	c.sh.mu.Unlock()
+	c.sh.wg.Wait()
+	errs := []error{c.sh.dn.Close()}
+	for _, cc := range c.sh.conns {
 		errs = append(errs, cc.Close())
 	}
 	return errors.Join(errs...)
@@ -161,13 +182,13 @@ func (c *Client) Close() error {
 // order and moving on while they answer UNAVAILABLE; the error is mapped
 // back to a dfs/hdfs exception.
 func call[T any](ctx context.Context, c *Client, fn func(ctx context.Context, nn dfspb.ClientProtocolClient) (T, error)) (T, error) {
-	start := int(c.next.Add(1) - 1)
+	start := int(c.sh.next.Add(1) - 1)
 	var (
 		res T
 		err error
 	)
-	for i := range c.nns {
-		res, err = fn(ctx, c.nns[(start+i)%len(c.nns)])
+	for i := range c.sh.nns {
+		res, err = fn(ctx, c.sh.nns[(start+i)%len(c.sh.nns)])
 		if err == nil || status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			break
 		}
@@ -310,17 +331,17 @@ func (c *Client) BlockLocations(ctx context.Context, path string) (*dfspb.GetBlo
 
 // writerOpened starts the lease renewer with the first open writer.
 func (c *Client) writerOpened() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.writers++
-	if c.stop != nil {
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	c.sh.writers++
+	if c.sh.stop != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c.stop = cancel
-	c.wg.Add(1)
+	c.sh.stop = cancel
+	c.sh.wg.Add(1)
 	go func() {
-		defer c.wg.Done()
+		defer c.sh.wg.Done()
 		t := time.NewTicker(c.cfg.LeaseRenewInterval)
 		defer t.Stop()
 		for {
@@ -340,11 +361,11 @@ func (c *Client) writerOpened() {
 
 // writerClosed stops the lease renewer with the last open writer.
 func (c *Client) writerClosed() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.writers--
-	if c.writers == 0 && c.stop != nil {
-		c.stop()
-		c.stop = nil
+	c.sh.mu.Lock()
+	defer c.sh.mu.Unlock()
+	c.sh.writers--
+	if c.sh.writers == 0 && c.sh.stop != nil {
+		c.sh.stop()
+		c.sh.stop = nil
 	}
 }

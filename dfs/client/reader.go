@@ -158,7 +158,7 @@ func (r *Reader) readBlock(b *dfspb.LocatedBlock, off int64, p []byte) error {
 	corrupt := false
 	for _, loc := range b.Locations {
 		for w.n < len(p) {
-			n, err := r.c.dn.ReadBlock(r.ctx, loc.DataAddr, blk, off+int64(w.n), int64(len(p)-w.n), w)
+			n, err := r.c.sh.dn.ReadBlock(r.ctx, loc.DataAddr, blk, off+int64(w.n), int64(len(p)-w.n), w)
 			if err == nil && n == 0 && w.n < len(p) {
 				err = fmt.Errorf("replica on %s ended early", loc.DataAddr)
 			}

@@ -195,12 +195,32 @@ func ackError(b Block, pipeline []string, ack *dfspb.PipelineAck) *PipelineError
 // fails is reported as a *PipelineError naming it; the replicas are then
 // left unfinalized (being written) on the nodes that had them.
 func (c *Client) WriteBlock(ctx context.Context, pipeline []string, b Block, r io.Reader) (int64, error) {
+	return c.writeBlock(ctx, pipeline, b, false, 0, r)
+}
+
+// AppendBlock appends to existing replicas of block b through pipeline
+// (their datanodes, in pipeline order): each datanode cuts its replica
+// back to at bytes, takes b's generation stamp (newer than the replica's,
+// from the namenode's Append or UpdatePipeline) and adds what r holds.
+// It returns the block's new length; failures are as WriteBlock's. Being
+// idempotent on the replicas' first at bytes, a failed append can be
+// retried on the surviving replicas under a newer generation stamp.
+func (c *Client) AppendBlock(ctx context.Context, pipeline []string, b Block, at int64, r io.Reader) (int64, error) {
+	if at < 0 {
+		return 0, fmt.Errorf("datanode: append to %s: %w: offset %d", b, blockstore.ErrInvalid, at)
+	}
+	return c.writeBlock(ctx, pipeline, b, true, at, r)
+}
+
+// writeBlock is WriteBlock and AppendBlock: packets start at offset at.
+func (c *Client) writeBlock(ctx context.Context, pipeline []string, b Block, appending bool, at int64, r io.Reader) (int64, error) {
 	if len(pipeline) == 0 {
 		return 0, fmt.Errorf("datanode: write %s: empty pipeline", b)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	h := &dfspb.WriteHeader{Block: b.ref(), Targets: pipeline[1:], ClientName: c.name, BytesPerChecksum: blockstore.DefaultBytesPerChecksum}
+	h := &dfspb.WriteHeader{Block: b.ref(), Targets: pipeline[1:], ClientName: c.name, BytesPerChecksum: blockstore.DefaultBytesPerChecksum,
+		Append: appending, AppendAt: at}
 	stream, ack, err := c.openWrite(ctx, pipeline[0], h)
 	if err != nil {
 		if ack != nil {
@@ -247,11 +267,14 @@ func (c *Client) WriteBlock(ctx context.Context, pipeline []string, b Block, r i
 	tab := crc32.MakeTable(crc32.Castagnoli)
 	buf := make([]byte, PacketSize)
 	crcs := make([]byte, 0, 4*(PacketSize/blockstore.DefaultBytesPerChecksum))
-	var off, seqno int64
+	off, seqno := at, int64(0)
 	send := func(data []byte, last bool) error {
 		crcs = crcs[:0]
-		for p := data; len(p) > 0; {
-			n := min(len(p), blockstore.DefaultBytesPerChecksum)
+		// Chunks follow the block's chunk boundaries: after an append at
+		// an unaligned offset the first one is the rest of a chunk.
+		for p, pos := data, off; len(p) > 0; {
+			n := min(len(p), blockstore.DefaultBytesPerChecksum-int(pos%blockstore.DefaultBytesPerChecksum))
+			pos += int64(n)
 			crcs = binary.BigEndian.AppendUint32(crcs, crc32.Checksum(p[:n], tab))
 			p = p[n:]
 		}

@@ -54,7 +54,12 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	if bpc := h.BytesPerChecksum; bpc != 0 && int(bpc) != d.bpc {
 		return fail(self, codes.InvalidArgument, fmt.Sprintf("datanode %s: write %s: %d bytes per checksum asked, this datanode writes %d", d.addr, b, bpc, d.bpc))
 	}
-	w, err := d.store.Create(ctx, b.ID, b.GenStamp)
+	var w *blockstore.Writer
+	if h.Append {
+		w, err = d.store.AppendAt(ctx, b.ID, b.GenStamp, h.AppendAt)
+	} else {
+		w, err = d.store.Create(ctx, b.ID, b.GenStamp)
+	}
 	if err != nil {
 		return fail(self, status.Code(toStatus(err)), fmt.Sprintf("datanode %s: %v", d.addr, err))
 	}
@@ -65,7 +70,8 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	defer dcancel()
 	replies := []dfspb.AckStatus{dfspb.AckStatus_SUCCESS}
 	if len(h.Targets) > 0 {
-		dh := &dfspb.WriteHeader{Block: h.Block, Targets: h.Targets[1:], ClientName: h.ClientName, BytesPerChecksum: h.BytesPerChecksum}
+		dh := &dfspb.WriteHeader{Block: h.Block, Targets: h.Targets[1:], ClientName: h.ClientName, BytesPerChecksum: h.BytesPerChecksum,
+			Append: h.Append, AppendAt: h.AppendAt}
 		var ack *dfspb.PipelineAck
 		down, ack, err = d.client.openWrite(dctx, h.Targets[0], dh)
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/kura-dev/kura/dfs/dal"
 	"github.com/kura-dev/kura/dfs/dnmanager"
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namespace"
@@ -124,7 +123,7 @@ func (s *clientRPC) Create(ctx context.Context, req *dfspb.CreateRequest) (*dfsp
 	st, err := s.ns.Create(ctx, s.user(req.User), req.Path, namespace.CreateOptions{
 		Perm: hdfs.FsPermission(req.Permission), Overwrite: req.Overwrite, CreateParent: req.CreateParent,
 		Replication: int16(req.Replication), BlockSize: req.BlockSize, ClientName: req.ClientName,
-		ClientMachine: peerHost(ctx),
+		ClientMachine: peerHost(ctx), Retry: req.Retry,
 	})
 	if err != nil {
 		return nil, rpcError(err)
@@ -133,21 +132,7 @@ func (s *clientRPC) Create(ctx context.Context, req *dfspb.CreateRequest) (*dfsp
 }
 
 func (s *clientRPC) AddBlock(ctx context.Context, req *dfspb.AddBlockRequest) (*dfspb.AddBlockResponse, error) {
-	// Exclusions may name data addresses: map them to storage ids.
-	var exclude []string
-	if len(req.Exclude) > 0 {
-		byAddr := map[string]string{}
-		for _, d := range s.dnm.Datanodes() {
-			byAddr[d.DataAddr] = d.StorageID
-		}
-		for _, e := range req.Exclude {
-			if sid, ok := byAddr[e]; ok {
-				e = sid
-			}
-			exclude = append(exclude, e)
-		}
-	}
-	lb, err := s.ns.AddBlock(ctx, req.Path, req.ClientName, req.PreviousLength, exclude)
+	lb, err := s.ns.AddBlock(ctx, req.Path, req.ClientName, req.PreviousLength, s.storageIDs(req.Exclude))
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -284,59 +269,79 @@ func peerHost(ctx context.Context) string {
 	return host
 }
 
-// AbandonBlock drops the last block of a file being written by the caller
-// when it is still under construction, with its replica rows (the
-// datanodes' partial replicas are then unknown blocks, deleted after their
-// next block report). It works on the DAL directly, in one transaction
-// that locks only the file's inode row, so it cannot deadlock with the
-// namespace's ordered path locks.
+// AbandonBlock drops the file's last block after a failed pipeline.
 func (s *clientRPC) AbandonBlock(ctx context.Context, req *dfspb.AbandonBlockRequest) (*dfspb.AbandonBlockResponse, error) {
 	if req.Block == nil {
 		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.New("abandon block " + req.Path + ": no block"))
 	}
-	st, err := s.ns.Stat(ctx, s.user(req.User), req.Path)
-	if err != nil {
-		return nil, rpcError(err)
-	}
-	blockID := int64(req.Block.Id)
-	err = s.ns.Store().Tx(ctx, func(tx dal.Tx) error {
-		in, err := tx.GetInodeByID(ctx, st.ID, dal.LockWrite)
-		if errors.Is(err, dal.ErrNotFound) {
-			return hdfs.FileNotFound(req.Path)
-		} else if err != nil {
-			return err
-		}
-		if !in.UnderConstruction || in.ClientName != req.ClientName {
-			return hdfs.ErrLeaseExpired.New("Client " + req.ClientName + " does not have any open files: " + req.Path)
-		}
-		blocks, err := tx.ListBlocks(ctx, in.ID)
-		if err != nil {
-			return err
-		}
-		if len(blocks) == 0 || blocks[len(blocks)-1].BlockID != blockID {
-			for _, b := range blocks {
-				if b.BlockID == blockID {
-					return hdfs.ErrIO.Errorf("abandon block blk_%d of %s: not the last block", blockID, req.Path)
-				}
-			}
-			return nil // already abandoned
-		}
-		if last := blocks[len(blocks)-1]; last.State != dal.BlockUnderConstruction {
-			return hdfs.ErrIO.Errorf("abandon block blk_%d of %s: no longer under construction", blockID, req.Path)
-		}
-		reps, err := tx.ListReplicas(ctx, in.ID, blockID)
-		if err != nil {
-			return err
-		}
-		for _, r := range reps {
-			if err := tx.RemoveReplica(ctx, in.ID, blockID, r.StorageID); err != nil {
-				return err
-			}
-		}
-		return tx.DeleteBlock(ctx, in.ID, blockID)
-	})
-	if err != nil {
+	if err := s.ns.AbandonBlock(ctx, req.Path, req.ClientName, int64(req.Block.Id)); err != nil {
 		return nil, rpcError(err)
 	}
 	return &dfspb.AbandonBlockResponse{}, nil
+}
+
+// Append reopens a closed file for its caller.
+func (s *clientRPC) Append(ctx context.Context, req *dfspb.AppendRequest) (*dfspb.AppendResponse, error) {
+	if req.ClientName == "" {
+		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.New("append " + req.Path + ": no client name"))
+	}
+	res, err := s.ns.Append(ctx, s.user(req.User), req.Path, req.ClientName, peerHost(ctx))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	resp := &dfspb.AppendResponse{Status: fileStatusPB(res.Status), LastBlockLength: res.LastLength}
+	if res.LastBlock != nil {
+		resp.LastBlock = s.locatedPB(res.LastBlock)
+	}
+	return resp, nil
+}
+
+// UpdatePipeline re-stamps the last block for the surviving replicas.
+func (s *clientRPC) UpdatePipeline(ctx context.Context, req *dfspb.UpdatePipelineRequest) (*dfspb.UpdatePipelineResponse, error) {
+	if req.Block == nil {
+		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.New("update pipeline " + req.Path + ": no block"))
+	}
+	lb, err := s.ns.UpdatePipeline(ctx, req.Path, req.ClientName, int64(req.Block.Id), s.storageIDs(req.Exclude))
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.UpdatePipelineResponse{Block: s.locatedPB(lb)}, nil
+}
+
+func (s *clientRPC) SetTimes(ctx context.Context, req *dfspb.SetTimesRequest) (*dfspb.SetTimesResponse, error) {
+	if err := s.ns.SetTimes(ctx, s.user(req.User), req.Path, req.Mtime, req.Atime); err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.SetTimesResponse{}, nil
+}
+
+func (s *clientRPC) GetFsStats(ctx context.Context, _ *dfspb.GetFsStatsRequest) (*dfspb.GetFsStatsResponse, error) {
+	st, err := s.ns.FsStats(ctx)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.GetFsStatsResponse{
+		Capacity: st.Capacity, Used: st.Used, Remaining: st.Remaining, Files: st.Files, Dirs: st.Dirs,
+		Blocks: st.Blocks, UnderConstruction: st.UnderConstruction, Length: st.Length,
+	}, nil
+}
+
+// storageIDs maps the data addresses among exclude to their datanodes'
+// storage ids, keeping the rest as they are.
+func (s *clientRPC) storageIDs(exclude []string) []string {
+	if len(exclude) == 0 {
+		return nil
+	}
+	byAddr := map[string]string{}
+	for _, d := range s.dnm.Datanodes() {
+		byAddr[d.DataAddr] = d.StorageID
+	}
+	out := make([]string, 0, len(exclude))
+	for _, e := range exclude {
+		if sid, ok := byAddr[e]; ok {
+			e = sid
+		}
+		out = append(out, e)
+	}
+	return out
 }

@@ -34,6 +34,11 @@ type CreateOptions struct {
 	ClientName string
 	// ClientMachine is the writer's host, for messages and placement.
 	ClientMachine string
+	// Retry marks a create sent again after the first attempt's outcome
+	// was lost (its namenode died before answering): a file that
+	// ClientName is writing and that has no block yet is then returned as
+	// created, where a first attempt gets AlreadyBeingCreatedException.
+	Retry bool
 }
 
 // LocatedBlock is a block with the datanode storages that hold (or are to
@@ -119,6 +124,16 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 		parent := p.parent()
 		now := ns.now()
 		if last != nil {
+			if last.UnderConstruction && o.Retry && last.ClientName == o.ClientName {
+				blocks, err := tx.ListBlocks(ctx, last.ID)
+				if err != nil {
+					return err
+				}
+				if len(blocks) == 0 {
+					st = statusOf(last, 0)
+					return nil
+				}
+			}
 			if last.UnderConstruction {
 				ok, err := ns.leaseRecoverable(ctx, tx, last, o.ClientName, now)
 				if err != nil {
@@ -252,6 +267,10 @@ type AppendResult struct {
 	// generation stamp for the client to continue; nil when the file is
 	// empty or its last block full (the client then calls AddBlock).
 	LastBlock *LocatedBlock
+	// LastLength is the length of the file's last block, full or not (0
+	// for an empty file): what the client's first AddBlock passes as the
+	// previous block's length.
+	LastLength int64
 }
 
 // Append opens the closed file path for writing by clientName
@@ -336,6 +355,7 @@ func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, 
 			return nil
 		}
 		lb := blocks[len(blocks)-1]
+		res.LastLength = lb.NumBytes
 		if lb.NumBytes >= in.BlockSize {
 			return nil
 		}

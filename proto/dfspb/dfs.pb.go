@@ -1195,8 +1195,15 @@ type WriteHeader struct {
 	// bytes_per_checksum is the chunk size of the packets' checksums
 	// (0: 512); the checksum is CRC32C.
 	BytesPerChecksum uint32 `protobuf:"varint,4,opt,name=bytes_per_checksum,json=bytesPerChecksum,proto3" json:"bytes_per_checksum,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// append reopens an existing replica instead of creating one (HDFS's
+	// PIPELINE_SETUP_APPEND and its recovery): each datanode cuts its
+	// replica back to append_at bytes (it must hold at least that many),
+	// takes block.genstamp (greater than the replica's) and the packets
+	// continue from offset append_at.
+	Append        bool  `protobuf:"varint,5,opt,name=append,proto3" json:"append,omitempty"`
+	AppendAt      int64 `protobuf:"varint,6,opt,name=append_at,json=appendAt,proto3" json:"append_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WriteHeader) Reset() {
@@ -1253,6 +1260,20 @@ func (x *WriteHeader) GetClientName() string {
 func (x *WriteHeader) GetBytesPerChecksum() uint32 {
 	if x != nil {
 		return x.BytesPerChecksum
+	}
+	return 0
+}
+
+func (x *WriteHeader) GetAppend() bool {
+	if x != nil {
+		return x.Append
+	}
+	return false
+}
+
+func (x *WriteHeader) GetAppendAt() int64 {
+	if x != nil {
+		return x.AppendAt
 	}
 	return 0
 }
@@ -2000,10 +2021,14 @@ type CreateRequest struct {
 	Overwrite    bool                   `protobuf:"varint,3,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
 	CreateParent bool                   `protobuf:"varint,4,opt,name=create_parent,json=createParent,proto3" json:"create_parent,omitempty"`
 	// replication and block_size: 0 for the namenode's defaults.
-	Replication   int32  `protobuf:"varint,5,opt,name=replication,proto3" json:"replication,omitempty"`
-	BlockSize     int64  `protobuf:"varint,6,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
-	ClientName    string `protobuf:"bytes,7,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
-	User          string `protobuf:"bytes,8,opt,name=user,proto3" json:"user,omitempty"`
+	Replication int32  `protobuf:"varint,5,opt,name=replication,proto3" json:"replication,omitempty"`
+	BlockSize   int64  `protobuf:"varint,6,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
+	ClientName  string `protobuf:"bytes,7,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	User        string `protobuf:"bytes,8,opt,name=user,proto3" json:"user,omitempty"`
+	// retry marks a request sent again after a namenode failed to answer
+	// (the first attempt may have created the file): a file this client is
+	// writing, with no blocks yet, is then returned as created.
+	Retry         bool `protobuf:"varint,9,opt,name=retry,proto3" json:"retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2092,6 +2117,13 @@ func (x *CreateRequest) GetUser() string {
 		return x.User
 	}
 	return ""
+}
+
+func (x *CreateRequest) GetRetry() bool {
+	if x != nil {
+		return x.Retry
+	}
+	return false
 }
 
 type CreateResponse struct {
@@ -3657,6 +3689,491 @@ func (x *GetContentSummaryResponse) GetSpaceQuota() int64 {
 	return 0
 }
 
+type AppendRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName    string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppendRequest) Reset() {
+	*x = AppendRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendRequest) ProtoMessage() {}
+
+func (x *AppendRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
+func (*AppendRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *AppendRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *AppendRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *AppendRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type AppendResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *FileStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// last_block is the partial last block, reopened (absent when the file
+	// is empty or its last block full); last_block_length is the length of
+	// the file's last block either way (0 when empty).
+	LastBlock       *LocatedBlock `protobuf:"bytes,2,opt,name=last_block,json=lastBlock,proto3" json:"last_block,omitempty"`
+	LastBlockLength int64         `protobuf:"varint,3,opt,name=last_block_length,json=lastBlockLength,proto3" json:"last_block_length,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AppendResponse) Reset() {
+	*x = AppendResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppendResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppendResponse) ProtoMessage() {}
+
+func (x *AppendResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
+func (*AppendResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *AppendResponse) GetStatus() *FileStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *AppendResponse) GetLastBlock() *LocatedBlock {
+	if x != nil {
+		return x.LastBlock
+	}
+	return nil
+}
+
+func (x *AppendResponse) GetLastBlockLength() int64 {
+	if x != nil {
+		return x.LastBlockLength
+	}
+	return 0
+}
+
+type UpdatePipelineRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Block      *BlockRef              `protobuf:"bytes,3,opt,name=block,proto3" json:"block,omitempty"`
+	// exclude lists the failed replicas, by storage id or data address.
+	Exclude       []string `protobuf:"bytes,4,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	User          string   `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePipelineRequest) Reset() {
+	*x = UpdatePipelineRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePipelineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePipelineRequest) ProtoMessage() {}
+
+func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePipelineRequest.ProtoReflect.Descriptor instead.
+func (*UpdatePipelineRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *UpdatePipelineRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *UpdatePipelineRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *UpdatePipelineRequest) GetBlock() *BlockRef {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *UpdatePipelineRequest) GetExclude() []string {
+	if x != nil {
+		return x.Exclude
+	}
+	return nil
+}
+
+func (x *UpdatePipelineRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type UpdatePipelineResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Block         *LocatedBlock          `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdatePipelineResponse) Reset() {
+	*x = UpdatePipelineResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdatePipelineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdatePipelineResponse) ProtoMessage() {}
+
+func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdatePipelineResponse.ProtoReflect.Descriptor instead.
+func (*UpdatePipelineResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *UpdatePipelineResponse) GetBlock() *LocatedBlock {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+type SetTimesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Path  string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// mtime and atime in milliseconds since the epoch; -1 leaves it unchanged.
+	Mtime         int64  `protobuf:"varint,2,opt,name=mtime,proto3" json:"mtime,omitempty"`
+	Atime         int64  `protobuf:"varint,3,opt,name=atime,proto3" json:"atime,omitempty"`
+	User          string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTimesRequest) Reset() {
+	*x = SetTimesRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTimesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTimesRequest) ProtoMessage() {}
+
+func (x *SetTimesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTimesRequest.ProtoReflect.Descriptor instead.
+func (*SetTimesRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *SetTimesRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *SetTimesRequest) GetMtime() int64 {
+	if x != nil {
+		return x.Mtime
+	}
+	return 0
+}
+
+func (x *SetTimesRequest) GetAtime() int64 {
+	if x != nil {
+		return x.Atime
+	}
+	return 0
+}
+
+func (x *SetTimesRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type SetTimesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetTimesResponse) Reset() {
+	*x = SetTimesResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetTimesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetTimesResponse) ProtoMessage() {}
+
+func (x *SetTimesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetTimesResponse.ProtoReflect.Descriptor instead.
+func (*SetTimesResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{62}
+}
+
+type GetFsStatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetFsStatsRequest) Reset() {
+	*x = GetFsStatsRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFsStatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFsStatsRequest) ProtoMessage() {}
+
+func (x *GetFsStatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFsStatsRequest.ProtoReflect.Descriptor instead.
+func (*GetFsStatsRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{63}
+}
+
+type GetFsStatsResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Capacity          int64                  `protobuf:"varint,1,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Used              int64                  `protobuf:"varint,2,opt,name=used,proto3" json:"used,omitempty"`
+	Remaining         int64                  `protobuf:"varint,3,opt,name=remaining,proto3" json:"remaining,omitempty"`
+	Files             int64                  `protobuf:"varint,4,opt,name=files,proto3" json:"files,omitempty"`
+	Dirs              int64                  `protobuf:"varint,5,opt,name=dirs,proto3" json:"dirs,omitempty"`
+	Blocks            int64                  `protobuf:"varint,6,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	UnderConstruction int64                  `protobuf:"varint,7,opt,name=under_construction,json=underConstruction,proto3" json:"under_construction,omitempty"`
+	Length            int64                  `protobuf:"varint,8,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *GetFsStatsResponse) Reset() {
+	*x = GetFsStatsResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetFsStatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetFsStatsResponse) ProtoMessage() {}
+
+func (x *GetFsStatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetFsStatsResponse.ProtoReflect.Descriptor instead.
+func (*GetFsStatsResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *GetFsStatsResponse) GetCapacity() int64 {
+	if x != nil {
+		return x.Capacity
+	}
+	return 0
+}
+
+func (x *GetFsStatsResponse) GetUsed() int64 {
+	if x != nil {
+		return x.Used
+	}
+	return 0
+}
+
+func (x *GetFsStatsResponse) GetRemaining() int64 {
+	if x != nil {
+		return x.Remaining
+	}
+	return 0
+}
+
+func (x *GetFsStatsResponse) GetFiles() int64 {
+	if x != nil {
+		return x.Files
+	}
+	return 0
+}
+
+func (x *GetFsStatsResponse) GetDirs() int64 {
+	if x != nil {
+		return x.Dirs
+	}
+	return 0
+}
+
+func (x *GetFsStatsResponse) GetBlocks() int64 {
+	if x != nil {
+		return x.Blocks
+	}
+	return 0
+}
+
+func (x *GetFsStatsResponse) GetUnderConstruction() int64 {
+	if x != nil {
+		return x.UnderConstruction
+	}
+	return 0
+}
+
+func (x *GetFsStatsResponse) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 var File_dfspb_dfs_proto protoreflect.FileDescriptor
 
 const file_dfspb_dfs_proto_rawDesc = "" +
@@ -3728,13 +4245,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\n" +
 	"storage_id\x18\x01 \x01(\tR\tstorageId\x12/\n" +
 	"\x06events\x18\x02 \x03(\v2\x17.kura.dfs.v1.BlockEventR\x06events\"\x17\n" +
-	"\x15BlockReceivedResponse\"\xa3\x01\n" +
+	"\x15BlockReceivedResponse\"\xd8\x01\n" +
 	"\vWriteHeader\x12+\n" +
 	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x18\n" +
 	"\atargets\x18\x02 \x03(\tR\atargets\x12\x1f\n" +
 	"\vclient_name\x18\x03 \x01(\tR\n" +
 	"clientName\x12,\n" +
-	"\x12bytes_per_checksum\x18\x04 \x01(\rR\x10bytesPerChecksum\"r\n" +
+	"\x12bytes_per_checksum\x18\x04 \x01(\rR\x10bytesPerChecksum\x12\x16\n" +
+	"\x06append\x18\x05 \x01(\bR\x06append\x12\x1b\n" +
+	"\tappend_at\x18\x06 \x01(\x03R\bappendAt\"r\n" +
 	"\x06Packet\x12\x14\n" +
 	"\x05seqno\x18\x01 \x01(\x03R\x05seqno\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
@@ -3794,7 +4313,7 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x16\n" +
 	"\x06length\x18\x03 \x01(\x03R\x06length\x123\n" +
-	"\tlocations\x18\x04 \x03(\v2\x15.kura.dfs.v1.LocationR\tlocations\"\xfc\x01\n" +
+	"\tlocations\x18\x04 \x03(\v2\x15.kura.dfs.v1.LocationR\tlocations\"\x92\x02\n" +
 	"\rCreateRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1e\n" +
 	"\n" +
@@ -3807,7 +4326,8 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"block_size\x18\x06 \x01(\x03R\tblockSize\x12\x1f\n" +
 	"\vclient_name\x18\a \x01(\tR\n" +
 	"clientName\x12\x12\n" +
-	"\x04user\x18\b \x01(\tR\x04user\"A\n" +
+	"\x04user\x18\b \x01(\tR\x04user\x12\x14\n" +
+	"\x05retry\x18\t \x01(\bR\x05retry\"A\n" +
 	"\x0eCreateResponse\x12/\n" +
 	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\"\x9d\x01\n" +
 	"\x0fAddBlockRequest\x12\x12\n" +
@@ -3913,7 +4433,42 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x0espace_consumed\x18\x04 \x01(\x03R\rspaceConsumed\x12\x14\n" +
 	"\x05quota\x18\x05 \x01(\x03R\x05quota\x12\x1f\n" +
 	"\vspace_quota\x18\x06 \x01(\x03R\n" +
-	"spaceQuota*E\n" +
+	"spaceQuota\"X\n" +
+	"\rAppendRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\xa7\x01\n" +
+	"\x0eAppendResponse\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\x128\n" +
+	"\n" +
+	"last_block\x18\x02 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\tlastBlock\x12*\n" +
+	"\x11last_block_length\x18\x03 \x01(\x03R\x0flastBlockLength\"\xa7\x01\n" +
+	"\x15UpdatePipelineRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12+\n" +
+	"\x05block\x18\x03 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x18\n" +
+	"\aexclude\x18\x04 \x03(\tR\aexclude\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\"I\n" +
+	"\x16UpdatePipelineResponse\x12/\n" +
+	"\x05block\x18\x01 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\x05block\"e\n" +
+	"\x0fSetTimesRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x14\n" +
+	"\x05mtime\x18\x02 \x01(\x03R\x05mtime\x12\x14\n" +
+	"\x05atime\x18\x03 \x01(\x03R\x05atime\x12\x12\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\"\x12\n" +
+	"\x10SetTimesResponse\"\x13\n" +
+	"\x11GetFsStatsRequest\"\xeb\x01\n" +
+	"\x12GetFsStatsResponse\x12\x1a\n" +
+	"\bcapacity\x18\x01 \x01(\x03R\bcapacity\x12\x12\n" +
+	"\x04used\x18\x02 \x01(\x03R\x04used\x12\x1c\n" +
+	"\tremaining\x18\x03 \x01(\x03R\tremaining\x12\x14\n" +
+	"\x05files\x18\x04 \x01(\x03R\x05files\x12\x12\n" +
+	"\x04dirs\x18\x05 \x01(\x03R\x04dirs\x12\x16\n" +
+	"\x06blocks\x18\x06 \x01(\x03R\x06blocks\x12-\n" +
+	"\x12under_construction\x18\a \x01(\x03R\x11underConstruction\x12\x16\n" +
+	"\x06length\x18\b \x01(\x03R\x06length*E\n" +
 	"\fReplicaState\x12\x1d\n" +
 	"\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tFINALIZED\x10\x01\x12\a\n" +
@@ -3936,7 +4491,7 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\fDataTransfer\x12J\n" +
 	"\n" +
 	"WriteBlock\x12\x1e.kura.dfs.v1.WriteBlockRequest\x1a\x18.kura.dfs.v1.PipelineAck(\x010\x01\x12L\n" +
-	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x012\xa5\t\n" +
+	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x012\xdb\v\n" +
 	"\x0eClientProtocol\x12A\n" +
 	"\x06Create\x12\x1a.kura.dfs.v1.CreateRequest\x1a\x1b.kura.dfs.v1.CreateResponse\x12G\n" +
 	"\bAddBlock\x12\x1c.kura.dfs.v1.AddBlockRequest\x1a\x1d.kura.dfs.v1.AddBlockResponse\x12S\n" +
@@ -3953,7 +4508,12 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\rSetPermission\x12!.kura.dfs.v1.SetPermissionRequest\x1a\".kura.dfs.v1.SetPermissionResponse\x12G\n" +
 	"\bSetOwner\x12\x1c.kura.dfs.v1.SetOwnerRequest\x1a\x1d.kura.dfs.v1.SetOwnerResponse\x12Y\n" +
 	"\x0eSetReplication\x12\".kura.dfs.v1.SetReplicationRequest\x1a#.kura.dfs.v1.SetReplicationResponse\x12b\n" +
-	"\x11GetContentSummary\x12%.kura.dfs.v1.GetContentSummaryRequest\x1a&.kura.dfs.v1.GetContentSummaryResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
+	"\x11GetContentSummary\x12%.kura.dfs.v1.GetContentSummaryRequest\x1a&.kura.dfs.v1.GetContentSummaryResponse\x12A\n" +
+	"\x06Append\x12\x1a.kura.dfs.v1.AppendRequest\x1a\x1b.kura.dfs.v1.AppendResponse\x12Y\n" +
+	"\x0eUpdatePipeline\x12\".kura.dfs.v1.UpdatePipelineRequest\x1a#.kura.dfs.v1.UpdatePipelineResponse\x12G\n" +
+	"\bSetTimes\x12\x1c.kura.dfs.v1.SetTimesRequest\x1a\x1d.kura.dfs.v1.SetTimesResponse\x12M\n" +
+	"\n" +
+	"GetFsStats\x12\x1e.kura.dfs.v1.GetFsStatsRequest\x1a\x1f.kura.dfs.v1.GetFsStatsResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
 
 var (
 	file_dfspb_dfs_proto_rawDescOnce sync.Once
@@ -3968,7 +4528,7 @@ func file_dfspb_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfspb_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
+var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_dfspb_dfs_proto_goTypes = []any{
 	(ReplicaState)(0),                 // 0: kura.dfs.v1.ReplicaState
 	(BlockEventKind)(0),               // 1: kura.dfs.v1.BlockEventKind
@@ -4030,6 +4590,14 @@ var file_dfspb_dfs_proto_goTypes = []any{
 	(*SetReplicationResponse)(nil),    // 57: kura.dfs.v1.SetReplicationResponse
 	(*GetContentSummaryRequest)(nil),  // 58: kura.dfs.v1.GetContentSummaryRequest
 	(*GetContentSummaryResponse)(nil), // 59: kura.dfs.v1.GetContentSummaryResponse
+	(*AppendRequest)(nil),             // 60: kura.dfs.v1.AppendRequest
+	(*AppendResponse)(nil),            // 61: kura.dfs.v1.AppendResponse
+	(*UpdatePipelineRequest)(nil),     // 62: kura.dfs.v1.UpdatePipelineRequest
+	(*UpdatePipelineResponse)(nil),    // 63: kura.dfs.v1.UpdatePipelineResponse
+	(*SetTimesRequest)(nil),           // 64: kura.dfs.v1.SetTimesRequest
+	(*SetTimesResponse)(nil),          // 65: kura.dfs.v1.SetTimesResponse
+	(*GetFsStatsRequest)(nil),         // 66: kura.dfs.v1.GetFsStatsRequest
+	(*GetFsStatsResponse)(nil),        // 67: kura.dfs.v1.GetFsStatsResponse
 }
 var file_dfspb_dfs_proto_depIdxs = []int32{
 	3,  // 0: kura.dfs.v1.RegisterRequest.datanode:type_name -> kura.dfs.v1.DatanodeInfo
@@ -4061,53 +4629,65 @@ var file_dfspb_dfs_proto_depIdxs = []int32{
 	29, // 26: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
 	27, // 27: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
 	27, // 28: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
-	4,  // 29: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
-	7,  // 30: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
-	15, // 31: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
-	18, // 32: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
-	22, // 33: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
-	24, // 34: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
-	30, // 35: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
-	32, // 36: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
-	34, // 37: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
-	36, // 38: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
-	38, // 39: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
-	40, // 40: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
-	42, // 41: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
-	44, // 42: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
-	46, // 43: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
-	48, // 44: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
-	50, // 45: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
-	52, // 46: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
-	54, // 47: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
-	56, // 48: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
-	58, // 49: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
-	5,  // 50: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
-	8,  // 51: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
-	16, // 52: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
-	19, // 53: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
-	23, // 54: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
-	26, // 55: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
-	31, // 56: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
-	33, // 57: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
-	35, // 58: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
-	37, // 59: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
-	39, // 60: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
-	41, // 61: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
-	43, // 62: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
-	45, // 63: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
-	47, // 64: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
-	49, // 65: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
-	51, // 66: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
-	53, // 67: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
-	55, // 68: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
-	57, // 69: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
-	59, // 70: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
-	50, // [50:71] is the sub-list for method output_type
-	29, // [29:50] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	27, // 29: kura.dfs.v1.AppendResponse.status:type_name -> kura.dfs.v1.FileStatus
+	29, // 30: kura.dfs.v1.AppendResponse.last_block:type_name -> kura.dfs.v1.LocatedBlock
+	13, // 31: kura.dfs.v1.UpdatePipelineRequest.block:type_name -> kura.dfs.v1.BlockRef
+	29, // 32: kura.dfs.v1.UpdatePipelineResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	4,  // 33: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
+	7,  // 34: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
+	15, // 35: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
+	18, // 36: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
+	22, // 37: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
+	24, // 38: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
+	30, // 39: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
+	32, // 40: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
+	34, // 41: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
+	36, // 42: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
+	38, // 43: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
+	40, // 44: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
+	42, // 45: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
+	44, // 46: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
+	46, // 47: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
+	48, // 48: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
+	50, // 49: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
+	52, // 50: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
+	54, // 51: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
+	56, // 52: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
+	58, // 53: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
+	60, // 54: kura.dfs.v1.ClientProtocol.Append:input_type -> kura.dfs.v1.AppendRequest
+	62, // 55: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
+	64, // 56: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
+	66, // 57: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
+	5,  // 58: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
+	8,  // 59: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
+	16, // 60: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
+	19, // 61: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
+	23, // 62: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
+	26, // 63: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
+	31, // 64: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
+	33, // 65: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
+	35, // 66: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
+	37, // 67: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
+	39, // 68: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
+	41, // 69: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
+	43, // 70: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
+	45, // 71: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
+	47, // 72: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
+	49, // 73: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
+	51, // 74: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
+	53, // 75: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
+	55, // 76: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
+	57, // 77: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
+	59, // 78: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
+	61, // 79: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
+	63, // 80: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
+	65, // 81: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
+	67, // 82: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
+	58, // [58:83] is the sub-list for method output_type
+	33, // [33:58] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_dfspb_dfs_proto_init() }
@@ -4134,7 +4714,7 @@ func file_dfspb_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfspb_dfs_proto_rawDesc), len(file_dfspb_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   57,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -442,6 +442,10 @@ const (
 	ClientProtocol_SetOwner_FullMethodName          = "/kura.dfs.v1.ClientProtocol/SetOwner"
 	ClientProtocol_SetReplication_FullMethodName    = "/kura.dfs.v1.ClientProtocol/SetReplication"
 	ClientProtocol_GetContentSummary_FullMethodName = "/kura.dfs.v1.ClientProtocol/GetContentSummary"
+	ClientProtocol_Append_FullMethodName            = "/kura.dfs.v1.ClientProtocol/Append"
+	ClientProtocol_UpdatePipeline_FullMethodName    = "/kura.dfs.v1.ClientProtocol/UpdatePipeline"
+	ClientProtocol_SetTimes_FullMethodName          = "/kura.dfs.v1.ClientProtocol/SetTimes"
+	ClientProtocol_GetFsStats_FullMethodName        = "/kura.dfs.v1.ClientProtocol/GetFsStats"
 )
 
 // ClientProtocolClient is the client API for ClientProtocol service.
@@ -491,6 +495,19 @@ type ClientProtocolClient interface {
 	SetOwner(ctx context.Context, in *SetOwnerRequest, opts ...grpc.CallOption) (*SetOwnerResponse, error)
 	SetReplication(ctx context.Context, in *SetReplicationRequest, opts ...grpc.CallOption) (*SetReplicationResponse, error)
 	GetContentSummary(ctx context.Context, in *GetContentSummaryRequest, opts ...grpc.CallOption) (*GetContentSummaryResponse, error)
+	// Append opens a closed file for writing more at its end; a partial last
+	// block comes back reopened under a new generation stamp, to be appended
+	// to through an append pipeline of its replicas.
+	Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error)
+	// UpdatePipeline gives the file's last block, under construction, a new
+	// generation stamp and drops the excluded replicas (HDFS's
+	// updateBlockForPipeline + updatePipeline): the client then resumes the
+	// append on the surviving replicas, whose stale copies the old stamp
+	// marks.
+	UpdatePipeline(ctx context.Context, in *UpdatePipelineRequest, opts ...grpc.CallOption) (*UpdatePipelineResponse, error)
+	SetTimes(ctx context.Context, in *SetTimesRequest, opts ...grpc.CallOption) (*SetTimesResponse, error)
+	// GetFsStats returns the file system's counts and raw capacity (df).
+	GetFsStats(ctx context.Context, in *GetFsStatsRequest, opts ...grpc.CallOption) (*GetFsStatsResponse, error)
 }
 
 type clientProtocolClient struct {
@@ -651,6 +668,46 @@ func (c *clientProtocolClient) GetContentSummary(ctx context.Context, in *GetCon
 	return out, nil
 }
 
+func (c *clientProtocolClient) Append(ctx context.Context, in *AppendRequest, opts ...grpc.CallOption) (*AppendResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AppendResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_Append_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) UpdatePipeline(ctx context.Context, in *UpdatePipelineRequest, opts ...grpc.CallOption) (*UpdatePipelineResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdatePipelineResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_UpdatePipeline_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) SetTimes(ctx context.Context, in *SetTimesRequest, opts ...grpc.CallOption) (*SetTimesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetTimesResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_SetTimes_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clientProtocolClient) GetFsStats(ctx context.Context, in *GetFsStatsRequest, opts ...grpc.CallOption) (*GetFsStatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetFsStatsResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_GetFsStats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClientProtocolServer is the server API for ClientProtocol service.
 // All implementations must embed UnimplementedClientProtocolServer
 // for forward compatibility.
@@ -698,6 +755,19 @@ type ClientProtocolServer interface {
 	SetOwner(context.Context, *SetOwnerRequest) (*SetOwnerResponse, error)
 	SetReplication(context.Context, *SetReplicationRequest) (*SetReplicationResponse, error)
 	GetContentSummary(context.Context, *GetContentSummaryRequest) (*GetContentSummaryResponse, error)
+	// Append opens a closed file for writing more at its end; a partial last
+	// block comes back reopened under a new generation stamp, to be appended
+	// to through an append pipeline of its replicas.
+	Append(context.Context, *AppendRequest) (*AppendResponse, error)
+	// UpdatePipeline gives the file's last block, under construction, a new
+	// generation stamp and drops the excluded replicas (HDFS's
+	// updateBlockForPipeline + updatePipeline): the client then resumes the
+	// append on the surviving replicas, whose stale copies the old stamp
+	// marks.
+	UpdatePipeline(context.Context, *UpdatePipelineRequest) (*UpdatePipelineResponse, error)
+	SetTimes(context.Context, *SetTimesRequest) (*SetTimesResponse, error)
+	// GetFsStats returns the file system's counts and raw capacity (df).
+	GetFsStats(context.Context, *GetFsStatsRequest) (*GetFsStatsResponse, error)
 	mustEmbedUnimplementedClientProtocolServer()
 }
 
@@ -752,6 +822,18 @@ func (UnimplementedClientProtocolServer) SetReplication(context.Context, *SetRep
 }
 func (UnimplementedClientProtocolServer) GetContentSummary(context.Context, *GetContentSummaryRequest) (*GetContentSummaryResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetContentSummary not implemented")
+}
+func (UnimplementedClientProtocolServer) Append(context.Context, *AppendRequest) (*AppendResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Append not implemented")
+}
+func (UnimplementedClientProtocolServer) UpdatePipeline(context.Context, *UpdatePipelineRequest) (*UpdatePipelineResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdatePipeline not implemented")
+}
+func (UnimplementedClientProtocolServer) SetTimes(context.Context, *SetTimesRequest) (*SetTimesResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method SetTimes not implemented")
+}
+func (UnimplementedClientProtocolServer) GetFsStats(context.Context, *GetFsStatsRequest) (*GetFsStatsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetFsStats not implemented")
 }
 func (UnimplementedClientProtocolServer) mustEmbedUnimplementedClientProtocolServer() {}
 func (UnimplementedClientProtocolServer) testEmbeddedByValue()                        {}
@@ -1044,6 +1126,78 @@ func _ClientProtocol_GetContentSummary_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClientProtocol_Append_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AppendRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).Append(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_Append_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).Append(ctx, req.(*AppendRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_UpdatePipeline_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdatePipelineRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).UpdatePipeline(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_UpdatePipeline_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).UpdatePipeline(ctx, req.(*UpdatePipelineRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_SetTimes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetTimesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).SetTimes(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_SetTimes_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).SetTimes(ctx, req.(*SetTimesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClientProtocol_GetFsStats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetFsStatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).GetFsStats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_GetFsStats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).GetFsStats(ctx, req.(*GetFsStatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClientProtocol_ServiceDesc is the grpc.ServiceDesc for ClientProtocol service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1110,6 +1264,22 @@ var ClientProtocol_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetContentSummary",
 			Handler:    _ClientProtocol_GetContentSummary_Handler,
+		},
+		{
+			MethodName: "Append",
+			Handler:    _ClientProtocol_Append_Handler,
+		},
+		{
+			MethodName: "UpdatePipeline",
+			Handler:    _ClientProtocol_UpdatePipeline_Handler,
+		},
+		{
+			MethodName: "SetTimes",
+			Handler:    _ClientProtocol_SetTimes_Handler,
+		},
+		{
+			MethodName: "GetFsStats",
+			Handler:    _ClientProtocol_GetFsStats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,300 @@
+package namenode_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/kura-dev/kura/dfs/client"
+	"github.com/kura-dev/kura/dfs/datanode"
+	"github.com/kura-dev/kura/dfs/dnmanager"
+	"github.com/kura-dev/kura/dfs/hdfs"
+	"github.com/kura-dev/kura/dfs/namenode"
+	"github.com/kura-dev/kura/proto/dfspb"
+)
+
+// cluster is an in-process namenode with datanodes, for client tests.
+type cluster struct {
+	nn  *namenode.Namenode
+	dns []*datanode.Datanode
+}
+
+func startCluster(t *testing.T, ctx context.Context, datanodes int) *cluster {
+	t.Helper()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n, err := namenode.Start(ctx, namenode.Config{
+		MetaURL:   "sqlite://" + filepath.Join(t.TempDir(), "meta.db"),
+		HTTPAddr:  "127.0.0.1:0",
+		RPCAddr:   "127.0.0.1:0",
+		Datanodes: dnmanager.Config{HeartbeatInterval: 50 * time.Millisecond, DeadIntervals: 200},
+		Logger:    quiet,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	cl := &cluster{nn: n}
+	for range datanodes {
+		d, err := datanode.Start(ctx, datanode.Config{
+			DataDir: t.TempDir(), DataAddr: "127.0.0.1:0", Namenodes: []string{n.RPCAddr()},
+			HeartbeatInterval: 50 * time.Millisecond, Logger: quiet,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		cl.dns = append(cl.dns, d)
+	}
+	waitFor(t, "datanodes", func() bool { return n.Manager().LiveCount() == datanodes })
+	return cl
+}
+
+func appendTo(t *testing.T, ctx context.Context, c *client.Client, path string, data []byte) {
+	t.Helper()
+	w, err := c.Append(ctx, path)
+	if err != nil {
+		t.Fatalf("append to %s: %v", path, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		t.Fatalf("append to %s: write: %v", path, err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("append to %s: close: %v", path, err)
+	}
+}
+
+func readAll(t *testing.T, ctx context.Context, c *client.Client, path string) []byte {
+	t.Helper()
+	r, err := c.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return got
+}
+
+// checkStamps checks that every replica of path's blocks that a datanode
+// holds carries the block's generation stamp and length.
+func (cl *cluster) checkStamps(t *testing.T, ctx context.Context, c *client.Client, path string) {
+	t.Helper()
+	locs, err := c.BlockLocations(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range locs.Blocks {
+		for _, d := range cl.dns {
+			bi, err := d.Store().Stat(b.Block.Id)
+			if err != nil {
+				continue
+			}
+			if bi.GenStamp != b.Block.Genstamp || bi.Length != b.Length {
+				t.Errorf("%s: blk_%d on %s: stamp %d length %d, the namenode has %d and %d",
+					path, b.Block.Id, d.Addr(), bi.GenStamp, bi.Length, b.Block.Genstamp, b.Length)
+			}
+		}
+	}
+}
+
+// TestAppend appends to files in place: to a partial last block at an
+// offset inside a checksum chunk, across a block boundary, to a full last
+// block, to an empty file, with nothing written (the replicas still take
+// the new generation stamp), and with a datanode of the append pipeline
+// gone (the append goes on on the others under a new stamp).
+func TestAppend(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := startCluster(t, ctx, 3)
+	c, err := client.New(client.Config{Namenodes: []string{cl.nn.RPCAddr()}, User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rnd := rand.New(rand.NewPCG(1, 2))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rnd.Uint32())
+		}
+		return b
+	}
+	const bs = 1 << 20
+	create := func(path string, data []byte) {
+		w, err := c.Create(ctx, path, client.CreateOptions{Replication: 3, BlockSize: bs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	want := random(bs + bs/2 + 7)
+	create("/f", want)
+	for _, n := range []int{1000, 0, bs/2 - 1000 - 7, 10, bs + 3} {
+		more := random(n)
+		appendTo(t, ctx, c, "/f", more)
+		want = append(want, more...)
+		if got := readAll(t, ctx, c, "/f"); !bytes.Equal(got, want) {
+			t.Fatalf("after appending %d bytes: read %d bytes, want %d equal ones", n, len(got), len(want))
+		}
+		cl.checkStamps(t, ctx, c, "/f")
+	}
+	st, err := c.Stat(ctx, "/f")
+	if err != nil || st.Length != int64(len(want)) || st.UnderConstruction {
+		t.Fatalf("stat after appends: %+v %v, want length %d, closed", st, err, len(want))
+	}
+
+	// An empty file.
+	create("/empty", nil)
+	appendTo(t, ctx, c, "/empty", []byte("hello"))
+	if got := readAll(t, ctx, c, "/empty"); string(got) != "hello" {
+		t.Fatalf("append to an empty file: %q", got)
+	}
+
+	// A datanode of the append pipeline is gone.
+	want2 := random(bs / 3)
+	create("/g", want2)
+	cl.dns[1].Close()
+	more := random(bs / 2)
+	appendTo(t, ctx, c, "/g", more)
+	want2 = append(want2, more...)
+	if got := readAll(t, ctx, c, "/g"); !bytes.Equal(got, want2) {
+		t.Fatalf("append with a dead datanode: read %d bytes, want %d equal ones", len(got), len(want2))
+	}
+	locs, err := c.BlockLocations(ctx, "/g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range locs.Blocks[0].Locations {
+		if l.DataAddr == cl.dns[1].Addr() {
+			t.Errorf("the dead datanode %s still holds the appended block", l.DataAddr)
+		}
+	}
+	cl.checkStamps(t, ctx, c, "/g")
+
+	// Errors.
+	if _, err := c.Append(ctx, "/missing"); !errors.Is(err, hdfs.ErrFileNotFound) {
+		t.Errorf("append to /missing: %v", err)
+	}
+	w, err := c.Append(ctx, "/g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Append(ctx, "/g"); !errors.Is(err, hdfs.ErrAlreadyBeingCreated) {
+		t.Errorf("second append while one is open: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestClientCalls covers the metadata calls beyond reads and writes, a
+// view acting as another user, and a create retried after a lost answer.
+func TestClientCalls(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := startCluster(t, ctx, 1)
+	c, err := client.New(client.Config{Namenodes: []string{cl.nn.RPCAddr()}, User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mkdirs(ctx, "/home/alice", 0o755, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetOwner(ctx, "/home/alice", "alice", "staff"); err != nil {
+		t.Fatal(err)
+	}
+	alice := c.As("alice")
+	if alice.User() != "alice" || alice.ClientName() != c.ClientName() {
+		t.Errorf("view: user %q client %q", alice.User(), alice.ClientName())
+	}
+	w, err := alice.Create(ctx, "/home/alice/f", client.CreateOptions{Replication: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("abc"))
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Stat(ctx, "/home/alice/f")
+	if err != nil || st.Owner != "alice" || st.Group != "staff" || st.Length != 3 {
+		t.Fatalf("file created through the view: %+v %v", st, err)
+	}
+	if _, err := alice.Create(ctx, "/x", client.CreateOptions{}); !errors.Is(err, hdfs.ErrAccessControl) {
+		t.Errorf("alice's create in /: %v", err)
+	}
+
+	if err := alice.SetPermission(ctx, "/home/alice/f", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mtime := time.UnixMilli(1_700_000_000_000)
+	if err := alice.SetTimes(ctx, "/home/alice/f", mtime, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := c.SetReplication(ctx, "/home/alice/f", 2); err != nil || !ok {
+		t.Fatalf("set replication: %v %v", ok, err)
+	}
+	if ok, err := c.SetReplication(ctx, "/home/alice", 2); err != nil || ok {
+		t.Fatalf("set replication of a directory: %v %v, want false", ok, err)
+	}
+	st, err = c.Stat(ctx, "/home/alice/f")
+	if err != nil || st.Permission != 0o600 || !st.ModTime.Equal(mtime) || st.Replication != 2 {
+		t.Fatalf("after chmod, touch, setrep: %+v %v", st, err)
+	}
+	if err := c.As("bob").SetPermission(ctx, "/home/alice/f", 0o777); !errors.Is(err, hdfs.ErrAccessControl) {
+		t.Errorf("bob's chmod: %v", err)
+	}
+	cs, err := c.ContentSummary(ctx, "/home")
+	if err != nil || cs.DirectoryCount != 2 || cs.FileCount != 1 || cs.Length != 3 || cs.SpaceConsumed != 6 {
+		t.Fatalf("content summary: %+v %v", cs, err)
+	}
+	fs, err := c.FsStats(ctx)
+	if err != nil || fs.Files != 1 || fs.Dirs != 3 || fs.Capacity <= 0 || fs.Remaining <= 0 {
+		t.Fatalf("fs stats: %+v %v", fs, err)
+	}
+
+	// A create sent again (its first answer lost) returns the file the
+	// first attempt created; a plain second create is refused.
+	cc, err := grpc.NewClient(cl.nn.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	pc := dfspb.NewClientProtocolClient(cc)
+	req := &dfspb.CreateRequest{Path: "/r", Permission: 0o644, ClientName: "retrier", User: "root"}
+	first, err := pc.Create(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.Create(ctx, req); err == nil {
+		t.Error("a second create by the same client succeeded")
+	}
+	req.Retry = true
+	again, err := pc.Create(ctx, req)
+	if err != nil || again.Status.FileId != first.Status.FileId {
+		t.Fatalf("retried create: %v %v, want file %d", again, err, first.Status.FileId)
+	}
+	req.ClientName = "other"
+	if _, err := pc.Create(ctx, req); err == nil {
+		t.Error("another client's retried create succeeded")
+	}
+}
