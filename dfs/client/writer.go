@@ -37,6 +37,9 @@ type Writer struct {
 	status *FileStatus
 	buf    []byte // the current block's bytes (after base)
 	prev   int64  // length of the block written before, 0 before the first
+	// prevID is the block written before (0 before the first): named in
+	// AddBlock and Complete so that their retries are recognized.
+	prevID uint64
 	closed bool
 	err    error // sticky
 
@@ -95,7 +98,7 @@ func (c *Client) Append(ctx context.Context, path string) (*Writer, error) {
 	if st == nil || st.BlockSize <= 0 {
 		return nil, fmt.Errorf("client: append %s: namenode returned no block size", path)
 	}
-	w := &Writer{c: c, ctx: ctx, path: path, status: st, prev: resp.LastBlockLength, reopened: resp.LastBlock}
+	w := &Writer{c: c, ctx: ctx, path: path, status: st, prev: resp.LastBlockLength, prevID: resp.LastBlockId, reopened: resp.LastBlock}
 	if lb := resp.LastBlock; lb != nil {
 		w.base = lb.Length
 		if w.base >= st.BlockSize {
@@ -147,6 +150,7 @@ func (w *Writer) flushBlock() error {
 		resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.AddBlockResponse, error) {
 			return nn.AddBlock(ctx, &dfspb.AddBlockRequest{
 				Path: w.path, ClientName: w.c.cfg.ClientName, PreviousLength: w.prev, Exclude: exclude, User: w.c.cfg.User,
+				Previous: &dfspb.BlockRef{Id: w.prevID},
 			})
 		})
 		if err != nil {
@@ -163,7 +167,7 @@ func (w *Writer) flushBlock() error {
 		b := datanode.Block{ID: lb.Block.Id, GenStamp: lb.Block.Genstamp}
 		_, err = w.c.sh.dn.WriteBlock(w.ctx, pipeline, b, bytes.NewReader(w.buf))
 		if err == nil {
-			w.prev = int64(len(w.buf))
+			w.prev, w.prevID = int64(len(w.buf)), lb.Block.Id
 			w.buf = w.buf[:0]
 			return nil
 		}
@@ -207,7 +211,7 @@ func (w *Writer) flushAppend() error {
 		b := datanode.Block{ID: lb.Block.Id, GenStamp: lb.Block.Genstamp}
 		n, err := w.c.sh.dn.AppendBlock(w.ctx, pipeline, b, w.base, bytes.NewReader(w.buf))
 		if err == nil {
-			w.prev = n
+			w.prev, w.prevID = n, lb.Block.Id
 			w.buf, w.base, w.reopened = w.buf[:0], 0, nil
 			return nil
 		}
@@ -257,7 +261,8 @@ func (w *Writer) Close() error {
 	delay := 20 * time.Millisecond
 	for {
 		resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.CompleteResponse, error) {
-			return nn.Complete(ctx, &dfspb.CompleteRequest{Path: w.path, ClientName: w.c.cfg.ClientName, LastLength: w.prev, User: w.c.cfg.User})
+			return nn.Complete(ctx, &dfspb.CompleteRequest{Path: w.path, ClientName: w.c.cfg.ClientName, LastLength: w.prev, User: w.c.cfg.User,
+				Last: &dfspb.BlockRef{Id: w.prevID}})
 		})
 		if err != nil {
 			w.err = fmt.Errorf("client: complete %s: %w", w.path, err)

@@ -132,7 +132,11 @@ func (s *clientRPC) Create(ctx context.Context, req *dfspb.CreateRequest) (*dfsp
 }
 
 func (s *clientRPC) AddBlock(ctx context.Context, req *dfspb.AddBlockRequest) (*dfspb.AddBlockResponse, error) {
-	lb, err := s.ns.AddBlock(ctx, req.Path, req.ClientName, req.PreviousLength, s.storageIDs(req.Exclude))
+	previous := int64(-1)
+	if req.Previous != nil {
+		previous = int64(req.Previous.Id)
+	}
+	lb, err := s.ns.AddBlockAfter(ctx, req.Path, req.ClientName, previous, req.PreviousLength, s.storageIDs(req.Exclude))
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -140,7 +144,11 @@ func (s *clientRPC) AddBlock(ctx context.Context, req *dfspb.AddBlockRequest) (*
 }
 
 func (s *clientRPC) Complete(ctx context.Context, req *dfspb.CompleteRequest) (*dfspb.CompleteResponse, error) {
-	done, err := s.ns.Complete(ctx, req.Path, req.ClientName, req.LastLength)
+	last := int64(-1)
+	if req.Last != nil {
+		last = int64(req.Last.Id)
+	}
+	done, err := s.ns.CompleteAfter(ctx, req.Path, req.ClientName, last, req.LastLength)
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -289,7 +297,7 @@ func (s *clientRPC) Append(ctx context.Context, req *dfspb.AppendRequest) (*dfsp
 	if err != nil {
 		return nil, rpcError(err)
 	}
-	resp := &dfspb.AppendResponse{Status: fileStatusPB(res.Status), LastBlockLength: res.LastLength}
+	resp := &dfspb.AppendResponse{Status: fileStatusPB(res.Status), LastBlockLength: res.LastLength, LastBlockId: uint64(res.LastBlockID)}
 	if res.LastBlock != nil {
 		resp.LastBlock = s.locatedPB(res.LastBlock)
 	}

@@ -271,6 +271,9 @@ type AppendResult struct {
 	// for an empty file): what the client's first AddBlock passes as the
 	// previous block's length.
 	LastLength int64
+	// LastBlockID is the id of the file's last block (0 for an empty file):
+	// the previous block of the client's first AddBlockAfter.
+	LastBlockID int64
 }
 
 // Append opens the closed file path for writing by clientName
@@ -355,7 +358,7 @@ func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, 
 			return nil
 		}
 		lb := blocks[len(blocks)-1]
-		res.LastLength = lb.NumBytes
+		res.LastLength, res.LastBlockID = lb.NumBytes, lb.BlockID
 		if lb.NumBytes >= in.BlockSize {
 			return nil
 		}
@@ -426,6 +429,18 @@ func (ns *Namespace) checkLease(ctx context.Context, tx dal.Tx, path, holder str
 // their minimum replication (NotReplicatedYetException); Complete checks
 // all blocks.
 func (ns *Namespace) AddBlock(ctx context.Context, path, clientName string, previousLength int64, exclude []string) (*LocatedBlock, error) {
+	return ns.AddBlockAfter(ctx, path, clientName, -1, previousLength, exclude)
+}
+
+// AddBlockAfter is AddBlock for a client that names the block it wrote
+// last, previous (0: none yet; -1: not known, which is AddBlock), so that a
+// call sent again after its answer was lost is recognized as HDFS's
+// FSNamesystem does: when the file's last block is still being allocated
+// (under construction) right after previous, it is that call's block,
+// returned again instead of a second one allocated after it. A previous
+// block that is neither the file's last block nor the one before is an
+// IOException.
+func (ns *Namespace) AddBlockAfter(ctx context.Context, path, clientName string, previous, previousLength int64, exclude []string) (*LocatedBlock, error) {
 	if ns.cfg.Placement == nil {
 		return nil, wrapErr("add block", path, hdfs.ErrIO.New("no block placement: the namespace has no datanodes"))
 	}
@@ -438,6 +453,13 @@ func (ns *Namespace) AddBlock(ctx context.Context, path, clientName string, prev
 		blocks, err := tx.ListBlocks(ctx, in.ID)
 		if err != nil {
 			return err
+		}
+		if previous >= 0 {
+			retried, err := ns.retriedAddBlock(ctx, tx, p.path, in, blocks, previous)
+			if err != nil || retried != nil {
+				lb = retried
+				return err
+			}
 		}
 		var prev *dal.Block
 		if len(blocks) > 0 {
@@ -494,6 +516,33 @@ func (ns *Namespace) AddBlock(ctx context.Context, path, clientName string, prev
 	return lb, err
 }
 
+// retriedAddBlock recognizes a retried AddBlockAfter (see there): it
+// returns the block that call allocated, nil for a new call, or an error
+// when previous is not where the file's blocks end.
+func (ns *Namespace) retriedAddBlock(ctx context.Context, tx dal.Tx, path string, in *dal.Inode, blocks []*dal.Block, previous int64) (*LocatedBlock, error) {
+	n := len(blocks)
+	lastID := int64(0)
+	if n > 0 {
+		lastID = blocks[n-1].BlockID
+	}
+	if lastID == previous {
+		return nil, nil
+	}
+	before := int64(0)
+	if n > 1 {
+		before = blocks[n-2].BlockID
+	}
+	if n == 0 || before != previous || blocks[n-1].State != dal.BlockUnderConstruction {
+		return nil, hdfs.ErrIO.Errorf("add block to %s: the previous block blk_%d is not the file's last block (blk_%d)", path, previous, lastID)
+	}
+	last := blocks[n-1]
+	reps, err := tx.ListReplicas(ctx, in.ID, last.BlockID)
+	if err != nil {
+		return nil, err
+	}
+	return &LocatedBlock{Block: *last, Offset: keptLength(blocks[:n-1]), Targets: targetsOf(reps)}, nil
+}
+
 // Complete finishes writing the file path (ClientProtocol.complete): the
 // last block gets length lastLength and is committed. When every block has
 // at least min(Config.MinReplication, replication) finalized replicas
@@ -504,11 +553,26 @@ func (ns *Namespace) AddBlock(ctx context.Context, path, clientName string, prev
 // with the lengths recorded, and the client retries, as with HDFS.
 // Errors as AddBlock's (no lease, missing file).
 func (ns *Namespace) Complete(ctx context.Context, path, clientName string, lastLength int64) (bool, error) {
+	return ns.CompleteAfter(ctx, path, clientName, -1, lastLength)
+}
+
+// CompleteAfter is Complete for a client that names the file's last block,
+// last (0: the file has none; -1: not known, which is Complete), so that a
+// call sent again after its answer was lost gets true: a closed file whose
+// last block is last (and length the one given) was closed by that call,
+// as HDFS's completeFile recognizes its retries.
+func (ns *Namespace) CompleteAfter(ctx context.Context, path, clientName string, last, lastLength int64) (bool, error) {
 	var done bool
 	err := ns.update(ctx, "complete", path, func(tx dal.Tx) error {
 		done = false
 		_, in, err := ns.checkLease(ctx, tx, path, clientName)
 		if err != nil {
+			if last >= 0 {
+				if closed, cerr := ns.completedBefore(ctx, tx, path, last, lastLength); cerr == nil && closed {
+					done = true
+					return nil
+				}
+			}
 			return err
 		}
 		blocks, err := tx.ListBlocks(ctx, in.ID)
@@ -571,6 +635,28 @@ func (ns *Namespace) Complete(ctx context.Context, path, clientName string, last
 		return nil
 	})
 	return done, err
+}
+
+// completedBefore reports whether the file path is closed with last as its
+// last block of lastLength bytes (0: no blocks): a retried Complete.
+func (ns *Namespace) completedBefore(ctx context.Context, tx dal.Tx, path string, last, lastLength int64) (bool, error) {
+	p, err := ns.resolve(ctx, tx, path)
+	if err != nil {
+		return false, err
+	}
+	in := p.last()
+	if in == nil || in.IsDir || in.UnderConstruction {
+		return false, nil
+	}
+	blocks, err := tx.ListBlocks(ctx, in.ID)
+	if err != nil {
+		return false, err
+	}
+	if len(blocks) == 0 {
+		return last == 0, nil
+	}
+	b := blocks[len(blocks)-1]
+	return b.BlockID == last && b.NumBytes == lastLength, nil
 }
 
 // releaseLeasePath removes holder's lease path of file id, and holder's

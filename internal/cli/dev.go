@@ -21,9 +21,9 @@ import (
 )
 
 // newDevCommand returns `kura dev`, which runs kura on this machine with
-// embedded defaults. Today it is a guided tour of the local storage engine;
-// it grows into a local ft receiver and mount, a kv node and a dfs
-// namenode and datanode.
+// embedded defaults: a guided tour of the local storage engine, a one-node
+// kv cluster, a dfs namenode with three datanodes and, as root, an ft
+// receiver and mount.
 func newDevCommand(e *env) *cobra.Command {
 	var dir string
 	var keep bool
@@ -32,7 +32,9 @@ func newDevCommand(e *env) *cobra.Command {
 		Short: "Try kura on this machine with embedded defaults",
 		Long: `dev runs kura locally with no configuration. Today it walks through the local
 storage engine (keys, subkeys, queues, CAS, TTL, encryption, the change feed),
-a one-node kv cluster and, as root, ft (a receiver and a mount, lines written and arriving) in a
+a one-node kv cluster, a dfs namenode on SQLite with three datanodes (a file
+written, read back and seen over WebHDFS) and, as root, ft (a receiver and a
+mount, lines written and arriving) in a
 fresh directory, and prints each step with the CLI command that does the same,
 so you can carry on by hand.`,
 		Example: "  kura dev\n  kura dev --dir /tmp/kura-dev --keep",
@@ -160,10 +162,13 @@ func runDevTour(ctx context.Context, e *env, dir string) error {
 	if err := devCluster(ctx, e, dir); err != nil {
 		return err
 	}
+	if err := devDFS(ctx, e, dir); err != nil {
+		return err
+	}
 	if err := devFT(ctx, e, dir); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nDone. Every step above is a kura command; see `kura kv --help` and `kura ft --help`.\n")
+	fmt.Fprintf(out, "\nDone. Every step above is a kura command; see `kura kv --help`, `kura dfs --help` and `kura ft --help`.\n")
 	return nil
 }
 

@@ -369,7 +369,8 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("usage error: exit %d, want 2", code)
 	}
 	out, errOut, code := run("dev")
-	if code != 0 || !strings.Contains(out, "FIFO pop: job-1, LIFO pop: job-3") || !strings.Contains(out, "no passphrase was given") {
+	if code != 0 || !strings.Contains(out, "FIFO pop: job-1, LIFO pop: job-3") || !strings.Contains(out, "no passphrase was given") ||
+		!strings.Contains(out, "hello, dfs\n(one block, 3 replicas)") || !strings.Contains(out, `"type":"FILE"`) {
 		t.Fatalf("kura dev: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }

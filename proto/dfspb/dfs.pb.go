@@ -2178,8 +2178,12 @@ type AddBlockRequest struct {
 	// the first block).
 	PreviousLength int64 `protobuf:"varint,3,opt,name=previous_length,json=previousLength,proto3" json:"previous_length,omitempty"`
 	// exclude lists datanodes not to choose, by storage id or data address.
-	Exclude       []string `protobuf:"bytes,4,rep,name=exclude,proto3" json:"exclude,omitempty"`
-	User          string   `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	Exclude []string `protobuf:"bytes,4,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	User    string   `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	// previous is the block the client wrote last (id 0: none yet), so that
+	// a call sent again after a lost answer gets the block the first one
+	// allocated; absent: not known.
+	Previous      *BlockRef `protobuf:"bytes,6,opt,name=previous,proto3" json:"previous,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2247,6 +2251,13 @@ func (x *AddBlockRequest) GetUser() string {
 		return x.User
 	}
 	return ""
+}
+
+func (x *AddBlockRequest) GetPrevious() *BlockRef {
+	if x != nil {
+		return x.Previous
+	}
+	return nil
 }
 
 type AddBlockResponse struct {
@@ -2398,11 +2409,15 @@ func (*AbandonBlockResponse) Descriptor() ([]byte, []int) {
 }
 
 type CompleteRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	ClientName    string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
-	LastLength    int64                  `protobuf:"varint,3,opt,name=last_length,json=lastLength,proto3" json:"last_length,omitempty"`
-	User          string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	LastLength int64                  `protobuf:"varint,3,opt,name=last_length,json=lastLength,proto3" json:"last_length,omitempty"`
+	User       string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	// last is the file's last block (id 0: none), so that a call sent again
+	// after a lost answer finds the file closed and gets completed; absent:
+	// not known.
+	Last          *BlockRef `protobuf:"bytes,5,opt,name=last,proto3" json:"last,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2463,6 +2478,13 @@ func (x *CompleteRequest) GetUser() string {
 		return x.User
 	}
 	return ""
+}
+
+func (x *CompleteRequest) GetLast() *BlockRef {
+	if x != nil {
+		return x.Last
+	}
+	return nil
 }
 
 type CompleteResponse struct {
@@ -3757,8 +3779,10 @@ type AppendResponse struct {
 	// the file's last block either way (0 when empty).
 	LastBlock       *LocatedBlock `protobuf:"bytes,2,opt,name=last_block,json=lastBlock,proto3" json:"last_block,omitempty"`
 	LastBlockLength int64         `protobuf:"varint,3,opt,name=last_block_length,json=lastBlockLength,proto3" json:"last_block_length,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// last_block_id is the id of the file's last block (0 when empty).
+	LastBlockId   uint64 `protobuf:"varint,4,opt,name=last_block_id,json=lastBlockId,proto3" json:"last_block_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppendResponse) Reset() {
@@ -3808,6 +3832,13 @@ func (x *AppendResponse) GetLastBlock() *LocatedBlock {
 func (x *AppendResponse) GetLastBlockLength() int64 {
 	if x != nil {
 		return x.LastBlockLength
+	}
+	return 0
+}
+
+func (x *AppendResponse) GetLastBlockId() uint64 {
+	if x != nil {
+		return x.LastBlockId
 	}
 	return 0
 }
@@ -4329,14 +4360,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x04user\x18\b \x01(\tR\x04user\x12\x14\n" +
 	"\x05retry\x18\t \x01(\bR\x05retry\"A\n" +
 	"\x0eCreateResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\"\x9d\x01\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\"\xd0\x01\n" +
 	"\x0fAddBlockRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
 	"clientName\x12'\n" +
 	"\x0fprevious_length\x18\x03 \x01(\x03R\x0epreviousLength\x12\x18\n" +
 	"\aexclude\x18\x04 \x03(\tR\aexclude\x12\x12\n" +
-	"\x04user\x18\x05 \x01(\tR\x04user\"C\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x121\n" +
+	"\bprevious\x18\x06 \x01(\v2\x15.kura.dfs.v1.BlockRefR\bprevious\"C\n" +
 	"\x10AddBlockResponse\x12/\n" +
 	"\x05block\x18\x01 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\x05block\"\x8b\x01\n" +
 	"\x13AbandonBlockRequest\x12\x12\n" +
@@ -4345,14 +4377,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"clientName\x12+\n" +
 	"\x05block\x18\x03 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x12\n" +
 	"\x04user\x18\x04 \x01(\tR\x04user\"\x16\n" +
-	"\x14AbandonBlockResponse\"{\n" +
+	"\x14AbandonBlockResponse\"\xa6\x01\n" +
 	"\x0fCompleteRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
 	"clientName\x12\x1f\n" +
 	"\vlast_length\x18\x03 \x01(\x03R\n" +
 	"lastLength\x12\x12\n" +
-	"\x04user\x18\x04 \x01(\tR\x04user\"0\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\x12)\n" +
+	"\x04last\x18\x05 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x04last\"0\n" +
 	"\x10CompleteResponse\x12\x1c\n" +
 	"\tcompleted\x18\x01 \x01(\bR\tcompleted\"r\n" +
 	"\x18GetBlockLocationsRequest\x12\x12\n" +
@@ -4438,12 +4471,13 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
 	"clientName\x12\x12\n" +
-	"\x04user\x18\x03 \x01(\tR\x04user\"\xa7\x01\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\"\xcb\x01\n" +
 	"\x0eAppendResponse\x12/\n" +
 	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\x128\n" +
 	"\n" +
 	"last_block\x18\x02 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\tlastBlock\x12*\n" +
-	"\x11last_block_length\x18\x03 \x01(\x03R\x0flastBlockLength\"\xa7\x01\n" +
+	"\x11last_block_length\x18\x03 \x01(\x03R\x0flastBlockLength\x12\"\n" +
+	"\rlast_block_id\x18\x04 \x01(\x04R\vlastBlockId\"\xa7\x01\n" +
 	"\x15UpdatePipelineRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
@@ -4624,70 +4658,72 @@ var file_dfspb_dfs_proto_depIdxs = []int32{
 	13, // 21: kura.dfs.v1.LocatedBlock.block:type_name -> kura.dfs.v1.BlockRef
 	28, // 22: kura.dfs.v1.LocatedBlock.locations:type_name -> kura.dfs.v1.Location
 	27, // 23: kura.dfs.v1.CreateResponse.status:type_name -> kura.dfs.v1.FileStatus
-	29, // 24: kura.dfs.v1.AddBlockResponse.block:type_name -> kura.dfs.v1.LocatedBlock
-	13, // 25: kura.dfs.v1.AbandonBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
-	29, // 26: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
-	27, // 27: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
-	27, // 28: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
-	27, // 29: kura.dfs.v1.AppendResponse.status:type_name -> kura.dfs.v1.FileStatus
-	29, // 30: kura.dfs.v1.AppendResponse.last_block:type_name -> kura.dfs.v1.LocatedBlock
-	13, // 31: kura.dfs.v1.UpdatePipelineRequest.block:type_name -> kura.dfs.v1.BlockRef
-	29, // 32: kura.dfs.v1.UpdatePipelineResponse.block:type_name -> kura.dfs.v1.LocatedBlock
-	4,  // 33: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
-	7,  // 34: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
-	15, // 35: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
-	18, // 36: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
-	22, // 37: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
-	24, // 38: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
-	30, // 39: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
-	32, // 40: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
-	34, // 41: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
-	36, // 42: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
-	38, // 43: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
-	40, // 44: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
-	42, // 45: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
-	44, // 46: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
-	46, // 47: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
-	48, // 48: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
-	50, // 49: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
-	52, // 50: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
-	54, // 51: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
-	56, // 52: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
-	58, // 53: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
-	60, // 54: kura.dfs.v1.ClientProtocol.Append:input_type -> kura.dfs.v1.AppendRequest
-	62, // 55: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
-	64, // 56: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
-	66, // 57: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
-	5,  // 58: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
-	8,  // 59: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
-	16, // 60: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
-	19, // 61: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
-	23, // 62: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
-	26, // 63: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
-	31, // 64: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
-	33, // 65: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
-	35, // 66: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
-	37, // 67: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
-	39, // 68: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
-	41, // 69: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
-	43, // 70: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
-	45, // 71: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
-	47, // 72: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
-	49, // 73: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
-	51, // 74: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
-	53, // 75: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
-	55, // 76: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
-	57, // 77: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
-	59, // 78: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
-	61, // 79: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
-	63, // 80: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
-	65, // 81: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
-	67, // 82: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
-	58, // [58:83] is the sub-list for method output_type
-	33, // [33:58] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	13, // 24: kura.dfs.v1.AddBlockRequest.previous:type_name -> kura.dfs.v1.BlockRef
+	29, // 25: kura.dfs.v1.AddBlockResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	13, // 26: kura.dfs.v1.AbandonBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
+	13, // 27: kura.dfs.v1.CompleteRequest.last:type_name -> kura.dfs.v1.BlockRef
+	29, // 28: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
+	27, // 29: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
+	27, // 30: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
+	27, // 31: kura.dfs.v1.AppendResponse.status:type_name -> kura.dfs.v1.FileStatus
+	29, // 32: kura.dfs.v1.AppendResponse.last_block:type_name -> kura.dfs.v1.LocatedBlock
+	13, // 33: kura.dfs.v1.UpdatePipelineRequest.block:type_name -> kura.dfs.v1.BlockRef
+	29, // 34: kura.dfs.v1.UpdatePipelineResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	4,  // 35: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
+	7,  // 36: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
+	15, // 37: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
+	18, // 38: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
+	22, // 39: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
+	24, // 40: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
+	30, // 41: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
+	32, // 42: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
+	34, // 43: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
+	36, // 44: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
+	38, // 45: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
+	40, // 46: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
+	42, // 47: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
+	44, // 48: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
+	46, // 49: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
+	48, // 50: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
+	50, // 51: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
+	52, // 52: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
+	54, // 53: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
+	56, // 54: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
+	58, // 55: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
+	60, // 56: kura.dfs.v1.ClientProtocol.Append:input_type -> kura.dfs.v1.AppendRequest
+	62, // 57: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
+	64, // 58: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
+	66, // 59: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
+	5,  // 60: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
+	8,  // 61: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
+	16, // 62: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
+	19, // 63: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
+	23, // 64: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
+	26, // 65: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
+	31, // 66: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
+	33, // 67: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
+	35, // 68: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
+	37, // 69: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
+	39, // 70: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
+	41, // 71: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
+	43, // 72: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
+	45, // 73: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
+	47, // 74: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
+	49, // 75: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
+	51, // 76: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
+	53, // 77: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
+	55, // 78: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
+	57, // 79: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
+	59, // 80: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
+	61, // 81: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
+	63, // 82: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
+	65, // 83: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
+	67, // 84: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
+	60, // [60:85] is the sub-list for method output_type
+	35, // [35:60] is the sub-list for method input_type
+	35, // [35:35] is the sub-list for extension type_name
+	35, // [35:35] is the sub-list for extension extendee
+	0,  // [0:35] is the sub-list for field type_name
 }
 
 func init() { file_dfspb_dfs_proto_init() }
