@@ -76,7 +76,7 @@ func (c *Client) Create(ctx context.Context, path string, o CreateOptions) (*Wri
 		return nil, fmt.Errorf("client: create %s: namenode returned no block size", path)
 	}
 	c.writerOpened()
-	return &Writer{c: c, ctx: ctx, path: path, status: st, buf: make([]byte, 0, min(st.BlockSize, 1<<20))}, nil
+	return &Writer{c: c, ctx: ctx, path: path, status: st}, nil
 }
 
 // Append opens the closed file path to write more at its end
@@ -105,7 +105,6 @@ func (c *Client) Append(ctx context.Context, path string) (*Writer, error) {
 			return nil, fmt.Errorf("client: append %s: reopened block %d holds %d bytes, block size %d", path, lb.Block.GetId(), w.base, st.BlockSize)
 		}
 	}
-	w.buf = make([]byte, 0, min(st.BlockSize-w.base, 1<<20))
 	c.writerOpened()
 	return w, nil
 }

@@ -4,14 +4,20 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+
+	"github.com/kura-dev/kura/dfs/dal"
+	"github.com/kura-dev/kura/dfs/dal/sqlite"
 )
 
 // BenchmarkOps measures metadata operations per second through BenchPhase,
 // the driver `kura dfs bench` shares, on SQLite and PostgreSQL with N
-// concurrent clients (KURA_BENCH_CLIENTS, default 4) and the default
-// resolving cache (KURA_BENCH_RESOLVE_CACHE entries, negative: none):
+// concurrent clients (KURA_BENCH_CLIENTS, default 4), the default
+// resolving cache (KURA_BENCH_RESOLVE_CACHE entries, negative: none) and
+// SQLite's default group commit (KURA_BENCH_SQLITE_GROUP sets
+// sqlite.Options.MaxGroup; 1: no grouping):
 //
 //	go test -run '^$' -bench BenchmarkOps -benchtime 2000x ./dfs/namespace
 //
@@ -35,12 +41,31 @@ func BenchmarkOps(b *testing.B) {
 		}
 		cacheSize = n
 	}
+	sqliteGroup := 0 // the default
+	if s := os.Getenv("KURA_BENCH_SQLITE_GROUP"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			b.Fatalf("KURA_BENCH_SQLITE_GROUP=%q: want a positive number (1: no group commit)", s)
+		}
+		sqliteGroup = n
+	}
 	ctx := context.Background()
 	for _, be := range backends() {
 		b.Run(be.name, func(b *testing.B) {
 			for _, op := range BenchOps() {
 				b.Run(fmt.Sprintf("%s/clients=%d", op, clients), func(b *testing.B) {
-					ns := newNS(b, openStore(b, be.newURL(b)), Config{MinReplication: -1, ResolveCacheSize: cacheSize})
+					var store dal.Store
+					if be.name == "sqlite" && sqliteGroup > 0 {
+						s, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "meta.db"), sqlite.Options{MaxGroup: sqliteGroup})
+						if err != nil {
+							b.Fatal(err)
+						}
+						b.Cleanup(func() { s.Close() })
+						store = s
+					} else {
+						store = openStore(b, be.newURL(b))
+					}
+					ns := newNS(b, store, Config{MinReplication: -1, ResolveCacheSize: cacheSize})
 					perClient := (b.N + clients - 1) / clients
 					cfg := BenchConfig{Dir: "/bench", Clients: clients, Files: perClient}
 					if op == BenchStat || op == BenchList {

@@ -80,8 +80,8 @@ func dialect() *sqlcore.Dialect {
 			}
 			return ""
 		},
-		IDList: func(col string, n int, ids []int64) (string, any) {
-			return fmt.Sprintf("%s = ANY($%d)", col, n), ids
+		IDList: func(col string, n int, ids []int64) (string, []any) {
+			return fmt.Sprintf("%s = ANY($%d)", col, n), []any{ids}
 		},
 		Classify:          classify,
 		IsNoRows:          func(err error) bool { return errors.Is(err, pgx.ErrNoRows) },

@@ -19,6 +19,31 @@
 //     mode readers see a consistent snapshot and neither block the writer
 //     nor are blocked by it.
 //
+// # Group commit
+//
+// A commit is an fsync (synchronous=FULL), and with one writer connection
+// commits are strictly serial, so one transaction per Store.Tx would cap
+// writes at one operation per fsync. The writer therefore commits in
+// groups: the Tx calls queued while a transaction runs (up to
+// Options.MaxGroup) run next in one transaction, each function inside its
+// own savepoint, one after the other, and share one COMMIT. A function that
+// fails is rolled back to its savepoint alone and its caller gets its error
+// (a transient one runs the function again, in a later group); the others
+// are unaffected. A lone caller waits for no one: a group is whatever is
+// queued when the writer becomes free. Functions of a group run serially,
+// each seeing its predecessors' writes, so the outcome is that of the same
+// transactions committed one by one in group order. MaxGroup 1 turns
+// grouping off (one transaction per Tx, as before). With grouping, the
+// writer's statements are prepared once and reused, as the readers' are.
+//
+// Durability is unchanged by grouping: Tx returns nil only after the COMMIT
+// that contains the function's writes has completed, with Synchronous FULL
+// after it reached stable storage (with NORMAL, a commit survives a crash
+// of the process but the last ones may be lost on power loss); it never
+// returns nil for writes that were not committed, nor an error for writes
+// that were (if the COMMIT fails, every function of the group is retried or
+// fails, as the one transaction they were would).
+//
 // The busy timeout still matters for other processes on the same file (a
 // user's sqlite3 shell, a second namenode); SQLITE_BUSY that outlasts it is
 // retried by Tx as a transient error.
@@ -59,6 +84,20 @@ type Options struct {
 	// Migrations replaces the schema's migrations (nil: dal.Migrations());
 	// for tests of the migration machinery.
 	Migrations []dal.Migration
+	// MaxGroup caps how many concurrent Tx calls share one write
+	// transaction and its commit (group commit; 0: DefaultMaxGroup). 1
+	// turns grouping off: each Tx is a transaction of its own.
+	MaxGroup int
+}
+
+// Stats counts a store's write transactions since it was opened.
+type Stats struct {
+	// Commits is the number of write transactions committed (one per
+	// group).
+	Commits uint64
+	// Committed is the number of Tx functions those commits made durable;
+	// Committed/Commits is the average group size.
+	Committed uint64
 }
 
 // Store is a dal.Store on one SQLite database file.
@@ -76,6 +115,10 @@ type Store struct {
 	readSlots chan struct{}
 	retry     dal.RetryPolicy
 	d         *sqlcore.Dialect
+	// gc runs Tx with group commit; nil when Options.MaxGroup is 1, and
+	// then Tx runs transactions itself, counted in commits.
+	gc      *committer
+	commits atomic.Uint64
 }
 
 var _ dal.Store = (*Store)(nil)
@@ -83,24 +126,47 @@ var _ dal.Store = (*Store)(nil)
 // dialect is SQLite's sqlcore.Dialect.
 func dialect() *sqlcore.Dialect {
 	return &sqlcore.Dialect{
-		Name:       dal.DialectSQLite,
-		LockSuffix: func(dal.LockMode) string { return "" },
-		IDList: func(col string, n int, ids []int64) (string, any) {
-			b := make([]byte, 0, len(ids)*8+2)
-			b = append(b, '[')
-			for i, id := range ids {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = fmt.Append(b, id)
-			}
-			b = append(b, ']')
-			return fmt.Sprintf("%s IN (SELECT value FROM json_each($%d))", col, n), string(b)
-		},
+		Name:              dal.DialectSQLite,
+		LockSuffix:        func(dal.LockMode) string { return "" },
+		IDList:            idList,
 		Classify:          classify,
 		IsNoRows:          func(err error) bool { return errors.Is(err, sql.ErrNoRows) },
 		HasVariablesTable: `SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'variables'`,
 	}
+}
+
+// maxListedIDs is the most ids idList binds one by one: paths are rarely
+// deeper, and each count is a statement of its own, prepared once.
+const maxListedIDs = 16
+
+// idList is SQLite's sqlcore.Dialect.IDList: col IN ($n, ...) for up to
+// maxListedIDs ids (no JSON to build and parse, and a plan using the
+// primary key), else col IN (SELECT value FROM json_each($n)).
+func idList(col string, n int, ids []int64) (string, []any) {
+	if len(ids) <= maxListedIDs {
+		b := make([]byte, 0, len(col)+6+5*len(ids))
+		b = append(b, col...)
+		b = append(b, " IN ("...)
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = fmt.Appendf(b, "$%d", n+i)
+			args[i] = id
+		}
+		return string(append(b, ')')), args
+	}
+	b := make([]byte, 0, len(ids)*8+2)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Append(b, id)
+	}
+	b = append(b, ']')
+	return fmt.Sprintf("%s IN (SELECT value FROM json_each($%d))", col, n), []any{string(b)}
 }
 
 // classify sorts a modernc.org/sqlite error by its (extended) result code.
@@ -154,6 +220,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	if o.Readers <= 0 {
 		o.Readers = max(4, runtime.GOMAXPROCS(0))
 	}
+	if o.MaxGroup <= 0 {
+		o.MaxGroup = DefaultMaxGroup
+	}
 	switch o.Synchronous {
 	case "":
 		o.Synchronous = "FULL"
@@ -190,6 +259,9 @@ func Open(ctx context.Context, path string, o Options) (*Store, error) {
 	readers.SetMaxIdleConns(o.Readers + 1)
 	s.readSlots = make(chan struct{}, o.Readers)
 	s.readers = readers
+	if o.MaxGroup > 1 {
+		s.gc = newCommitter(s, o.MaxGroup)
+	}
 	return s, nil
 }
 
@@ -208,8 +280,22 @@ func (s *Store) Backend() string { return "sqlite" }
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
-// Close implements dal.Store.
+// Stats reports the store's write transactions so far.
+func (s *Store) Stats() Stats {
+	if s.gc != nil {
+		return Stats{Commits: s.gc.commits.Load(), Committed: s.gc.committed.Load()}
+	}
+	n := s.commits.Load()
+	return Stats{Commits: n, Committed: n}
+}
+
+// Close implements dal.Store. Tx calls still queued fail with an error;
+// Close waits for a group transaction in progress to commit (and so for
+// the function running in it to return).
 func (s *Store) Close() error {
+	if s.gc != nil {
+		s.gc.close()
+	}
 	var errR error
 	s.stmts.Range(func(_, v any) bool {
 		_ = v.(*sql.Stmt).Close()
@@ -225,11 +311,25 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Tx implements dal.Store: a BEGIN IMMEDIATE transaction on the writer
-// connection.
+// Tx implements dal.Store: fn runs in a BEGIN IMMEDIATE transaction on the
+// writer connection, shared with concurrent calls (group commit, see the
+// package documentation) unless Options.MaxGroup is 1.
+//
+// fn runs in the calling goroutine. A call whose ctx is done before fn
+// runs returns ctx.Err() without running it; once fn has run, Tx waits for
+// the group's commit whatever ctx does, and reports the outcome. A panic in
+// fn rolls back fn's writes (its savepoint; the other functions of the
+// group go on) and propagates in the calling goroutine, unrecovered.
 func (s *Store) Tx(ctx context.Context, fn func(dal.Tx) error) error {
+	if s.gc != nil {
+		return dal.Retry(ctx, s.retry, IsTransient, func() error { return s.gc.do(ctx, fn) })
+	}
 	return dal.Retry(ctx, s.retry, IsTransient, func() error {
-		return s.run(ctx, s.writer, nil, func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+		err := s.run(ctx, s.writer, nil, func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+		if err == nil {
+			s.commits.Add(1)
+		}
+		return err
 	})
 }
 
@@ -284,14 +384,15 @@ func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
 	return v, err
 }
 
-// run is one attempt: begin on db, fn, commit (rollback on any error).
+// run is one attempt: begin on db, fn, commit (rollback on any error, and
+// when fn panics, before the panic goes on).
 func (s *Store) run(ctx context.Context, db *sql.DB, opts *sql.TxOptions, fn func(sqlcore.Conn) error) error {
 	tx, err := db.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin transaction: %w", err)
 	}
+	defer func() { _ = tx.Rollback() }() // no-op after Commit
 	if err := fn(conn{tx: tx}); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {

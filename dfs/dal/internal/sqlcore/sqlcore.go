@@ -67,11 +67,12 @@ type Dialect struct {
 	// LockSuffix returns the clause appended to a SELECT to take lock
 	// ("" when the backend locks otherwise).
 	LockSuffix func(lock dal.LockMode) string
-	// IDList returns a condition testing column col against the ids bound
-	// to placeholder $n, and the value to bind (PostgreSQL: col = ANY($n)
-	// with an array; SQLite: col IN (SELECT value FROM json_each($n)) with
-	// a JSON array).
-	IDList func(col string, n int, ids []int64) (cond string, arg any)
+	// IDList returns a condition testing column col against ids with
+	// placeholders from $n, and the values to bind (PostgreSQL: col =
+	// ANY($n) with an array; SQLite: col IN ($n, $n+1, ...) for a few ids,
+	// a statement prepared once per count, else col IN (SELECT value FROM
+	// json_each($n)) with a JSON array).
+	IDList func(col string, n int, ids []int64) (cond string, args []any)
 	// Classify sorts a driver error.
 	Classify func(err error) ErrorKind
 	// IsNoRows recognises the driver's "no rows" error from Row.Scan.
@@ -188,9 +189,9 @@ func (t *Tx) GetInodesByIDs(ctx context.Context, ids []int64, lock dal.LockMode)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	cond, arg := t.d.IDList("id", 1, ids)
+	cond, args := t.d.IDList("id", 1, ids)
 	return t.queryInodes(ctx, fmt.Sprintf("get %d inodes by id (%s lock)", len(ids), lock),
-		`SELECT `+inodeCols+` FROM inodes WHERE `+cond+` ORDER BY id`+t.d.LockSuffix(lock), arg)
+		`SELECT `+inodeCols+` FROM inodes WHERE `+cond+` ORDER BY id`+t.d.LockSuffix(lock), args...)
 }
 
 // ListChildren implements dal.Tx.
