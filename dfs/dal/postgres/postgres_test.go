@@ -199,9 +199,9 @@ func TestDeadlockRetried(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// One deadlock victim is retried; on a loaded machine PostgreSQL's
-	// detector, which runs in every waiting backend after deadlock_timeout,
-	// may occasionally abort both before the cycle is gone.
+	// One deadlock victim is retried. Once, on a loaded machine, a fourth
+	// attempt was seen (a second transient abort, cause not pinned down):
+	// still correct, as the sizes below show.
 	if n := attempts.Load(); n < 3 || n > 4 {
 		t.Fatalf("attempts = %d, want 3 or 4 (a deadlock victim retried)", n)
 	}
