@@ -16,16 +16,23 @@
 //
 // # Writing
 //
-// A Writer buffers the current block in memory (up to the file's block
-// size) and sends it when full or on Close: AddBlock allocates the block
-// and a pipeline of datanodes, and the block goes through it. When a
-// datanode of the pipeline fails, the writer abandons the block
-// (AbandonBlock), asks AddBlock again excluding the failed datanode, and
-// rewrites the whole block from its buffer: simpler than HDFS's pipeline
-// recovery (which keeps the surviving replicas and bumps the generation
-// stamp), at the cost of holding one block in memory. Close then calls
-// Complete until the namenode has seen enough finalized replicas. While a
-// Writer is open the client renews its lease in the background.
+// A Writer streams: AddBlock allocates a block and a pipeline of datanodes
+// when the first byte for it comes, the bytes go down the pipeline in
+// 64 KiB packets as they are written, and the block is finished when full
+// or on Close. Only the bytes not yet acknowledged by every datanode stay
+// in memory (at most the pipeline's window, 4 MiB). When a datanode of the
+// pipeline fails, the writer recovers as HDFS's DataStreamer does: with
+// nothing acknowledged on a new block, it abandons the block (AbandonBlock)
+// and asks AddBlock again without the failed datanode; otherwise the
+// namenode gives the block a new generation stamp for the surviving
+// replicas (UpdatePipeline), they cut their replicas back to the
+// acknowledged length, and the unacknowledged bytes are sent again on
+// them. Append continues a partial last block in place the same way.
+// Close then calls Complete until the namenode has seen enough finalized
+// replicas. While a Writer is open the client renews its lease in the
+// background. Calls whose answer was lost when a namenode died are sent
+// to the next namenode and recognized there (see ClientProtocol's retry
+// fields), so a writer carries on across a namenode failure.
 //
 // # Reading
 //

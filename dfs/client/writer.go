@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,18 +34,31 @@ type Writer struct {
 	ctx    context.Context
 	path   string
 	status *FileStatus
-	buf    []byte // the current block's bytes (after base)
-	prev   int64  // length of the block written before, 0 before the first
+	prev   int64 // length of the block written before, 0 before the first
 	// prevID is the block written before (0 before the first): named in
 	// AddBlock and Complete so that their retries are recognized.
 	prevID uint64
 	closed bool
 	err    error // sticky
 
-	// reopened is the partial last block Append reopened, nil otherwise;
-	// its replicas hold base bytes and buf goes after them.
+	// reopened is the partial last block Append reopened, until the
+	// first write (or Close) opens its append pipeline; its replicas hold
+	// base bytes.
 	reopened *dfspb.LocatedBlock
 	base     int64
+
+	// The block being written: its stream, its location, its length so
+	// far (written, acknowledged or not), and the bytes from unackedFrom
+	// on that not every datanode has acknowledged yet, kept to resend on
+	// the surviving datanodes if one fails.
+	cur         *datanode.BlockWriter
+	curLB       *dfspb.LocatedBlock
+	curLen      int64
+	unacked     []byte
+	unackedFrom int64
+	appended    bool // cur appends to replicas (reopened, or recovered)
+	exclude     []string
+	attempts    int // pipelines opened for the current block
 }
 
 // Create creates path for writing and returns its Writer. ctx bounds
@@ -112,7 +124,9 @@ func (c *Client) Append(ctx context.Context, path string) (*Writer, error) {
 // Status returns the file's status as Create returned it.
 func (w *Writer) Status() *FileStatus { return w.status }
 
-// Write buffers p, sending each block once full.
+// Write streams p to the datanodes, block by block: a block is allocated
+// (AddBlock) when the first byte for it comes, and finished once full.
+// Only the bytes the pipeline has not acknowledged yet stay in memory.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.closed {
 		return 0, fmt.Errorf("client: write %s: writer closed", w.path)
@@ -122,12 +136,20 @@ func (w *Writer) Write(p []byte) (int, error) {
 	}
 	n := 0
 	for len(p) > 0 {
-		room := w.status.BlockSize - w.base
-		k := min(int64(len(p)), room-int64(len(w.buf)))
-		w.buf = append(w.buf, p[:k]...)
+		if w.cur == nil {
+			if err := w.openBlock(); err != nil {
+				w.err = err
+				return n, err
+			}
+		}
+		k := min(int64(len(p)), w.status.BlockSize-w.curLen)
+		if err := w.writeCur(p[:k]); err != nil {
+			w.err = err
+			return n, err
+		}
 		p, n = p[k:], n+int(k)
-		if int64(len(w.buf)) == room {
-			if err := w.flushBlock(); err != nil {
+		if w.curLen == w.status.BlockSize {
+			if err := w.finishBlock(); err != nil {
 				w.err = err
 				return n, err
 			}
@@ -136,104 +158,209 @@ func (w *Writer) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// flushBlock sends the buffered block through a pipeline, recovering from
-// failed datanodes by rewriting the block on a new pipeline without them.
-func (w *Writer) flushBlock() error {
-	if w.reopened != nil {
-		return w.flushAppend()
+// openBlock opens the next block's pipeline: the reopened block's append
+// pipeline after Append, else a new block from AddBlock.
+func (w *Writer) openBlock() error {
+	w.exclude, w.attempts = nil, 0
+	if lb := w.reopened; lb != nil {
+		w.reopened = nil
+		w.curLB, w.curLen, w.unackedFrom, w.unacked, w.appended = lb, w.base, w.base, w.unacked[:0], true
+		return w.resume(nil)
 	}
-	var exclude []string
-	attempts := max(w.status.Replication, 1) + 2
-	var lastErr error
-	for range attempts {
+	w.curLen, w.unackedFrom, w.unacked, w.appended = 0, 0, w.unacked[:0], false
+	return w.newBlock()
+}
+
+// newBlock asks AddBlock for a block (excluding the datanodes that failed
+// for this block so far) and opens its pipeline.
+func (w *Writer) newBlock() error {
+	for {
+		w.attempts++
 		resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.AddBlockResponse, error) {
 			return nn.AddBlock(ctx, &dfspb.AddBlockRequest{
-				Path: w.path, ClientName: w.c.cfg.ClientName, PreviousLength: w.prev, Exclude: exclude, User: w.c.cfg.User,
+				Path: w.path, ClientName: w.c.cfg.ClientName, PreviousLength: w.prev, Exclude: w.exclude, User: w.c.cfg.User,
 				Previous: &dfspb.BlockRef{Id: w.prevID},
 			})
 		})
 		if err != nil {
-			if lastErr != nil {
-				return fmt.Errorf("client: write %s: %w (after %v)", w.path, err, lastErr)
-			}
 			return fmt.Errorf("client: write %s: %w", w.path, err)
 		}
-		lb := resp.Block
-		pipeline := make([]string, 0, len(lb.Locations))
-		for _, l := range lb.Locations {
-			pipeline = append(pipeline, l.DataAddr)
-		}
-		b := datanode.Block{ID: lb.Block.Id, GenStamp: lb.Block.Genstamp}
-		_, err = w.c.sh.dn.WriteBlock(w.ctx, pipeline, b, bytes.NewReader(w.buf))
+		w.curLB = resp.Block
+		bw, err := w.c.sh.dn.OpenBlock(w.ctx, addrs(w.curLB), blockOf(w.curLB), false, 0)
 		if err == nil {
-			w.prev, w.prevID = int64(len(w.buf)), lb.Block.Id
-			w.buf = w.buf[:0]
+			w.cur = bw
 			return nil
 		}
-		lastErr = err
-		var pe *datanode.PipelineError
-		if !errors.As(err, &pe) || w.ctx.Err() != nil {
-			return fmt.Errorf("client: write %s: %w", w.path, err)
-		}
-		exclude = append(exclude, pe.Node)
-		for _, l := range lb.Locations {
-			if l.DataAddr == pe.Node {
-				exclude = append(exclude, l.StorageId)
-			}
-		}
-		// Drop the failed block; the next AddBlock allocates a new one.
-		_, err = call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.AbandonBlockResponse, error) {
-			return nn.AbandonBlock(ctx, &dfspb.AbandonBlockRequest{Path: w.path, ClientName: w.c.cfg.ClientName, Block: lb.Block, User: w.c.cfg.User})
-		})
-		if err != nil {
-			return fmt.Errorf("client: write %s: abandon %s after %v: %w", w.path, b, lastErr, err)
+		if err := w.abandon(err); err != nil {
+			return err
 		}
 	}
-	return fmt.Errorf("client: write %s: giving up after %d pipelines: %w", w.path, attempts, lastErr)
 }
 
-// flushAppend appends the buffer to the reopened block's replicas. When a
-// datanode fails, the namenode re-stamps the block for the others
-// (UpdatePipeline) and the append starts again on them from the replicas'
-// old length: the datanodes cut back whatever the failed attempt left.
-func (w *Writer) flushAppend() error {
-	lb := w.reopened
-	var lastErr error
-	for attempt := 0; ; attempt++ {
-		pipeline := make([]string, 0, len(lb.Locations))
-		for _, l := range lb.Locations {
-			pipeline = append(pipeline, l.DataAddr)
+// abandon gives up the current block after its pipeline failed with
+// cause before any byte was acknowledged, excluding the failed datanode
+// from the next AddBlock.
+func (w *Writer) abandon(cause error) error {
+	var pe *datanode.PipelineError
+	if !errors.As(cause, &pe) || w.ctx.Err() != nil || w.attempts >= w.maxAttempts() {
+		return fmt.Errorf("client: write %s: %w", w.path, cause)
+	}
+	w.excludeNode(pe.Node)
+	_, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.AbandonBlockResponse, error) {
+		return nn.AbandonBlock(ctx, &dfspb.AbandonBlockRequest{Path: w.path, ClientName: w.c.cfg.ClientName, Block: w.curLB.Block, User: w.c.cfg.User})
+	})
+	if err != nil {
+		return fmt.Errorf("client: write %s: abandon blk_%d after %v: %w", w.path, w.curLB.Block.GetId(), cause, err)
+	}
+	return nil
+}
+
+// maxAttempts bounds the pipelines opened for one block.
+func (w *Writer) maxAttempts() int { return max(w.status.Replication, 1) + 2 }
+
+// excludeNode adds a failed datanode (data address and storage id) to the
+// current block's exclusions.
+func (w *Writer) excludeNode(addr string) {
+	w.exclude = append(w.exclude, addr)
+	for _, l := range w.curLB.GetLocations() {
+		if l.DataAddr == addr {
+			w.exclude = append(w.exclude, l.StorageId)
 		}
-		if len(pipeline) == 0 {
-			return fmt.Errorf("client: append to %s: no live replica of its last block (blk_%d)", w.path, lb.Block.GetId())
+	}
+}
+
+// writeCur writes p to the current block, keeping it until acknowledged
+// and recovering the pipeline when a datanode fails.
+func (w *Writer) writeCur(p []byte) error {
+	w.unacked = append(w.unacked, p...)
+	w.curLen += int64(len(p))
+	_, err := w.cur.Write(p)
+	w.trimAcked()
+	if err != nil {
+		return w.recoverPipeline(err)
+	}
+	return nil
+}
+
+// trimAcked drops the bytes every datanode has acknowledged.
+func (w *Writer) trimAcked() {
+	if w.cur == nil {
+		return
+	}
+	if a := w.cur.Acked(); a > w.unackedFrom {
+		w.unacked = w.unacked[a-w.unackedFrom:]
+		w.unackedFrom = a
+	}
+}
+
+// recoverPipeline goes on after the current pipeline failed with cause:
+// with nothing acknowledged on a new block, the block is abandoned and
+// written again elsewhere; otherwise (HDFS's pipeline recovery) the
+// namenode re-stamps the block for the surviving datanodes, which cut their
+// replicas back to the acknowledged length, and the rest is sent again.
+func (w *Writer) recoverPipeline(cause error) error {
+	w.cur.Abort()
+	w.trimAcked()
+	w.cur = nil
+	if !w.appended && w.unackedFrom == 0 {
+		if err := w.abandon(cause); err != nil {
+			return err
 		}
-		b := datanode.Block{ID: lb.Block.Id, GenStamp: lb.Block.Genstamp}
-		n, err := w.c.sh.dn.AppendBlock(w.ctx, pipeline, b, w.base, bytes.NewReader(w.buf))
+		if err := w.newBlock(); err != nil {
+			return err
+		}
+		return w.replay()
+	}
+	return w.resume(cause)
+}
+
+// resume opens an append pipeline for the current block at the
+// acknowledged length (after cause, when a datanode failed: re-stamped
+// without it) and sends the unacknowledged bytes again.
+func (w *Writer) resume(cause error) error {
+	for {
+		if cause != nil {
+			var pe *datanode.PipelineError
+			if !errors.As(cause, &pe) || w.ctx.Err() != nil || w.attempts >= w.maxAttempts() {
+				return fmt.Errorf("client: write %s: %w", w.path, cause)
+			}
+			w.excludeNode(pe.Node)
+			resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.UpdatePipelineResponse, error) {
+				return nn.UpdatePipeline(ctx, &dfspb.UpdatePipelineRequest{Path: w.path, ClientName: w.c.cfg.ClientName,
+					Block: w.curLB.Block, Exclude: w.exclude, User: w.c.cfg.User})
+			})
+			if err != nil {
+				return fmt.Errorf("client: write %s: recover the pipeline after %v: %w", w.path, cause, err)
+			}
+			w.curLB = resp.Block
+		}
+		w.attempts++
+		w.appended = true
+		if len(w.curLB.Locations) == 0 {
+			return fmt.Errorf("client: write %s: no live replica of blk_%d left", w.path, w.curLB.Block.GetId())
+		}
+		bw, err := w.c.sh.dn.OpenBlock(w.ctx, addrs(w.curLB), blockOf(w.curLB), true, w.unackedFrom)
+		if err != nil {
+			cause = err
+			continue
+		}
+		w.cur = bw
+		if err := w.replay(); err != nil {
+			var pe *datanode.PipelineError
+			if errors.As(err, &pe) {
+				w.cur.Abort()
+				w.trimAcked()
+				w.cur, cause = nil, err
+				continue
+			}
+			return err
+		}
+		return nil
+	}
+}
+
+// replay sends the unacknowledged bytes on the newly opened pipeline.
+func (w *Writer) replay() error {
+	if len(w.unacked) == 0 {
+		return nil
+	}
+	_, err := w.cur.Write(w.unacked)
+	w.trimAcked()
+	if err != nil {
+		return w.recoverPipeline(err)
+	}
+	return nil
+}
+
+// finishBlock sends the current block's last packet and waits until every
+// datanode of the pipeline has finalized its replica.
+func (w *Writer) finishBlock() error {
+	for {
+		n, err := w.cur.Close()
 		if err == nil {
-			w.prev, w.prevID = n, lb.Block.Id
-			w.buf, w.base, w.reopened = w.buf[:0], 0, nil
+			w.prev, w.prevID = n, w.curLB.Block.Id
+			w.cur, w.curLB, w.unacked = nil, nil, w.unacked[:0]
 			return nil
 		}
-		lastErr = err
-		var pe *datanode.PipelineError
-		if !errors.As(err, &pe) || w.ctx.Err() != nil || attempt >= len(lb.Locations) {
-			return fmt.Errorf("client: append to %s: %w", w.path, err)
+		w.trimAcked()
+		if err := w.recoverPipeline(err); err != nil {
+			return err
 		}
-		exclude := []string{pe.Node}
-		for _, l := range lb.Locations {
-			if l.DataAddr == pe.Node {
-				exclude = append(exclude, l.StorageId)
-			}
-		}
-		resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.UpdatePipelineResponse, error) {
-			return nn.UpdatePipeline(ctx, &dfspb.UpdatePipelineRequest{Path: w.path, ClientName: w.c.cfg.ClientName, Block: lb.Block, Exclude: exclude, User: w.c.cfg.User})
-		})
-		if err != nil {
-			return fmt.Errorf("client: append to %s: update the pipeline after %v: %w", w.path, lastErr, err)
-		}
-		lb = resp.Block
-		w.reopened = lb
 	}
+}
+
+// addrs lists a located block's datanode data addresses, in order.
+func addrs(lb *dfspb.LocatedBlock) []string {
+	out := make([]string, 0, len(lb.Locations))
+	for _, l := range lb.Locations {
+		out = append(out, l.DataAddr)
+	}
+	return out
+}
+
+// blockOf is a located block's datanode.Block.
+func blockOf(lb *dfspb.LocatedBlock) datanode.Block {
+	return datanode.Block{ID: lb.Block.Id, GenStamp: lb.Block.Genstamp}
 }
 
 // Close sends the last block and completes the file, retrying Complete
@@ -250,8 +377,14 @@ func (w *Writer) Close() error {
 	}
 	// A reopened block is appended to even when nothing was written: its
 	// replicas must take the new generation stamp the namenode gave it.
-	if len(w.buf) > 0 || w.reopened != nil {
-		if err := w.flushBlock(); err != nil {
+	if w.cur == nil && w.reopened != nil {
+		if err := w.openBlock(); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	if w.cur != nil {
+		if err := w.finishBlock(); err != nil {
 			w.err = err
 			return err
 		}

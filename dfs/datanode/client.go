@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -214,95 +215,16 @@ func (c *Client) AppendBlock(ctx context.Context, pipeline []string, b Block, at
 
 // writeBlock is WriteBlock and AppendBlock: packets start at offset at.
 func (c *Client) writeBlock(ctx context.Context, pipeline []string, b Block, appending bool, at int64, r io.Reader) (int64, error) {
-	if len(pipeline) == 0 {
-		return 0, fmt.Errorf("datanode: write %s: empty pipeline", b)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	h := &dfspb.WriteHeader{Block: b.ref(), Targets: pipeline[1:], ClientName: c.name, BytesPerChecksum: blockstore.DefaultBytesPerChecksum,
-		Append: appending, AppendAt: at}
-	stream, ack, err := c.openWrite(ctx, pipeline[0], h)
+	w, err := c.OpenBlock(ctx, pipeline, b, appending, at)
 	if err != nil {
-		if ack != nil {
-			return 0, ackError(b, pipeline, ack)
-		}
-		return 0, &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR, Err: err}
+		return 0, err
 	}
-
-	// The ack reader: acks come in packet order.
-	type sent struct {
-		seqno int64
-		last  bool
-	}
-	queue := make(chan sent, maxInFlight)
-	ackDone := make(chan struct{})
-	var ackErr error
-	var length int64
-	go func() {
-		defer close(ackDone)
-		for s := range queue {
-			ack, err := stream.Recv()
-			if err != nil {
-				ackErr = &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR,
-					Err: fmt.Errorf("waiting for the ack of packet %d: %w", s.seqno, err)}
-				return
-			}
-			if failed(ack) >= 0 {
-				ackErr = ackError(b, pipeline, ack)
-				return
-			}
-			if ack.Seqno != s.seqno || len(ack.Replies) != len(pipeline) {
-				ackErr = &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR,
-					Err: fmt.Errorf("got ack %d with %d replies, want ack %d with %d", ack.Seqno, len(ack.Replies), s.seqno, len(pipeline))}
-				return
-			}
-			length = ack.Length
-		}
-	}()
-	waitAcks := func() error {
-		<-ackDone
-		return ackErr
-	}
-
-	tab := crc32.MakeTable(crc32.Castagnoli)
 	buf := make([]byte, PacketSize)
-	crcs := make([]byte, 0, 4*(PacketSize/blockstore.DefaultBytesPerChecksum))
-	off, seqno := at, int64(0)
-	send := func(data []byte, last bool) error {
-		crcs = crcs[:0]
-		// Chunks follow the block's chunk boundaries: after an append at
-		// an unaligned offset the first one is the rest of a chunk.
-		for p, pos := data, off; len(p) > 0; {
-			n := min(len(p), blockstore.DefaultBytesPerChecksum-int(pos%blockstore.DefaultBytesPerChecksum))
-			pos += int64(n)
-			crcs = binary.BigEndian.AppendUint32(crcs, crc32.Checksum(p[:n], tab))
-			p = p[n:]
-		}
-		pkt := &dfspb.Packet{Seqno: seqno, Offset: off, Data: data, Crcs: crcs, Last: last}
-		if c.corrupt != nil {
-			c.corrupt(pkt)
-		}
-		select {
-		case queue <- sent{seqno, last}:
-		case <-ackDone:
-			return ackErr
-		}
-		if err := stream.Send(&dfspb.WriteBlockRequest{Msg: &dfspb.WriteBlockRequest_Packet{Packet: pkt}}); err != nil {
-			// The stream ended: the ack reader has the reason.
-			close(queue)
-			if aerr := waitAcks(); aerr != nil {
-				return aerr
-			}
-			return &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR, Err: fmt.Errorf("send packet %d: %w", seqno, err)}
-		}
-		seqno++
-		off += int64(len(data))
-		return nil
-	}
 	for {
 		n, rerr := io.ReadFull(r, buf)
 		if n > 0 {
-			if err := send(buf[:n], false); err != nil {
+			if _, err := w.Write(buf[:n]); err != nil {
+				w.Abort()
 				return 0, err
 			}
 		}
@@ -310,24 +232,210 @@ func (c *Client) writeBlock(ctx context.Context, pipeline []string, b Block, app
 			break
 		}
 		if rerr != nil {
-			close(queue)
-			cancel()
-			<-ackDone
-			return 0, fmt.Errorf("datanode: write %s: read the data at offset %d: %w", b, off, rerr)
+			w.Abort()
+			return 0, fmt.Errorf("datanode: write %s: read the data at offset %d: %w", b, w.off+int64(len(w.pending)), rerr)
 		}
 	}
-	if err := send(nil, true); err != nil {
+	return w.Close()
+}
+
+// BlockWriter streams one block through a pipeline (see OpenBlock). It is
+// not safe for concurrent use.
+type BlockWriter struct {
+	c        *Client
+	b        Block
+	pipeline []string
+	stream   writeStream
+	cancel   context.CancelFunc
+
+	queue   chan sentPacket // packets sent, awaiting their acks
+	ackDone chan struct{}   // closed when the ack reader stops
+	ackErr  error           // the ack reader's failure; read after ackDone
+	acked   atomic.Int64    // replica length every node acknowledged
+
+	tab     *crc32.Table
+	pending []byte // data not yet sent (less than a packet)
+	crcs    []byte
+	off     int64 // block offset of pending[0]
+	seqno   int64
+	err     error // sticky
+	closed  bool
+}
+
+// sentPacket is a packet awaiting its ack.
+type sentPacket struct {
+	seqno int64
+	last  bool
+}
+
+// OpenBlock opens a pipeline for block b, to stream it with Write and
+// Close (WriteBlock and AppendBlock in pieces): a new replica, or with
+// appending the existing replicas cut back to at bytes (see AppendBlock).
+// Acked tells at any time how much every node has acknowledged, which is
+// where a writer resumes after a failure (on the surviving nodes, under a
+// newer generation stamp). Failures are *PipelineErrors naming the node.
+func (c *Client) OpenBlock(ctx context.Context, pipeline []string, b Block, appending bool, at int64) (*BlockWriter, error) {
+	if len(pipeline) == 0 {
+		return nil, fmt.Errorf("datanode: write %s: empty pipeline", b)
+	}
+	if at < 0 || (!appending && at != 0) {
+		return nil, fmt.Errorf("datanode: write %s: %w: start offset %d", b, blockstore.ErrInvalid, at)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	h := &dfspb.WriteHeader{Block: b.ref(), Targets: pipeline[1:], ClientName: c.name, BytesPerChecksum: blockstore.DefaultBytesPerChecksum,
+		Append: appending, AppendAt: at}
+	stream, ack, err := c.openWrite(ctx, pipeline[0], h)
+	if err != nil {
+		cancel()
+		if ack != nil {
+			return nil, ackError(b, pipeline, ack)
+		}
+		return nil, &PipelineError{Block: b, Index: 0, Node: pipeline[0], Status: dfspb.AckStatus_ERROR, Err: err}
+	}
+	w := &BlockWriter{
+		c: c, b: b, pipeline: pipeline, stream: stream, cancel: cancel,
+		queue: make(chan sentPacket, maxInFlight), ackDone: make(chan struct{}),
+		tab: crc32.MakeTable(crc32.Castagnoli), pending: make([]byte, 0, PacketSize),
+		crcs: make([]byte, 0, 4*(PacketSize/blockstore.DefaultBytesPerChecksum)), off: at,
+	}
+	w.acked.Store(at)
+	go w.readAcks()
+	return w, nil
+}
+
+// readAcks reads the acks, in packet order, until the last packet's or a
+// failure.
+func (w *BlockWriter) readAcks() {
+	defer close(w.ackDone)
+	for s := range w.queue {
+		ack, err := w.stream.Recv()
+		if err != nil {
+			w.ackErr = &PipelineError{Block: w.b, Index: 0, Node: w.pipeline[0], Status: dfspb.AckStatus_ERROR,
+				Err: fmt.Errorf("waiting for the ack of packet %d: %w", s.seqno, err)}
+			return
+		}
+		if failed(ack) >= 0 {
+			w.ackErr = ackError(w.b, w.pipeline, ack)
+			return
+		}
+		if ack.Seqno != s.seqno || len(ack.Replies) != len(w.pipeline) {
+			w.ackErr = &PipelineError{Block: w.b, Index: 0, Node: w.pipeline[0], Status: dfspb.AckStatus_ERROR,
+				Err: fmt.Errorf("got ack %d with %d replies, want ack %d with %d", ack.Seqno, len(ack.Replies), s.seqno, len(w.pipeline))}
+			return
+		}
+		w.acked.Store(ack.Length)
+	}
+}
+
+// Acked is the replica length every node of the pipeline has
+// acknowledged: data up to it is on all of them.
+func (w *BlockWriter) Acked() int64 { return w.acked.Load() }
+
+// Write queues p for the pipeline, sending each full packet; it blocks
+// while maxInFlight packets await their acks.
+func (w *BlockWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.closed {
+		return 0, fmt.Errorf("datanode: write %s: writer closed", w.b)
+	}
+	n := len(p)
+	for len(p) > 0 {
+		k := min(len(p), PacketSize-len(w.pending))
+		w.pending = append(w.pending, p[:k]...)
+		p = p[k:]
+		if len(w.pending) == PacketSize {
+			if err := w.send(false); err != nil {
+				return n - len(p) - k, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// send sends the pending data as one packet.
+func (w *BlockWriter) send(last bool) error {
+	data := w.pending
+	w.crcs = w.crcs[:0]
+	// Chunks follow the block's chunk boundaries: after an append at an
+	// unaligned offset the first one is the rest of a chunk.
+	for p, pos := data, w.off; len(p) > 0; {
+		n := min(len(p), blockstore.DefaultBytesPerChecksum-int(pos%blockstore.DefaultBytesPerChecksum))
+		pos += int64(n)
+		w.crcs = binary.BigEndian.AppendUint32(w.crcs, crc32.Checksum(p[:n], w.tab))
+		p = p[n:]
+	}
+	pkt := &dfspb.Packet{Seqno: w.seqno, Offset: w.off, Data: data, Crcs: w.crcs, Last: last}
+	if w.c.corrupt != nil {
+		w.c.corrupt(pkt)
+	}
+	select {
+	case w.queue <- sentPacket{w.seqno, last}:
+	case <-w.ackDone:
+		w.err = w.ackErr
+		return w.err
+	}
+	if err := w.stream.Send(&dfspb.WriteBlockRequest{Msg: &dfspb.WriteBlockRequest_Packet{Packet: pkt}}); err != nil {
+		// The stream ended: the ack reader has the reason.
+		close(w.queue)
+		w.closed = true
+		<-w.ackDone
+		if w.ackErr != nil {
+			w.err = w.ackErr
+		} else {
+			w.err = &PipelineError{Block: w.b, Index: 0, Node: w.pipeline[0], Status: dfspb.AckStatus_ERROR, Err: fmt.Errorf("send packet %d: %w", w.seqno, err)}
+		}
+		return w.err
+	}
+	w.seqno++
+	w.off += int64(len(data))
+	w.pending = w.pending[:0]
+	return nil
+}
+
+// Close sends what is pending as the last packet, waits until every node
+// acknowledged it (and so finalized its replica) and returns the block's
+// length.
+func (w *BlockWriter) Close() (int64, error) {
+	defer w.cancel()
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.closed {
+		return 0, fmt.Errorf("datanode: write %s: writer closed", w.b)
+	}
+	if err := w.send(true); err != nil {
 		return 0, err
 	}
-	close(queue)
-	if err := waitAcks(); err != nil {
-		return 0, err
+	w.closed = true
+	close(w.queue)
+	<-w.ackDone
+	if w.ackErr != nil {
+		w.err = w.ackErr
+		return 0, w.err
 	}
-	stream.CloseSend()
-	if length != off {
-		return 0, fmt.Errorf("datanode: write %s: pipeline acknowledged %d bytes, sent %d", b, length, off)
+	w.stream.CloseSend()
+	if n := w.acked.Load(); n != w.off {
+		w.err = fmt.Errorf("datanode: write %s: pipeline acknowledged %d bytes, sent %d", w.b, n, w.off)
+		return 0, w.err
 	}
-	return off, nil
+	return w.off, nil
+}
+
+// Abort ends the write without finishing the block: the replicas stay
+// being written on the nodes, for a later append to resume or a block
+// report to clean up.
+func (w *BlockWriter) Abort() {
+	w.cancel()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	<-w.ackDone
+	if w.err == nil {
+		w.err = fmt.Errorf("datanode: write %s: aborted", w.b)
+	}
 }
 
 // ReadBlock copies length bytes of block b from offset (length 0: to the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -13,6 +14,10 @@ import (
 	"github.com/kura-dev/kura/dfs/blockstore"
 	"github.com/kura-dev/kura/proto/dfspb"
 )
+
+// appendBusyWait bounds how long an append pipeline's setup waits for the
+// previous writer of its replica to go.
+const appendBusyWait = 5 * time.Second
 
 // transfer serves DataTransfer for a Datanode.
 type transfer struct {
@@ -56,7 +61,7 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	}
 	var w *blockstore.Writer
 	if h.Append {
-		w, err = d.store.AppendAt(ctx, b.ID, b.GenStamp, h.AppendAt)
+		w, err = d.appendAt(ctx, b, h.AppendAt)
 	} else {
 		w, err = d.store.Create(ctx, b.ID, b.GenStamp)
 	}
@@ -75,7 +80,7 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 		var ack *dfspb.PipelineAck
 		down, ack, err = d.client.openWrite(dctx, h.Targets[0], dh)
 		if err != nil {
-			w.Abort()
+			drop(w, h.Append)
 			if ack != nil {
 				return fail(append(replies, ack.Replies...), codes.Unavailable, ack.Message)
 			}
@@ -85,7 +90,7 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 		replies = append(replies, ack.Replies...)
 	}
 	if err := stream.Send(&dfspb.PipelineAck{Seqno: -1, Replies: replies}); err != nil {
-		w.Abort()
+		drop(w, h.Append)
 		return err
 	}
 
@@ -94,17 +99,49 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	go func() {
 		defer d.wg.Done()
 		defer close(pending)
-		d.receive(ctx, stream, w, b, down, pending)
+		d.receive(ctx, stream, w, b, h.Append, down, pending)
 	}()
 	return d.respond(stream, b, h.Targets, down, pending)
 }
 
+// appendAt reopens the replica of b at offset at for an append pipeline.
+// A replica still held by the writer of a pipeline that just failed (its
+// stream not yet torn down here) is waited for, briefly, as HDFS's
+// recoverRbw stops the old writer first.
+func (d *Datanode) appendAt(ctx context.Context, b Block, at int64) (*blockstore.Writer, error) {
+	deadline := time.Now().Add(appendBusyWait)
+	for delay := time.Millisecond; ; delay = min(2*delay, 100*time.Millisecond) {
+		w, err := d.store.AppendAt(ctx, b.ID, b.GenStamp, at)
+		if !errors.Is(err, blockstore.ErrBusy) || time.Now().After(deadline) {
+			return w, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+	}
+}
+
+// drop ends a write that failed: a new replica is discarded (its block is
+// abandoned or recovered elsewhere), an appended one is closed as it is,
+// being written, so that the bytes it had before stay and a recovery can
+// cut it back to what every node acknowledged.
+func drop(w *blockstore.Writer, appending bool) {
+	if appending {
+		w.Close()
+		return
+	}
+	w.Abort()
+}
+
 // receive reads packets, writes them to w and forwards them to down,
 // passing each outcome to the responder. It owns w: on the last packet it
-// finalizes it; on a checksum error it discards it; when the stream ends
-// early it closes it, leaving a replica being written for recovery.
+// finalizes it; on a checksum error it drops it (see drop); when the
+// stream ends early it closes it, leaving a replica being written for
+// recovery.
 func (d *Datanode) receive(ctx context.Context, stream grpc.BidiStreamingServer[dfspb.WriteBlockRequest, dfspb.PipelineAck],
-	w *blockstore.Writer, b Block, down writeStream, pending chan<- received) {
+	w *blockstore.Writer, b Block, appending bool, down writeStream, pending chan<- received) {
 	push := func(r received) {
 		select {
 		case pending <- r:
@@ -125,7 +162,7 @@ func (d *Datanode) receive(ctx context.Context, stream grpc.BidiStreamingServer[
 		if pkt == nil || pkt.Offset != w.Len() {
 			push(received{seqno: pkt.GetSeqno(), status: dfspb.AckStatus_ERROR,
 				msg: fmt.Sprintf("datanode %s: write %s: packet %d at offset %d, want one at offset %d", d.addr, b, pkt.GetSeqno(), pkt.GetOffset(), w.Len())})
-			w.Abort()
+			drop(w, appending)
 			return
 		}
 		if err := w.WritePacket(pkt.Data, pkt.Crcs); err != nil {
@@ -134,7 +171,7 @@ func (d *Datanode) receive(ctx context.Context, stream grpc.BidiStreamingServer[
 				st = dfspb.AckStatus_ERROR_CHECKSUM
 			}
 			push(received{seqno: pkt.Seqno, status: st, msg: fmt.Sprintf("datanode %s: packet %d: %v", d.addr, pkt.Seqno, err)})
-			w.Abort()
+			drop(w, appending)
 			return
 		}
 		if forward {
@@ -153,7 +190,7 @@ func (d *Datanode) receive(ctx context.Context, stream grpc.BidiStreamingServer[
 		n, err := w.Finalize(ctx)
 		if err != nil {
 			push(received{seqno: pkt.Seqno, status: dfspb.AckStatus_ERROR, msg: fmt.Sprintf("datanode %s: %v", d.addr, err)})
-			w.Abort()
+			drop(w, appending)
 			return
 		}
 		d.log.Debug("finalized block", "block", b, "length", n)

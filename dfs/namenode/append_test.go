@@ -298,3 +298,82 @@ func TestClientCalls(t *testing.T) {
 		t.Error("another client's retried create succeeded")
 	}
 }
+
+// TestPipelineRecovery stops a datanode of a block's pipeline after part
+// of the block was acknowledged: the writer goes on with the surviving
+// replicas under a new generation stamp (nothing rewritten from the
+// block's start, nothing lost), and the file reads back whole.
+func TestPipelineRecovery(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cl := startCluster(t, ctx, 3)
+	c, err := client.New(client.Config{Namenodes: []string{cl.nn.RPCAddr()}, User: "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rnd := rand.New(rand.NewPCG(3, 4))
+	data := make([]byte, 6<<20+123)
+	for i := range data {
+		data[i] = byte(rnd.Uint32())
+	}
+	const bs = 4 << 20
+	w, err := c.Create(ctx, "/p", client.CreateOptions{Replication: 3, BlockSize: bs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := 2<<20 + 77
+	if _, err := w.Write(data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the first block's replicas hold what was sent, then stop
+	// one of its datanodes.
+	var first datanode.Block
+	waitFor(t, "the first block's replicas", func() bool {
+		for _, d := range cl.dns {
+			bis := d.Store().List()
+			// Replicas being written show what reached the disk, in 1 MiB
+			// steps of the block store's buffer.
+			if len(bis) != 1 || bis[0].Length < 1<<20 {
+				return false
+			}
+			first = datanode.Block{ID: bis[0].ID, GenStamp: bis[0].GenStamp}
+		}
+		return true
+	})
+	victim := cl.dns[2].Addr()
+	cl.dns[2].Close()
+	if _, err := w.Write(data[half:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, ctx, c, "/p"); !bytes.Equal(got, data) {
+		t.Fatalf("read %d bytes, want the %d written", len(got), len(data))
+	}
+	locs, err := c.BlockLocations(ctx, "/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b0 := locs.Blocks[0]
+	if b0.Block.Id != first.ID || b0.Block.Genstamp <= first.GenStamp {
+		t.Errorf("first block after recovery: blk_%d stamp %d; before: %s (want the same block, re-stamped)",
+			b0.Block.Id, b0.Block.Genstamp, first)
+	}
+	for _, l := range b0.Locations {
+		if l.DataAddr == victim {
+			t.Errorf("the stopped datanode %s still holds the recovered block", victim)
+		}
+	}
+	if len(b0.Locations) != 2 {
+		t.Errorf("recovered block on %d datanodes, want the 2 survivors", len(b0.Locations))
+	}
+	live := &cluster{nn: cl.nn}
+	for _, d := range cl.dns {
+		if d.Addr() != victim {
+			live.dns = append(live.dns, d)
+		}
+	}
+	live.checkStamps(t, ctx, c, "/p")
+}
