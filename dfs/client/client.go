@@ -328,6 +328,18 @@ func (c *Client) Rename(ctx context.Context, src, dst string) (bool, error) {
 	return resp.Renamed, nil
 }
 
+// Rename2 moves src to exactly dst with HDFS's rename2 semantics: dst
+// names the result, every failure is an exception saying why (a missing
+// source, an existing destination without overwrite, a directory moved
+// under itself), and with overwrite an existing file (or empty directory)
+// at dst is replaced atomically.
+func (c *Client) Rename2(ctx context.Context, src, dst string, overwrite bool) error {
+	_, err := call(ctx, c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.RenameResponse, error) {
+		return nn.Rename(ctx, &dfspb.RenameRequest{Src: src, Dst: dst, User: c.cfg.User, Rename2: true, Overwrite: overwrite})
+	})
+	return err
+}
+
 // BlockLocations returns path's length and blocks with their live
 // replicas.
 func (c *Client) BlockLocations(ctx context.Context, path string) (*dfspb.GetBlockLocationsResponse, error) {

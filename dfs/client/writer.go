@@ -363,6 +363,26 @@ func blockOf(lb *dfspb.LocatedBlock) datanode.Block {
 	return datanode.Block{ID: lb.Block.Id, GenStamp: lb.Block.Genstamp}
 }
 
+// Abort stops writing without completing the file: the current block's
+// pipeline is torn down and the lease is no longer renewed, so the file
+// stays open (under construction, its finished blocks readable) until
+// lease recovery closes it, or until the caller deletes it. Close after
+// Abort returns the abort's error.
+func (w *Writer) Abort() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	if w.cur != nil {
+		w.cur.Abort()
+		w.cur = nil
+	}
+	if w.err == nil {
+		w.err = fmt.Errorf("client: write %s: aborted", w.path)
+	}
+	w.c.writerClosed()
+}
+
 // Close sends the last block and completes the file, retrying Complete
 // (with backoff, up to Config.CompleteTimeout) while the namenode waits for
 // the datanodes to report the replicas.

@@ -272,6 +272,48 @@ func TestClientCalls(t *testing.T) {
 		t.Fatalf("fs stats: %+v %v", fs, err)
 	}
 
+	// Rename2: exact destination, reasons, atomic overwrite.
+	for _, f := range []string{"/r1", "/r2"} {
+		w, err := c.Create(ctx, f, client.CreateOptions{Replication: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte(f))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Rename2(ctx, "/r1", "/r2", false); !errors.Is(err, hdfs.ErrFileAlreadyExists) {
+		t.Errorf("rename2 onto an existing file without overwrite: %v", err)
+	}
+	if err := c.Rename2(ctx, "/nope", "/r3", false); !errors.Is(err, hdfs.ErrFileNotFound) {
+		t.Errorf("rename2 of a missing file: %v", err)
+	}
+	if err := c.Rename2(ctx, "/r1", "/r2", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, ctx, c, "/r2"); string(got) != "/r1" {
+		t.Errorf("after rename2 with overwrite /r2 holds %q", got)
+	}
+
+	// Abort: the file stays open, nothing more is sent; Close reports the
+	// abort.
+	w, err = c.Create(ctx, "/aborted", client.CreateOptions{Replication: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(make([]byte, 100_000))
+	w.Abort()
+	if err := w.Close(); err == nil {
+		t.Error("Close after Abort succeeded")
+	}
+	if st, err := c.Stat(ctx, "/aborted"); err != nil || !st.UnderConstruction {
+		t.Errorf("aborted file: %+v %v, want it still open", st, err)
+	}
+	if ok, err := c.Delete(ctx, "/aborted", false); err != nil || !ok {
+		t.Errorf("delete the aborted file: %v %v", ok, err)
+	}
+
 	// A create sent again (its first answer lost) returns the file the
 	// first attempt created; a plain second create is refused.
 	cc, err := grpc.NewClient(cl.nn.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))

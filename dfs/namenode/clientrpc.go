@@ -209,6 +209,13 @@ func (s *clientRPC) Delete(ctx context.Context, req *dfspb.DeleteRequest) (*dfsp
 }
 
 func (s *clientRPC) Rename(ctx context.Context, req *dfspb.RenameRequest) (*dfspb.RenameResponse, error) {
+	if req.Rename2 {
+		err := s.ns.Rename2(ctx, s.user(req.User), req.Src, req.Dst, namespace.RenameOptions{Overwrite: req.Overwrite})
+		if err != nil {
+			return nil, rpcError(err)
+		}
+		return &dfspb.RenameResponse{Renamed: true}, nil
+	}
 	ok, err := s.ns.Rename(ctx, s.user(req.User), req.Src, req.Dst)
 	if err != nil {
 		return nil, rpcError(err)

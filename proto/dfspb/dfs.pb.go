@@ -3045,10 +3045,16 @@ func (x *DeleteResponse) GetDeleted() bool {
 }
 
 type RenameRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Src           string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"`
-	Dst           string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
-	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Src   string                 `protobuf:"bytes,1,opt,name=src,proto3" json:"src,omitempty"`
+	Dst   string                 `protobuf:"bytes,2,opt,name=dst,proto3" json:"dst,omitempty"`
+	User  string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	// rename2 asks for HDFS's rename2: dst names the result (never a
+	// directory to move into), failures are exceptions with their reason,
+	// and with overwrite an existing dst is replaced in the same
+	// transaction.
+	Rename2       bool `protobuf:"varint,4,opt,name=rename2,proto3" json:"rename2,omitempty"`
+	Overwrite     bool `protobuf:"varint,5,opt,name=overwrite,proto3" json:"overwrite,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3102,6 +3108,20 @@ func (x *RenameRequest) GetUser() string {
 		return x.User
 	}
 	return ""
+}
+
+func (x *RenameRequest) GetRename2() bool {
+	if x != nil {
+		return x.Rename2
+	}
+	return false
+}
+
+func (x *RenameRequest) GetOverwrite() bool {
+	if x != nil {
+		return x.Overwrite
+	}
+	return false
 }
 
 type RenameResponse struct {
@@ -4420,11 +4440,13 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\trecursive\x18\x02 \x01(\bR\trecursive\x12\x12\n" +
 	"\x04user\x18\x03 \x01(\tR\x04user\"*\n" +
 	"\x0eDeleteResponse\x12\x18\n" +
-	"\adeleted\x18\x01 \x01(\bR\adeleted\"G\n" +
+	"\adeleted\x18\x01 \x01(\bR\adeleted\"\x7f\n" +
 	"\rRenameRequest\x12\x10\n" +
 	"\x03src\x18\x01 \x01(\tR\x03src\x12\x10\n" +
 	"\x03dst\x18\x02 \x01(\tR\x03dst\x12\x12\n" +
-	"\x04user\x18\x03 \x01(\tR\x04user\"*\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x18\n" +
+	"\arename2\x18\x04 \x01(\bR\arename2\x12\x1c\n" +
+	"\toverwrite\x18\x05 \x01(\bR\toverwrite\"*\n" +
 	"\x0eRenameResponse\x12\x18\n" +
 	"\arenamed\x18\x01 \x01(\bR\arenamed\"l\n" +
 	"\vListRequest\x12\x12\n" +
