@@ -37,7 +37,7 @@ func waitLine(t *testing.T, p *namenode, re *regexp.Regexp) []string {
 
 var (
 	nnReadyRE = regexp.MustCompile(`dfs namenode serving WebHDFS on (\S+) .*datanode RPC on (\S+)\n`)
-	dnReadyRE = regexp.MustCompile(`dfs datanode (\S+) serving blocks on (\S+) \(data (.+)\), namenodes (\S+)\n`)
+	dnReadyRE = regexp.MustCompile(`dfs datanode (\S+) serving blocks on (\S+), WebHDFS (?:on (\S+)|off) \(data (.+)\), namenodes (\S+)\n`)
 )
 
 // freeAddr returns a local address that was free a moment ago.
@@ -55,21 +55,25 @@ func freeAddr(t *testing.T) string {
 type datanodeProc struct {
 	*namenode
 	storageID, addr string
+	httpAddr        string // its WebHDFS address
 }
 
+// startDatanodeProc starts a datanode with its block transfer and its
+// WebHDFS (--http) on free ports, and waits until it serves.
 func startDatanodeProc(t *testing.T, name, dir, nn string) *datanodeProc {
 	t.Helper()
-	p := launch(t, name, "dfs", "datanode", "--data", dir, "--namenode", nn, "--listen", "127.0.0.1:0", "--heartbeat", "100ms")
+	p := launch(t, name, "dfs", "datanode", "--data", dir, "--namenode", nn, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--heartbeat", "100ms")
 	m := waitLine(t, p, dnReadyRE)
-	if m[3] != dir || m[4] != nn {
+	if m[3] == "" || m[4] != dir || m[5] != nn {
 		t.Fatalf("%s ready line %q", name, m[0])
 	}
-	return &datanodeProc{namenode: p, storageID: m[1], addr: m[2]}
+	return &datanodeProc{namenode: p, storageID: m[1], addr: m[2], httpAddr: m[3]}
 }
 
 type dnStatus struct {
 	StorageID            string  `json:"storageId"`
 	DataAddr             string  `json:"dataAddr"`
+	HTTPAddr             string  `json:"httpAddr"`
 	Live                 bool    `json:"live"`
 	Capacity             int64   `json:"capacity"`
 	Remaining            int64   `json:"remaining"`
@@ -157,7 +161,7 @@ func TestNamenodeWithDatanodes(t *testing.T) {
 	}
 
 	// A second datanode on dn1's data directory is refused.
-	dup := launch(t, "dup", "dfs", "datanode", "--data", dir(1), "--namenode", rpc, "--listen", "127.0.0.1:0")
+	dup := launch(t, "dup", "dfs", "datanode", "--data", dir(1), "--namenode", rpc, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0")
 	select {
 	case <-dup.done:
 	case <-time.After(20 * time.Second):
@@ -199,6 +203,7 @@ func TestDatanodeUsage(t *testing.T) {
 		{[]string{"--data", t.TempDir(), "--namenode", " "}, "--namenode HOST:PORT"},
 		{[]string{"--data", t.TempDir(), "--namenode", "127.0.0.1:8020,nn2"}, `"nn2" is not HOST:PORT`},
 		{[]string{"--data", t.TempDir(), "--namenode", "127.0.0.1:8020", "--listen", "nowhere"}, "--listen"},
+		{[]string{"--data", t.TempDir(), "--namenode", "127.0.0.1:8020", "--listen", "127.0.0.1:0", "--http", "nowhere"}, `--http "nowhere": want HOST:PORT or off`},
 	} {
 		p := launch(t, "usage", append([]string{"dfs", "datanode"}, c.args...)...)
 		<-p.done

@@ -185,11 +185,24 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		ns.Close()
 		return fail(fmt.Errorf("namenode: listen on --http %s: %w", cfg.HTTPAddr, err))
 	}
-	h := webhdfs.New(ns, webhdfs.Config{
+	wc := webhdfs.Config{
 		DefaultUser:        cfg.DefaultUser,
 		Groups:             cfg.Groups,
 		DefaultReplication: nc.DefaultReplication,
-	})
+	}
+	if dnm != nil {
+		// CREATE, APPEND and OPEN redirect to the live datanodes that serve
+		// HTTP; without the datanode protocol there are none, and they fail
+		// with Hadoop's "Failed to find datanode".
+		wc.RPCAddr = rpcLn.Addr().String()
+		wc.Datanodes = func() []webhdfs.DatanodeHTTP { return datanodesHTTP(dnm) }
+		hb := cfg.Datanodes.HeartbeatInterval
+		if hb <= 0 {
+			hb = dnmanager.DefaultHeartbeatInterval
+		}
+		wc.StaleAfter = 3 * hb
+	}
+	h := webhdfs.New(ns, wc)
 	mux := http.NewServeMux()
 	mux.Handle(webhdfs.Prefix, h)
 	mux.Handle(webhdfs.Prefix+"/", h)
@@ -232,6 +245,17 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 	log.Info("dfs namenode started", "http", n.HTTPAddr(), "rpc", n.RPCAddr(), "meta", RedactURL(cfg.MetaURL), "backend", store.Backend(),
 		"superuser", ns.Checker().Superuser, "supergroup", ns.Checker().Supergroup)
 	return n, nil
+}
+
+// datanodesHTTP lists the live datanodes of dnm that serve WebHDFS.
+func datanodesHTTP(dnm *dnmanager.Manager) []webhdfs.DatanodeHTTP {
+	var out []webhdfs.DatanodeHTTP
+	for _, d := range dnm.Datanodes() {
+		if d.Live && d.HTTPAddr != "" {
+			out = append(out, webhdfs.DatanodeHTTP{StorageID: d.StorageID, DataAddr: d.DataAddr, HTTPAddr: d.HTTPAddr, LastSeen: d.LastSeen})
+		}
+	}
+	return out
 }
 
 // rawPaths sends WebHDFS requests to the handler without ServeMux's path

@@ -10,9 +10,11 @@
 // Metadata operations are served: GETFILESTATUS, LISTSTATUS,
 // LISTSTATUS_BATCH, GETCONTENTSUMMARY, GETHOMEDIRECTORY (GET); MKDIRS,
 // RENAME, SETPERMISSION, SETOWNER, SETREPLICATION, SETTIMES (PUT); DELETE
-// (DELETE). The data operations CREATE, APPEND and OPEN need datanodes,
-// which are not wired to WebHDFS yet: they are answered with a 400
-// UnsupportedOperationException saying so (never a fake success). Every other
+// (DELETE). The data operations CREATE (PUT), APPEND (POST) and OPEN (GET)
+// are served in two steps, as Hadoop's: the namenode's Handler answers them
+// with a 307 Temporary Redirect to a datanode's WebHDFS (or, with
+// noredirect=true, a 200 {"Location": ...}), and the datanode's DataHandler
+// moves the bytes (see redirect.go and data.go). Every other
 // operation Hadoop knows is an UnsupportedOperationException ("GETACLSTATUS is
 // not supported"), and an operation Hadoop does not know for the request's
 // HTTP method is Hadoop's IllegalArgumentException ("Invalid value for
@@ -45,9 +47,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namespace"
@@ -82,6 +87,19 @@ type Config struct {
 	// DefaultReplication is SETREPLICATION's replication when the
 	// replication parameter is missing (namespace.DefaultReplication when 0).
 	DefaultReplication int16
+	// Datanodes returns the live datanodes that serve WebHDFS over HTTP,
+	// where CREATE, APPEND and OPEN are redirected (nil, or an empty
+	// result: the data operations fail with Hadoop's IOException "Failed to
+	// find datanode, suggest to check cluster health."). It is called once
+	// per data operation.
+	Datanodes func() []DatanodeHTTP
+	// RPCAddr is the namenode's RPC address, passed to the datanode as the
+	// redirect's namenoderpcaddress parameter (omitted when empty).
+	RPCAddr string
+	// StaleAfter is the age of a datanode's last heartbeat beyond which it
+	// is chosen for a redirect only when no fresher datanode fits, as HDFS
+	// avoids stale datanodes (DefaultStaleAfter when <= 0).
+	StaleAfter time.Duration
 }
 
 // Handler is an http.Handler serving WebHDFS over a namespace. It holds no
@@ -102,6 +120,9 @@ func New(ns *namespace.Namespace, cfg Config) *Handler {
 	}
 	if cfg.DefaultReplication == 0 {
 		cfg.DefaultReplication = namespace.DefaultReplication
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = DefaultStaleAfter
 	}
 	return &Handler{ns: ns, cfg: cfg}
 }
@@ -129,9 +150,6 @@ var opsByMethod = map[string]struct {
 	http.MethodDelete: {"DeleteOpParam", []string{"DELETE", "DELETESNAPSHOT", "NULL"}},
 }
 
-// dataOps need datanodes.
-var dataOps = map[string]bool{"CREATE": true, "APPEND": true, "OPEN": true}
-
 // userPattern is Hadoop's UserParam domain (dfs.webhdfs.user.provider.user.pattern).
 var userPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9._-]*[$]?$`)
 
@@ -141,6 +159,7 @@ type request struct {
 	op     string
 	path   string
 	params map[string]string // lower-cased names, first value
+	query  url.Values        // the parameters as sent
 	user   hdfs.User
 }
 
@@ -149,15 +168,36 @@ func (r *request) param(name string) (string, bool) {
 	return v, ok
 }
 
-// ServeHTTP serves one WebHDFS request.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// parseRequest reads a WebHDFS request's path and parameters; ok is false
+// when it is not a WebHDFS path (the error is then written).
+func parseRequest(w http.ResponseWriter, r *http.Request) (req *request, ok bool) {
 	rest, ok := strings.CutPrefix(r.URL.Path, Prefix)
 	if !ok || (rest != "" && rest[0] != '/') {
 		writeError(w, http.StatusNotFound, hdfs.ErrFileNotFound.New("Not a WebHDFS path: "+r.URL.Path+" (want "+Prefix+"/<path>?op=...)"))
-		return
+		return nil, false
 	}
 	if rest == "" {
 		rest = "/"
+	}
+	req = &request{ctx: r.Context(), path: rest, params: map[string]string{}, query: r.URL.Query()}
+	for k, vs := range req.query {
+		k = strings.ToLower(k)
+		if _, dup := req.params[k]; !dup && len(vs) > 0 {
+			req.params[k] = vs[0]
+		}
+	}
+	req.op = strings.ToUpper(req.params["op"])
+	if req.op == "" {
+		req.op = "NULL"
+	}
+	return req, true
+}
+
+// ServeHTTP serves one WebHDFS request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	req, ok := parseRequest(w, r)
+	if !ok {
+		return
 	}
 	enum, known := opsByMethod[r.Method]
 	if !known {
@@ -165,30 +205,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, hdfs.ErrUnsupportedOperation.New("HTTP method "+r.Method+" is not supported by WebHDFS"))
 		return
 	}
-	req := &request{ctx: r.Context(), path: rest, params: map[string]string{}}
-	for k, vs := range r.URL.Query() {
-		k = strings.ToLower(k)
-		if _, dup := req.params[k]; !dup && len(vs) > 0 {
-			req.params[k] = vs[0]
-		}
-	}
-	op := strings.ToUpper(req.params["op"])
-	if op == "" {
-		op = "NULL"
-	}
-	found := false
-	for _, o := range enum.ops {
-		if o == op {
-			found = true
-			break
-		}
-	}
-	if !found {
-		fail(w, paramError("op", "No enum constant org.apache.hadoop.hdfs.web.resources."+enum.enum+".Op."+op))
+	if !slices.Contains(enum.ops, req.op) {
+		fail(w, paramError("op", "No enum constant org.apache.hadoop.hdfs.web.resources."+enum.enum+".Op."+req.op))
 		return
 	}
-	req.op = op
-	user, err := h.user(req)
+	user, err := resolveUser(req, h.cfg.DefaultUser, h.cfg.Groups)
 	if err != nil {
 		fail(w, err)
 		return
@@ -199,11 +220,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, err)
 		return
 	}
+	if rd, ok := body.(redirect); ok {
+		writeRedirect(w, rd)
+		return
+	}
 	if body == nil {
 		w.Header().Set("Content-Type", "application/octet-stream")
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	writeJSON(w, body)
+}
+
+// writeJSON writes body as a 200 JSON response.
+func writeJSON(w http.ResponseWriter, body any) {
 	b, err := hdfs.Marshal(body)
 	if err != nil {
 		fail(w, err)
@@ -214,19 +244,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-// user returns the caller from user.name (or the default user) and refuses
-// impersonation.
-func (h *Handler) user(req *request) (hdfs.User, error) {
+// resolveUser returns the caller from user.name (or defaultUser) with its
+// groups, and refuses impersonation.
+func resolveUser(req *request, defaultUser string, groups map[string][]string) (hdfs.User, error) {
 	name, ok := req.param("user.name")
 	if !ok || name == "" {
-		name = h.cfg.DefaultUser
+		name = defaultUser
 	} else if !userPattern.MatchString(name) {
 		return hdfs.User{}, paramError("user.name", `Invalid value: "`+name+`" does not belong to the domain `+userPattern.String())
 	}
 	if doas, ok := req.param("doas"); ok && doas != "" && doas != name {
 		return hdfs.User{}, hdfs.ErrAccessControl.New("User: " + name + " is not allowed to impersonate " + doas)
 	}
-	return hdfs.User{Name: name, Groups: h.cfg.Groups[name]}, nil
+	return hdfs.User{Name: name, Groups: groups[name]}, nil
 }
 
 // serve runs the operation and returns the body to encode (nil: an empty 200).
@@ -309,9 +339,12 @@ func (h *Handler) serve(req *request) (any, error) {
 			return nil, err
 		}
 		return nil, ns.SetTimes(ctx, u, p, mtime, atime)
-	}
-	if dataOps[req.op] {
-		return nil, hdfs.ErrUnsupportedOperation.New(req.op + " is not supported yet: datanodes are not wired to this namenode's WebHDFS (metadata operations only)")
+	case "CREATE":
+		return h.redirectCreate(req)
+	case "APPEND":
+		return h.redirectAppend(req)
+	case "OPEN":
+		return h.redirectOpen(req)
 	}
 	return nil, hdfs.ErrUnsupportedOperation.New(req.op + " is not supported")
 }
@@ -475,13 +508,24 @@ func boolParam(req *request, name string, def bool) (bool, error) {
 }
 
 func longParam(req *request, name string, def int64) (int64, error) {
+	return intParam(req, name, def, 64, noMin)
+}
+
+// intParam parses the radix-10 integer parameter name as Hadoop's
+// ShortParam (bits 16), IntegerParam (32) or LongParam (64) does, with its
+// lower bound lo (noMin: none).
+func intParam(req *request, name string, def int64, bits int, lo int64) (int64, error) {
 	s, ok := req.param(name)
 	if !ok || s == "" {
 		return def, nil
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
+	v, err := strconv.ParseInt(s, 10, bits)
 	if err != nil {
-		return 0, paramError(name, `Failed to parse "`+s+`" as a radix-10 long integer.`)
+		kind := map[int]string{16: "short integer", 32: "integer", 64: "long integer"}[bits]
+		return 0, paramError(name, `Failed to parse "`+s+`" as a radix-10 `+kind+`.`)
+	}
+	if v < lo {
+		return 0, paramError(name, "Invalid parameter range: "+name+" = "+strconv.FormatInt(v, 10)+" < "+strconv.FormatInt(lo, 10))
 	}
 	return v, nil
 }

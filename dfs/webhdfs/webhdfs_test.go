@@ -298,10 +298,30 @@ func TestErrors(t *testing.T) {
 		e.fails("PUT", "/a?op=GETHOMEDIRECTORY", ia, iae, "PutOpParam.Op.GETHOMEDIRECTORY")
 		e.fails("GET", "/a", unsup, hdfs.ErrUnsupportedOperation, "NULL is not supported")
 
-		// Data operations: not a fake success.
-		e.fails("PUT", "/a/new?op=CREATE&user.name=root", unsup, hdfs.ErrUnsupportedOperation, "datanodes")
-		e.fails("POST", "/a/f?op=APPEND&user.name=root", unsup, hdfs.ErrUnsupportedOperation, "datanodes")
-		e.fails("GET", "/a/f?op=OPEN&user.name=root", unsup, hdfs.ErrUnsupportedOperation, "datanodes")
+		// Data operations without datanodes (Config.Datanodes nil): Hadoop's
+		// IOException, never a fake success; their parameters are checked
+		// first, and OPEN and APPEND check the file.
+		const noDN = "Failed to find datanode, suggest to check cluster health. excludeDatanodes=null"
+		e.fails("PUT", "/a/new?op=CREATE&user.name=root", 403, hdfs.ErrIO, noDN)
+		e.fails("POST", "/a/f?op=APPEND&user.name=root", 403, hdfs.ErrIO, noDN)
+		e.fails("GET", "/a/f?op=OPEN&user.name=root", 403, hdfs.ErrIO, noDN)
+		e.fails("GET", "/a/f?op=OPEN&excludedatanodes=h:1", 403, hdfs.ErrIO, "excludeDatanodes=h:1")
+		e.fails("GET", "/a/nope?op=OPEN&user.name=root", 404, hdfs.ErrFileNotFound, "File does not exist: /a/nope")
+		e.fails("POST", "/a/nope?op=APPEND&user.name=root", 404, hdfs.ErrFileNotFound, "File does not exist: /a/nope")
+		e.fails("GET", "/a?op=OPEN&user.name=root", 404, hdfs.ErrFileNotFound, "Path is not a file: /a")
+		e.fails("GET", "/a/f?op=OPEN&offset=-1", ia, iae, `Invalid value for webhdfs parameter "offset": Invalid parameter range: offset = -1 < 0`)
+		e.fails("GET", "/a/f?op=OPEN&offset=x", ia, iae, `Invalid value for webhdfs parameter "offset": Failed to parse "x" as a radix-10 long integer.`)
+		e.fails("GET", "/a/f?op=OPEN&length=-5", ia, iae, `Invalid value for webhdfs parameter "length": Invalid parameter range: length = -5 < 0`)
+		e.fails("GET", "/a/f?op=OPEN&buffersize=0", ia, iae, `"buffersize": Invalid parameter range: buffersize = 0 < 1`)
+		e.fails("GET", "/a/f?op=OPEN&noredirect=maybe", ia, iae, `"noredirect": Failed to parse "maybe" to Boolean.`)
+		e.fails("PUT", "/a/new?op=CREATE&overwrite=yes", ia, iae, `"overwrite": Failed to parse "yes" to Boolean.`)
+		e.fails("PUT", "/a/new?op=CREATE&blocksize=0", ia, iae, `"blocksize": Invalid parameter range: blocksize = 0 < 1`)
+		e.fails("PUT", "/a/new?op=CREATE&blocksize=big", ia, iae, `"blocksize": Failed to parse "big" as a radix-10 long integer.`)
+		e.fails("PUT", "/a/new?op=CREATE&replication=99999", ia, iae, `"replication": Failed to parse "99999" as a radix-10 short integer.`)
+		e.fails("PUT", "/a/new?op=CREATE&permission=888", ia, iae, `"permission": Failed to parse "888" as a radix-8 short integer.`)
+		e.fails("PUT", "/a/new?op=CREATE&buffersize=1x", ia, iae, `"buffersize": Failed to parse "1x" as a radix-10 integer.`)
+		e.fails("PUT", "/a/../new?op=CREATE", 400, hdfs.ErrInvalidPath, "Invalid path name /a/../new")
+		e.fails("POST", "/a/f?op=APPEND&buffersize=-1", ia, iae, `"buffersize"`)
 		e.fails("GET", "/a?op=GETACLSTATUS", unsup, hdfs.ErrUnsupportedOperation, "GETACLSTATUS is not supported")
 
 		// Bad parameters.

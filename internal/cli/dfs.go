@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/kura-dev/kura/dfs/datanode"
 	"github.com/kura-dev/kura/dfs/dnmanager"
 	"github.com/kura-dev/kura/dfs/namenode"
+	"github.com/kura-dev/kura/dfs/webhdfs"
 )
 
 func newDFSCommand(e *env) *cobra.Command {
@@ -24,14 +26,19 @@ func newDFSCommand(e *env) *cobra.Command {
 stateless namenodes keep all metadata in a transactional SQL database
 (embedded SQLite, or PostgreSQL for several namenodes at once).
 
-Today: 'kura dfs namenode' serves the metadata operations over WebHDFS and
-the datanode protocol; 'kura dfs datanode' stores blocks and registers with
-the namenodes. File data through WebHDFS and the 'kura dfs <cmd>' file
-commands come next. See docs/dfs.md.`,
+'kura dfs namenode' serves WebHDFS on --http and the client and datanode
+protocols on --rpc; 'kura dfs datanode' stores blocks, registers with the
+namenodes and serves WebHDFS's file data (CREATE, APPEND and OPEN are
+redirected there); the file commands ('kura dfs ls', put, get, cat, ... as
+'hdfs dfs -ls' and the others) work through the namenodes' --rpc ports
+(--namenode, default $KURA_DFS_NAMENODE or 127.0.0.1:8020); 'kura dfs bench'
+measures metadata ops/s and MB/s. See docs/dfs.md.`,
 		Args: noArgs,
 		RunE: groupRun,
 	}
 	c.AddCommand(dfsNamenode(e), dfsDatanode(e))
+	addDFSShellCommands(c, e)
+	c.AddCommand(dfsBench(e))
 	return c
 }
 
@@ -60,10 +67,11 @@ only do what "other" permissions allow. --superuser (the owner of "/" in a new
 database, "root" by default) and members of --supergroup pass every permission
 check. Groups come from --group USER=G1,G2 (repeatable); other users have none.
 
-Serving WebHDFS today: MKDIRS, RENAME, DELETE, GETFILESTATUS, LISTSTATUS,
+WebHDFS: MKDIRS, RENAME, DELETE, GETFILESTATUS, LISTSTATUS,
 LISTSTATUS_BATCH, GETCONTENTSUMMARY, SETPERMISSION, SETOWNER, SETREPLICATION,
-SETTIMES, GETHOMEDIRECTORY. CREATE, APPEND and OPEN need datanodes and answer
-UnsupportedOperationException until they are wired.
+SETTIMES, GETHOMEDIRECTORY here; CREATE, APPEND and OPEN answer 307 to a live
+datanode's --http (or, with noredirect=true, 200 with the Location), which
+moves the bytes.
 
 Datanodes ('kura dfs datanode --namenode HOST:PORT') register and heartbeat
 on --rpc (default 127.0.0.1:8020; "off" for none). GET /status on --http
@@ -135,7 +143,7 @@ lists them, live and dead, as JSON.`,
 
 func dfsDatanode(e *env) *cobra.Command {
 	var cfg datanode.Config
-	var namenodes string
+	var namenodes, httpAddr string
 	var newLogger func() (*slog.Logger, error)
 	c := &cobra.Command{
 		Use:   "datanode",
@@ -147,15 +155,25 @@ reports its blocks to every namenode in --namenode (their --rpc addresses,
 comma-separated). A namenode that is down, at start or later, is retried
 with backoff; the datanode registers as soon as it comes up.
 
+--http (default 127.0.0.1:9864, Hadoop's datanode HTTP port; "off" for none)
+serves WebHDFS's data operations: a namenode answers CREATE, APPEND and OPEN
+with a 307 redirect to a datanode's --http address, where the bytes are
+written or read (through the namenodes in --namenode), as with Hadoop. Port 0
+picks a free port; the address is given to the namenodes at registration
+(with the host of --advertise, or the host name for a wildcard IP).
+
 The data directory keeps the datanode's storage id across restarts and is
 locked while a datanode runs: a second datanode on the same --data is
 refused. It stops cleanly on SIGTERM or Ctrl-C; replicas being written then
 stay on disk, unfinalized.
 
 Usage and liveness are visible on the namenodes' GET /status.`,
-		Example: `  kura dfs datanode --data /var/lib/kura/dn1 --namenode 127.0.0.1:8020 --listen 127.0.0.1:9866
-  kura dfs datanode --data /var/lib/kura/dn2 --namenode nn1:8020,nn2:8020 --listen 0.0.0.0:9867
-  curl http://127.0.0.1:9870/status`,
+		Example: `  kura dfs datanode --data /var/lib/kura/dn1 --namenode 127.0.0.1:8020 --listen 127.0.0.1:9866 --http 127.0.0.1:9864
+  kura dfs datanode --data /var/lib/kura/dn2 --namenode nn1:8020,nn2:8020 --listen 0.0.0.0:9867 --http 0.0.0.0:9865
+  curl http://127.0.0.1:9870/status
+  # Through the namenode's WebHDFS, redirected (-L) to a datanode's --http:
+  curl -L -X PUT -T file.csv 'http://127.0.0.1:9870/webhdfs/v1/tmp/file.csv?op=CREATE&user.name=alice'
+  curl -L 'http://127.0.0.1:9870/webhdfs/v1/tmp/file.csv?op=OPEN&user.name=alice'`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			if cfg.DataDir == "" {
@@ -169,23 +187,59 @@ Usage and liveness are visible on the namenodes' GET /status.`,
 			if _, _, err := net.SplitHostPort(cfg.DataAddr); err != nil {
 				return usagef("dfs datanode: --listen %q: want HOST:PORT", cfg.DataAddr)
 			}
+			if httpAddr != "off" {
+				if _, _, err := net.SplitHostPort(httpAddr); err != nil {
+					return usagef("dfs datanode: --http %q: want HOST:PORT or off", httpAddr)
+				}
+			}
 			if cfg.HeartbeatInterval <= 0 {
 				return usagef("dfs datanode: --heartbeat %v: want a positive duration", cfg.HeartbeatInterval)
 			}
 			if cfg.Logger, err = newLogger(); err != nil {
 				return err
 			}
+			// WebHDFS first, so that the address given to the namenodes at
+			// registration is the one bound (port 0 included).
+			var web *webhdfs.DataServer
+			webOn := "WebHDFS off"
+			if httpAddr != "off" {
+				ln, err := net.Listen("tcp", httpAddr)
+				if err != nil {
+					return fmt.Errorf("dfs datanode: listen on --http %s: %w", httpAddr, err)
+				}
+				host, port, _ := net.SplitHostPort(ln.Addr().String())
+				if ah, _, err := net.SplitHostPort(cfg.AdvertiseAddr); err == nil && ah != "" {
+					host = ah
+				} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+					if name, err := os.Hostname(); err == nil {
+						host = name
+					}
+				}
+				cfg.HTTPAddr = net.JoinHostPort(host, port)
+				web, err = webhdfs.StartDataServer(ln, webhdfs.DataServerConfig{Namenodes: nns, Logger: cfg.Logger})
+				if err != nil {
+					return fmt.Errorf("dfs datanode: %w", err)
+				}
+				webOn = "WebHDFS on " + web.Addr()
+			}
 			d, err := datanode.Start(c.Context(), cfg)
 			if err != nil {
+				if web != nil {
+					web.Close()
+				}
 				if errors.Is(err, blockstore.ErrLocked) {
 					return fmt.Errorf("dfs datanode: another datanode is running on --data %s (%w)", cfg.DataDir, err)
 				}
 				return fmt.Errorf("dfs datanode: %w", err)
 			}
-			fmt.Fprintf(e.stdout, "dfs datanode %s serving blocks on %s (data %s), namenodes %s\n",
-				d.StorageID(), d.Addr(), cfg.DataDir, strings.Join(nns, ","))
+			fmt.Fprintf(e.stdout, "dfs datanode %s serving blocks on %s, %s (data %s), namenodes %s\n",
+				d.StorageID(), d.Addr(), webOn, cfg.DataDir, strings.Join(nns, ","))
 			<-c.Context().Done()
-			return d.Close()
+			var webErr error
+			if web != nil {
+				webErr = web.Close()
+			}
+			return errors.Join(webErr, d.Close())
 		},
 	}
 	fl := c.Flags()
@@ -193,6 +247,7 @@ Usage and liveness are visible on the namenodes' GET /status.`,
 	fl.StringVar(&namenodes, "namenode", "", "the namenodes' --rpc addresses: HOST:PORT[,HOST:PORT...] (required)")
 	fl.StringVar(&cfg.DataAddr, "listen", "127.0.0.1:9866", "address to serve block reads and writes on")
 	fl.StringVar(&cfg.AdvertiseAddr, "advertise", "", "data address given to namenodes and clients (default: --listen, with the host name for a wildcard IP)")
+	fl.StringVar(&httpAddr, "http", "127.0.0.1:9864", `address to serve WebHDFS's data operations on ("off": none)`)
 	fl.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 3*time.Second, "time between heartbeats to each namenode")
 	newLogger = logFlags(c, e)
 	return c

@@ -33,6 +33,13 @@ func usagef(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }
 
+// quietFailure is a failure whose exit status is the whole answer (exit 1,
+// nothing printed): `kura dfs test`'s "no", as hdfs dfs -test.
+type quietFailure struct{ why string }
+
+// Error says why, for callers that do print it.
+func (e quietFailure) Error() string { return e.why }
+
 // env carries the process's streams to the commands.
 type env struct {
 	stdin  io.Reader
@@ -51,6 +58,9 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
+	}
+	if errors.As(err, new(quietFailure)) {
+		return exitFail
 	}
 	msg := err.Error()
 	if !strings.HasPrefix(msg, "kura ") {
