@@ -223,14 +223,17 @@ func TestWebHDFSData(t *testing.T) {
 	// dn0 killed with SIGKILL: the namenode lists it live for 10 s
 	// (--datanode-dead-after), so a redirect may still name it; the client
 	// then asks again without it. Reads go on from the other replicas, new
-	// files are written without dn0. (An APPEND whose last block had a
-	// replica on dn0 is left out: dfs/client's append pipeline recovery
-	// loses that block now and then, a bug of its own.)
+	// files are written without dn0, and an APPEND to a file whose last
+	// block has a replica on dn0 recovers its pipeline without it.
 	dns[0].cmd.Process.Signal(syscall.SIGKILL)
 	<-dns[0].done
 	for range 8 {
 		c.open("/data/f?op=OPEN&user.name=alice", data)
 	}
+	more = random(300_000)
+	c.mustDo("POST", "/data/f?op=APPEND&user.name=alice", "APPEND", more, 200)
+	data = append(data, more...)
+	c.open("/data/f?op=OPEN&user.name=alice", data)
 	after := random(1<<20 + 1<<18)
 	c.mustDo("PUT", "/data/g?op=CREATE&blocksize=1048576&user.name=alice", "CREATE", after, 201)
 	c.open("/data/g?op=OPEN&user.name=alice", after)

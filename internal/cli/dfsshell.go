@@ -370,7 +370,11 @@ func (sh *dfsShell) expand(arg string) ([]*item, error) {
 	}
 	var out []*item
 	seen := map[string]bool{}
-	for _, pat := range expandBraces(arg) {
+	pats, ok := expandBraces(arg, maxBraceAlternatives)
+	if !ok {
+		return nil, &shellMsg{msg: fmt.Sprintf("`%s': more than %d alternatives in its {...} groups", arg, maxBraceAlternatives)}
+	}
+	for _, pat := range pats {
 		matches, err := sh.glob(pat)
 		if err != nil {
 			return nil, err
@@ -462,9 +466,14 @@ func unescapeGlob(s string) string {
 	return b.String()
 }
 
+// maxBraceAlternatives bounds the patterns one argument's {a,b} groups
+// expand to: "{a,b}" twenty times over would be a million.
+const maxBraceAlternatives = 10_000
+
 // expandBraces expands the first {a,b,...} group of p (recursively, for
 // the others and nested ones): "/d/{a,b}.csv" gives "/d/a.csv", "/d/b.csv".
-func expandBraces(p string) []string {
+// It gives up (false) past limit patterns.
+func expandBraces(p string, limit int) ([]string, bool) {
 	start := -1
 	depth := 0
 	for i := 0; i < len(p); i++ {
@@ -484,13 +493,20 @@ func expandBraces(p string) []string {
 			if depth == 0 {
 				var out []string
 				for _, alt := range splitTopLevel(p[start+1 : i]) {
-					out = append(out, expandBraces(p[:start]+alt+p[i+1:])...)
+					more, ok := expandBraces(p[:start]+alt+p[i+1:], limit-len(out))
+					if !ok {
+						return nil, false
+					}
+					out = append(out, more...)
 				}
-				return out
+				return out, true
 			}
 		}
 	}
-	return []string{p}
+	if limit < 1 {
+		return nil, false
+	}
+	return []string{p}, true
 }
 
 // splitTopLevel splits s at the commas outside nested braces.
