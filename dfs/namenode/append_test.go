@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,47 +14,10 @@ import (
 
 	"github.com/kura-dev/kura/dfs/client"
 	"github.com/kura-dev/kura/dfs/datanode"
-	"github.com/kura-dev/kura/dfs/dnmanager"
+	"github.com/kura-dev/kura/dfs/dfstest"
 	"github.com/kura-dev/kura/dfs/hdfs"
-	"github.com/kura-dev/kura/dfs/namenode"
 	"github.com/kura-dev/kura/proto/dfspb"
 )
-
-// cluster is an in-process namenode with datanodes, for client tests.
-type cluster struct {
-	nn  *namenode.Namenode
-	dns []*datanode.Datanode
-}
-
-func startCluster(t *testing.T, ctx context.Context, datanodes int) *cluster {
-	t.Helper()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := namenode.Start(ctx, namenode.Config{
-		MetaURL:   "sqlite://" + filepath.Join(t.TempDir(), "meta.db"),
-		HTTPAddr:  "127.0.0.1:0",
-		RPCAddr:   "127.0.0.1:0",
-		Datanodes: dnmanager.Config{HeartbeatInterval: 50 * time.Millisecond, DeadIntervals: 200},
-		Logger:    quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	cl := &cluster{nn: n}
-	for range datanodes {
-		d, err := datanode.Start(ctx, datanode.Config{
-			DataDir: t.TempDir(), DataAddr: "127.0.0.1:0", Namenodes: []string{n.RPCAddr()},
-			HeartbeatInterval: 50 * time.Millisecond, Logger: quiet,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-		cl.dns = append(cl.dns, d)
-	}
-	waitFor(t, "datanodes", func() bool { return n.Manager().LiveCount() == datanodes })
-	return cl
-}
 
 func appendTo(t *testing.T, ctx context.Context, c *client.Client, path string, data []byte) {
 	t.Helper()
@@ -85,16 +46,16 @@ func readAll(t *testing.T, ctx context.Context, c *client.Client, path string) [
 	return got
 }
 
-// checkStamps checks that every replica of path's blocks that a datanode
+// checkStamps checks that every replica of path's blocks that one of dns
 // holds carries the block's generation stamp and length.
-func (cl *cluster) checkStamps(t *testing.T, ctx context.Context, c *client.Client, path string) {
+func checkStamps(t *testing.T, ctx context.Context, c *client.Client, dns []*datanode.Datanode, path string) {
 	t.Helper()
 	locs, err := c.BlockLocations(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range locs.Blocks {
-		for _, d := range cl.dns {
+		for _, d := range dns {
 			bi, err := d.Store().Stat(b.Block.Id)
 			if err != nil {
 				continue
@@ -115,12 +76,8 @@ func (cl *cluster) checkStamps(t *testing.T, ctx context.Context, c *client.Clie
 func TestAppend(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl := startCluster(t, ctx, 3)
-	c, err := client.New(client.Config{Namenodes: []string{cl.nn.RPCAddr()}, User: "root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	cl := dfstest.Start(t, dfstest.Options{Datanodes: 3})
+	c := cl.Client(t, "root")
 	rnd := rand.New(rand.NewPCG(1, 2))
 	random := func(n int) []byte {
 		b := make([]byte, n)
@@ -152,7 +109,7 @@ func TestAppend(t *testing.T) {
 		if got := readAll(t, ctx, c, "/f"); !bytes.Equal(got, want) {
 			t.Fatalf("after appending %d bytes: read %d bytes, want %d equal ones", n, len(got), len(want))
 		}
-		cl.checkStamps(t, ctx, c, "/f")
+		checkStamps(t, ctx, c, cl.Datanodes, "/f")
 	}
 	st, err := c.Stat(ctx, "/f")
 	if err != nil || st.Length != int64(len(want)) || st.UnderConstruction {
@@ -169,7 +126,7 @@ func TestAppend(t *testing.T) {
 	// A datanode of the append pipeline is gone.
 	want2 := random(bs / 3)
 	create("/g", want2)
-	cl.dns[1].Close()
+	cl.Datanodes[1].Close()
 	more := random(bs / 2)
 	appendTo(t, ctx, c, "/g", more)
 	want2 = append(want2, more...)
@@ -181,11 +138,11 @@ func TestAppend(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, l := range locs.Blocks[0].Locations {
-		if l.DataAddr == cl.dns[1].Addr() {
+		if l.DataAddr == cl.Datanodes[1].Addr() {
 			t.Errorf("the dead datanode %s still holds the appended block", l.DataAddr)
 		}
 	}
-	cl.checkStamps(t, ctx, c, "/g")
+	checkStamps(t, ctx, c, cl.Datanodes, "/g")
 
 	// Errors.
 	if _, err := c.Append(ctx, "/missing"); !errors.Is(err, hdfs.ErrFileNotFound) {
@@ -208,12 +165,8 @@ func TestAppend(t *testing.T) {
 func TestClientCalls(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl := startCluster(t, ctx, 1)
-	c, err := client.New(client.Config{Namenodes: []string{cl.nn.RPCAddr()}, User: "root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	cl := dfstest.Start(t, dfstest.Options{Datanodes: 1})
+	c := cl.Client(t, "root")
 	if err := c.Mkdirs(ctx, "/home/alice", 0o755, true); err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +269,7 @@ func TestClientCalls(t *testing.T) {
 
 	// A create sent again (its first answer lost) returns the file the
 	// first attempt created; a plain second create is refused.
-	cc, err := grpc.NewClient(cl.nn.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(cl.Namenode.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,12 +301,8 @@ func TestClientCalls(t *testing.T) {
 func TestPipelineRecovery(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl := startCluster(t, ctx, 3)
-	c, err := client.New(client.Config{Namenodes: []string{cl.nn.RPCAddr()}, User: "root"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	cl := dfstest.Start(t, dfstest.Options{Datanodes: 3})
+	c := cl.Client(t, "root")
 	rnd := rand.New(rand.NewPCG(3, 4))
 	data := make([]byte, 6<<20+123)
 	for i := range data {
@@ -372,7 +321,7 @@ func TestPipelineRecovery(t *testing.T) {
 	// one of its datanodes.
 	var first datanode.Block
 	waitFor(t, "the first block's replicas", func() bool {
-		for _, d := range cl.dns {
+		for _, d := range cl.Datanodes {
 			bis := d.Store().List()
 			// Replicas being written show what reached the disk, in 1 MiB
 			// steps of the block store's buffer.
@@ -383,8 +332,8 @@ func TestPipelineRecovery(t *testing.T) {
 		}
 		return true
 	})
-	victim := cl.dns[2].Addr()
-	cl.dns[2].Close()
+	victim := cl.Datanodes[2].Addr()
+	cl.Datanodes[2].Close()
 	if _, err := w.Write(data[half:]); err != nil {
 		t.Fatal(err)
 	}
@@ -411,11 +360,6 @@ func TestPipelineRecovery(t *testing.T) {
 	if len(b0.Locations) != 2 {
 		t.Errorf("recovered block on %d datanodes, want the 2 survivors", len(b0.Locations))
 	}
-	live := &cluster{nn: cl.nn}
-	for _, d := range cl.dns {
-		if d.Addr() != victim {
-			live.dns = append(live.dns, d)
-		}
-	}
-	live.checkStamps(t, ctx, c, "/p")
+	live := cl.Datanodes[:2]
+	checkStamps(t, ctx, c, live, "/p")
 }

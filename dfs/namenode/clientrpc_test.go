@@ -5,8 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -16,8 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kura-dev/kura/dfs/client"
-	"github.com/kura-dev/kura/dfs/datanode"
-	"github.com/kura-dev/kura/dfs/dnmanager"
+	"github.com/kura-dev/kura/dfs/dfstest"
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namenode"
 	"github.com/kura-dev/kura/proto/dfspb"
@@ -51,31 +48,8 @@ func TestStatusCode(t *testing.T) {
 func TestClientProtocol(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := namenode.Start(ctx, namenode.Config{
-		MetaURL:   "sqlite://" + filepath.Join(t.TempDir(), "meta.db"),
-		HTTPAddr:  "127.0.0.1:0",
-		RPCAddr:   "127.0.0.1:0",
-		Datanodes: dnmanager.Config{HeartbeatInterval: 50 * time.Millisecond, DeadIntervals: 200},
-		Logger:    quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	var dns []*datanode.Datanode
-	for range 2 {
-		d, err := datanode.Start(ctx, datanode.Config{
-			DataDir: t.TempDir(), DataAddr: "127.0.0.1:0", Namenodes: []string{n.RPCAddr()},
-			HeartbeatInterval: 50 * time.Millisecond, Logger: quiet,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		dns = append(dns, d)
-	}
-	waitFor(t, "2 datanodes", func() bool { return n.Manager().LiveCount() == 2 })
+	cl := dfstest.Start(t, dfstest.Options{Datanodes: 2})
+	n, dns := cl.Namenode, cl.Datanodes
 
 	// The first namenode address is dead: calls move on to the live one.
 	c, err := client.New(client.Config{Namenodes: []string{"127.0.0.1:1", n.RPCAddr()}, User: "root"})

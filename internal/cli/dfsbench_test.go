@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,7 +16,7 @@ import (
 	"time"
 
 	"github.com/kura-dev/kura/dfs/dal/daltest"
-	"github.com/kura-dev/kura/dfs/datanode"
+	"github.com/kura-dev/kura/dfs/dfstest"
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namenode"
 )
@@ -161,39 +159,7 @@ func TestDFSBenchEmbedded(t *testing.T) {
 // and waits until the namenode sees them live.
 func startTestCluster(t *testing.T, n int) *namenode.Namenode {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nn, err := namenode.Start(ctx, namenode.Config{MetaURL: "sqlite://" + filepath.Join(dir, "meta.db"),
-		HTTPAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0", Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nn.Close() })
-	for i := range n {
-		d, err := datanode.Start(ctx, datanode.Config{DataDir: filepath.Join(dir, fmt.Sprintf("dn%d", i)),
-			DataAddr: "127.0.0.1:0", Namenodes: []string{nn.RPCAddr()}, Logger: log})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		live := 0
-		for _, d := range nn.Datanodes() {
-			if d.Live {
-				live++
-			}
-		}
-		if live == n {
-			return nn
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d datanodes live", live, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return dfstest.Start(t, dfstest.Options{Datanodes: n, Heartbeat: 3 * time.Second}).Namenode
 }
 
 // TestDFSBenchJSON benchmarks a running cluster (--namenode) with --json:

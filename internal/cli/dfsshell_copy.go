@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/kura-dev/kura/dfs/client"
 	"github.com/kura-dev/kura/dfs/hdfs"
@@ -444,6 +445,16 @@ type copyFlags struct {
 	progress                progressFlags
 }
 
+// register adds -f, -p, the progress flags and, for copies into dfs, -d.
+func (f *copyFlags) register(fl *pflag.FlagSet, intoDFS bool) {
+	fl.BoolVarP(&f.force, "force", "f", false, "overwrite existing files")
+	fl.BoolVarP(&f.preserve, "preserve", "p", false, "keep modification times and permissions")
+	if intoDFS {
+		fl.BoolVarP(&f.direct, "direct", "d", false, "write the destination directly, without DST._COPYING_")
+	}
+	f.progress.register(fl)
+}
+
 func dfsPut(e *env) *cobra.Command {
 	var f copyFlags
 	var lazy bool
@@ -473,13 +484,10 @@ stderr is not a terminal), --no-progress hides it.`,
 		Args: minArgs(1, "LOCALSRC... [DST]"),
 	}
 	fl := c.Flags()
-	fl.BoolVarP(&f.force, "force", "f", false, "overwrite existing files")
-	fl.BoolVarP(&f.preserve, "preserve", "p", false, "keep modification times and permissions")
-	fl.BoolVarP(&f.direct, "direct", "d", false, "write the destination directly, without DST._COPYING_")
+	f.register(fl, true)
 	fl.BoolVarP(&lazy, "lazy-persist", "l", false, "hdfs's lazy persist (accepted; no effect)")
 	fl.MarkHidden("lazy-persist")
 	wo.register(fl)
-	f.progress.register(fl)
 	return shellCommand(e, c, func(sh *dfsShell, args []string) error {
 		opts, err := wo.create(sh.prefix)
 		if err != nil {
@@ -599,10 +607,8 @@ times and the permission. Every block is checked against its checksums
 		Args: minArgs(1, "SRC... [LOCALDST]"),
 	}
 	fl := c.Flags()
-	fl.BoolVarP(&f.force, "force", "f", false, "overwrite existing local files")
-	fl.BoolVarP(&f.preserve, "preserve", "p", false, "keep times and permissions")
+	f.register(fl, false)
 	addWordFlag(fl, &ignoreCrc, "ignoreCrc")
-	f.progress.register(fl)
 	return shellCommand(e, c, func(sh *dfsShell, args []string) error {
 		if err := f.progress.setup(sh); err != nil {
 			return err
@@ -649,11 +655,8 @@ for put.`,
 		Args: minArgs(2, "SRC... DST"),
 	}
 	fl := c.Flags()
-	fl.BoolVarP(&f.force, "force", "f", false, "overwrite existing files")
-	fl.BoolVarP(&f.preserve, "preserve", "p", false, "keep times and permissions")
-	fl.BoolVarP(&f.direct, "direct", "d", false, "write the destination directly, without DST._COPYING_")
+	f.register(fl, true)
 	wo.register(fl)
-	f.progress.register(fl)
 	return shellCommand(e, c, func(sh *dfsShell, args []string) error {
 		opts, err := wo.create(sh.prefix)
 		if err != nil {

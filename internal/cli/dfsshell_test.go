@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -17,9 +16,7 @@ import (
 	"time"
 
 	"github.com/kura-dev/kura/dfs/client"
-	"github.com/kura-dev/kura/dfs/datanode"
-	"github.com/kura-dev/kura/dfs/dnmanager"
-	"github.com/kura-dev/kura/dfs/namenode"
+	"github.com/kura-dev/kura/dfs/dfstest"
 )
 
 // shellCluster is an in-process namenode (SQLite) with three datanodes,
@@ -31,37 +28,7 @@ type shellCluster struct {
 
 func startShellCluster(t *testing.T) *shellCluster {
 	t.Helper()
-	ctx := context.Background()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := namenode.Start(ctx, namenode.Config{
-		MetaURL:             "sqlite://" + filepath.Join(t.TempDir(), "meta.db"),
-		HTTPAddr:            "127.0.0.1:0",
-		RPCAddr:             "127.0.0.1:0",
-		Datanodes:           dnmanager.Config{HeartbeatInterval: 50 * time.Millisecond, DeadIntervals: 200},
-		MaintenanceInterval: -1,
-		Logger:              quiet,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	for range 3 {
-		d, err := datanode.Start(ctx, datanode.Config{
-			DataDir: t.TempDir(), DataAddr: "127.0.0.1:0", Namenodes: []string{n.RPCAddr()},
-			HeartbeatInterval: 50 * time.Millisecond, Logger: quiet,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close() })
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Manager().LiveCount() != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d live datanodes after 10 s", n.Manager().LiveCount())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	n := dfstest.Start(t, dfstest.Options{Datanodes: 3}).Namenode
 	return &shellCluster{t: t, addr: n.RPCAddr()}
 }
 
