@@ -131,6 +131,36 @@ func mustCall(t *testing.T, method, url string, wantCode int) string {
 	return body
 }
 
+// openNamespace opens the namespace in the database meta, as a namenode
+// would, closed when the test ends.
+func openNamespace(t *testing.T, meta string) *namespace.Namespace {
+	t.Helper()
+	store, err := open.Open(context.Background(), meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ns, err := namespace.New(store, namespace.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// fsck checks ns and reports what is wrong as test errors.
+func fsck(t *testing.T, ns *namespace.Namespace) *namespace.FsckReport {
+	t.Helper()
+	r, err := ns.Fsck(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Err(); err != nil {
+		t.Error(err)
+	}
+	return r
+}
+
 func TestTwoNamenodesOnePostgres(t *testing.T) {
 	meta := daltest.PostgresURL(t)
 	nn1 := startNamenode(t, "nn1", meta)
@@ -232,28 +262,13 @@ func TestTwoNamenodesOnePostgres(t *testing.T) {
 
 	// The metadata is consistent.
 	ctx := context.Background()
-	store, err := open.Open(ctx, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ns, err := namespace.New(store, namespace.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := openNamespace(t, meta)
 	// A delete nn1 had detached when it died is finished by any namenode's
 	// housekeeping; run it here too so that Fsck sees a settled database.
 	if _, err := ns.PurgeDetached(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r, err := ns.Fsck(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Err(); err != nil {
-		t.Error(err)
-	}
+	r := fsck(t, ns)
 	t.Logf("fsck: %d dirs, %d files", r.Dirs, r.Files)
 	if _, err := ns.Stat(ctx, hdfs.User{Name: "root"}, "/work/seed"); err != nil && !strings.Contains(err.Error(), "does not exist") {
 		t.Error(err)

@@ -15,8 +15,6 @@ import (
 
 	dfsclient "github.com/kura-dev/kura/dfs/client"
 	"github.com/kura-dev/kura/dfs/dal/daltest"
-	"github.com/kura-dev/kura/dfs/dal/open"
-	"github.com/kura-dev/kura/dfs/namespace"
 )
 
 // TestWritesSurviveNamenodeKill writes files through two namenodes on one
@@ -139,23 +137,7 @@ func TestWritesSurviveNamenodeKill(t *testing.T) {
 	}
 	t.Logf("%d files written and read back, %d after the kill", len(done), afterKi.Load())
 
-	store, err := open.Open(ctx, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	ns, err := namespace.New(store, namespace.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	r, err := ns.Fsck(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Err(); err != nil {
-		t.Error(err)
-	}
+	r := fsck(t, openNamespace(t, meta))
 	if r.Files != int64(writers*files) {
 		t.Errorf("fsck counts %d files, want %d", r.Files, writers*files)
 	}
