@@ -28,7 +28,7 @@ func TestWritesSurviveNamenodeKill(t *testing.T) {
 	rpc1, rpc2 := freeAddr(t), freeAddr(t)
 	nn1 := launch(t, "nn1", "dfs", "namenode", "--meta", meta, "--http", "127.0.0.1:0", "--rpc", rpc1, "--maintenance-interval", "200ms")
 	waitLine(t, nn1, nnReadyRE)
-	nn2 := launch(t, "nn2", "dfs", "namenode", "--meta", meta, "--http", "127.0.0.1:0", "--rpc", rpc2, "--maintenance-interval", "200ms")
+	nn2 := launch(t, "nn2", "dfs", "namenode", "--meta", meta, "--http", "127.0.0.1:0", "--listen", rpc2, "--maintenance-interval", "200ms") // --listen: --rpc by the name
 	http2 := waitLine(t, nn2, nnReadyRE)[1]
 	nns := rpc1 + "," + rpc2
 	for i := range 3 {

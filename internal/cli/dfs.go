@@ -129,7 +129,10 @@ lists them, live and dead, as JSON.`,
 	fl := c.Flags()
 	fl.StringVar(&cfg.MetaURL, "meta", "", "metadata database: sqlite:///path/meta.db or postgres://user@host:port/db (required)")
 	fl.StringVar(&cfg.HTTPAddr, "http", namenode.DefaultHTTPAddr, "address to serve WebHDFS and /status on")
-	fl.StringVar(&cfg.RPCAddr, "rpc", namenode.DefaultRPCAddr, `address to serve the datanode protocol on ("off": none)`)
+	fl.StringVar(&cfg.RPCAddr, "rpc", namenode.DefaultRPCAddr, `address to serve the client and datanode protocols on ("off": none)`)
+	// --listen names the same address, as the datanode's --listen names its
+	// service address.
+	fl.StringVar(&cfg.RPCAddr, "listen", namenode.DefaultRPCAddr, "the same as --rpc")
 	fl.StringVar(&cfg.Superuser, "superuser", "root", "the namenode's user: passes every permission check")
 	fl.StringVar(&cfg.Supergroup, "supergroup", "supergroup", "members of this group pass every permission check")
 	fl.StringVar(&cfg.DefaultUser, "default-user", "dr.who", "WebHDFS caller when a request has no user.name")
