@@ -79,7 +79,9 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 		return nil, wrapErr("create", path, err)
 	}
 	var st *FileStatus
+	var created *dal.Inode
 	err := ns.update(ctx, "create", path, func(tx dal.Tx) error {
+		created = nil
 		p, err := ns.resolve(ctx, tx, path)
 		if err != nil {
 			return err
@@ -183,8 +185,15 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 			return err
 		}
 		st = statusOf(in, 0)
+		created = in
 		return nil
 	})
+	if err == nil && created != nil && ns.rcache != nil {
+		// The writer's next calls (addBlock, complete) resolve the path
+		// again: let them find the new file in the cache (a hint, checked
+		// against the row it names like every entry).
+		ns.rcache.put(created.ParentID, created.Name, created.ID)
+	}
 	return st, err
 }
 
@@ -661,10 +670,13 @@ func (ns *Namespace) completedBefore(ctx context.Context, tx dal.Tx, path string
 
 // releaseLeasePath removes holder's lease path of file id, and holder's
 // lease when that was its last file. Writing the lease row first (a
-// renewal) locks it against the holder's concurrent creates.
+// renewal) locks it against the holder's concurrent creates; a serial store
+// (SQLite's one writer transaction at a time) needs no such lock.
 func (ns *Namespace) releaseLeasePath(ctx context.Context, tx dal.Tx, holder string, id, now int64) error {
-	if err := tx.PutLease(ctx, &dal.Lease{Holder: holder, LastRenewal: now}); err != nil {
-		return err
+	if !ns.serial {
+		if err := tx.PutLease(ctx, &dal.Lease{Holder: holder, LastRenewal: now}); err != nil {
+			return err
+		}
 	}
 	paths, err := tx.ListLeasePaths(ctx, holder)
 	if err != nil {
