@@ -152,7 +152,7 @@ func TestWebHDFSData(t *testing.T) {
 	c.mustDo("PUT", "/data?op=MKDIRS&permission=777&user.name=root", "", nil, 200)
 	data := random(2<<20 + 1<<19 + 17)
 	a := c.mustDo("PUT", "/data/f?op=CREATE&blocksize=1048576&replication=3&user.name=alice", "CREATE", data, 201)
-	if a.header.Get("Location") != "webhdfs://"+rpc+"/data/f" || len(a.body) != 0 {
+	if a.header.Get("Location") != "hdfs://"+rpc+"/data/f" || len(a.body) != 0 {
 		t.Fatalf("CREATE: Location %q, body %q", a.header.Get("Location"), a.body)
 	}
 	if a := c.mustDo("GET", "/data/f?op=GETFILESTATUS", "", nil, 200); !strings.Contains(string(a.body), fmt.Sprintf(`"length":%d,`, len(data))) ||

@@ -37,7 +37,7 @@ type DataConfig struct {
 //   - PUT ?op=CREATE with the file's bytes as the body: creates the file
 //     (overwrite, createparent (default true), blocksize, replication and
 //     permission (default 644) honoured) and writes it; 201 Created with
-//     Location: webhdfs://<namenoderpcaddress or Host>/<path>.
+//     Location: hdfs://<namenoderpcaddress or Host>/<path>, as Hadoop.
 //   - POST ?op=APPEND with the bytes to add: 200, empty.
 //   - GET ?op=OPEN[&offset=][&length=]: 200 application/octet-stream, the
 //     bytes from offset (default 0), length of them (default: to the end).
@@ -199,7 +199,7 @@ func (h *DataHandler) create(w http.ResponseWriter, r *http.Request, req *reques
 	if nn == "" {
 		nn = r.Host
 	}
-	loc := url.URL{Scheme: "webhdfs", Host: nn, Path: req.path}
+	loc := url.URL{Scheme: "hdfs", Host: nn, Path: req.path} // as Hadoop's DatanodeWebHdfsMethods
 	w.Header().Set("Location", loc.String())
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)

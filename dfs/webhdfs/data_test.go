@@ -209,9 +209,9 @@ func TestDataOps(t *testing.T) {
 	if r := send(t, noFollow, "GET", c.base+f+"?op=GETFILESTATUS&user.name=alice", nil); r.code != 404 {
 		t.Fatalf("the namenode's CREATE step made the file: %d %s", r.code, r.body)
 	}
-	// The bytes go to the Location: 201 with the file's webhdfs:// URI.
+	// The bytes go to the Location: 201 with the file's hdfs:// URI, as Hadoop.
 	r := send(t, noFollow, "PUT", loc.String(), data)
-	if r.code != http.StatusCreated || len(r.body) != 0 || r.header.Get("Location") != "webhdfs://"+c.nn.RPCAddr()+f {
+	if r.code != http.StatusCreated || len(r.body) != 0 || r.header.Get("Location") != "hdfs://"+c.nn.RPCAddr()+f {
 		t.Fatalf("CREATE at the datanode: %d %v %s", r.code, r.header, r.body)
 	}
 	var st hdfs.FileStatusResponse
