@@ -42,8 +42,8 @@ type DataConfig struct {
 //   - GET ?op=OPEN[&offset=][&length=]: 200 application/octet-stream, the
 //     bytes from offset (default 0), length of them (default: to the end).
 //
-// Bodies are streamed both ways (an upload holds at most one block in
-// memory, in the client's Writer). The caller is user.name, trusted as the
+// Bodies are streamed both ways (an upload holds at most the pipeline's
+// unacknowledged window, 4 MiB, in the client's Writer). The caller is user.name, trusted as the
 // namenode is; errors are RemoteExceptions with the namenode's status
 // codes. Any other operation is a 400 IllegalArgumentException ("Invalid
 // operation GETFILESTATUS"), as Hadoop's datanode answers.
