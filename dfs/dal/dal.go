@@ -79,12 +79,16 @@ type Tx interface {
 	// names sort after after (byte order), in name order; after "" starts at
 	// the beginning. limit <= 0 means no limit.
 	ListChildren(ctx context.Context, parentID int64, after string, limit int) ([]*Inode, error)
-	// CountChildren returns the number of children of directory parentID.
+	// CountChildren returns the number of children of directory parentID,
+	// counting them (O(entries)); the stored count is Inode.Children.
 	CountChildren(ctx context.Context, parentID int64) (int64, error)
 	// InsertInode inserts in; in.PartitionID is computed by the store.
 	InsertInode(ctx context.Context, in *Inode) error
 	// UpdateInode rewrites every column of the inode with id in.ID, including
-	// its parent and name (a rename); in.PartitionID is recomputed.
+	// its parent and name (a rename) and its children count; in.PartitionID
+	// is recomputed. Callers write rows they read under a write lock in the
+	// same transaction, so that a concurrent change (another entry's
+	// children count) is not overwritten.
 	UpdateInode(ctx context.Context, in *Inode) error
 	// DeleteInode deletes the inode with the given id together with its
 	// blocks, their replicas and its lease path (foreign-key cascades). It

@@ -34,6 +34,7 @@ type Migration struct {
 func Migrations() []Migration {
 	return []Migration{
 		{Version: 1, Name: "initial schema: inodes, blocks, replicas, leases, variables", Statements: schemaV1},
+		{Version: 2, Name: "inodes.children: a directory's stored number of entries", Statements: schemaV2},
 	}
 }
 
@@ -97,8 +98,8 @@ func schemaV1(d Dialect) []string {
 			value BIGINT NOT NULL
 		){WR}`,
 
-		// Children count is derived (CountChildren), not stored: a stored
-		// count would make every create and delete update the parent's row.
+		// A directory's number of entries (inodes.children) is added by
+		// migration 2.
 		`CREATE TABLE inodes (
 			partition_id BIGINT NOT NULL,
 			parent_id BIGINT NOT NULL,
@@ -175,4 +176,24 @@ func schemaV1(d Dialect) []string {
 		stmts[i] = r.Replace(s)
 	}
 	return stmts
+}
+
+// schemaV2 stores a directory's number of entries in its row
+// (inodes.children), as HDFS keeps it in memory, so that the
+// max-directory-items limit and a status's childrenNum cost no count over
+// the directory's entries. Every operation that adds or removes an entry
+// already locks and updates the parent's row (its modification time), so
+// keeping the count there adds no row lock. The count is backfilled for
+// existing directories in the same migration: the root's children sit in
+// hashed partitions (the partial index inodes_root_children serves them),
+// every other directory's children in the partition named by its id.
+func schemaV2(Dialect) []string {
+	return []string{
+		`ALTER TABLE inodes ADD COLUMN children BIGINT NOT NULL DEFAULT 0`,
+		`UPDATE inodes SET children = CASE
+			WHEN id = 1 THEN (SELECT count(*) FROM inodes c WHERE c.parent_id = 1)
+			ELSE (SELECT count(*) FROM inodes c WHERE c.partition_id = inodes.id AND c.parent_id = inodes.id)
+		END
+		WHERE is_dir`,
+	}
 }

@@ -89,6 +89,10 @@ type Inode struct {
 	ClientMachine string
 	// Symlink is the target of a symbolic link ("" for other inodes).
 	Symlink string
+	// Children is a directory's number of entries (0 for files and
+	// symlinks), maintained by the namespace in the transaction that adds
+	// or removes an entry; Tx.CountChildren counts them (Fsck compares).
+	Children int64
 }
 
 // IsSymlink reports whether the inode is a symbolic link.

@@ -279,6 +279,12 @@ func TestConcurrency(t *testing.T) {
 				if !slices.IsSorted(ns) || len(slices.Compact(slices.Clone(ns))) != len(ns) {
 					t.Errorf("%s: names %v not unique and sorted", d, ns)
 				}
+				// The stored count (Fsck checked every directory's too).
+				st, err := nss[0].Stat(ctx, super, d)
+				ok(t, err)
+				if st.ChildrenNum != int64(len(ns)) {
+					t.Errorf("%s: childrenNum %d, want %d", d, st.ChildrenNum, len(ns))
+				}
 			}
 			// The x directories: all four still there, exactly once.
 			for i := range 4 {

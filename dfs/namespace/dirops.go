@@ -69,10 +69,7 @@ func (ns *Namespace) createAncestors(ctx context.Context, tx dal.Tx, u hdfs.User
 	if err := ns.checkMissing(ctx, tx, anc.ID, p.comps[k]); err != nil {
 		return err
 	}
-	count, err := tx.CountChildren(ctx, anc.ID)
-	if err != nil {
-		return err
-	}
+	count := anc.Children
 	now := ns.now()
 	parent := anc
 	for i := k + 1; i <= upto; i++ {
@@ -94,12 +91,16 @@ func (ns *Namespace) createAncestors(ctx context.Context, tx dal.Tx, u hdfs.User
 			ID: id, ParentID: parent.ID, Name: name, IsDir: true, Permission: uint16(mode),
 			Owner: u.Name, Group: parent.Group, MTime: now,
 		}
+		if i < upto {
+			in.Children = 1 // the next directory created, inside it
+		}
 		if err := insertChild(ctx, tx, in); err != nil {
 			return err
 		}
 		p.nodes[i] = in
 		parent = in
 	}
+	anc.Children++
 	return ns.touch(ctx, tx, anc, now)
 }
 
@@ -113,22 +114,10 @@ func (ns *Namespace) Stat(ctx context.Context, u hdfs.User, path string) (*FileS
 		if err != nil {
 			return err
 		}
-		st, err = ns.statusWithChildren(ctx, tx, last)
-		return err
+		st = statusOf(last)
+		return nil
 	})
 	return st, err
-}
-
-// statusWithChildren builds in's status, counting a directory's children.
-func (ns *Namespace) statusWithChildren(ctx context.Context, tx dal.Tx, in *dal.Inode) (*FileStatus, error) {
-	var n int64
-	if in.IsDir {
-		var err error
-		if n, err = tx.CountChildren(ctx, in.ID); err != nil {
-			return nil, err
-		}
-	}
-	return statusOf(in, n), nil
 }
 
 // Listing is one page of a directory listing.
@@ -157,7 +146,7 @@ func (ns *Namespace) List(ctx context.Context, u hdfs.User, path, after string, 
 			return err
 		}
 		if !last.IsDir {
-			l = &Listing{Entries: []*FileStatus{statusOf(last, 0)}}
+			l = &Listing{Entries: []*FileStatus{statusOf(last)}}
 			return nil
 		}
 		if err := ns.check(u, p, hdfs.OpList.Need()); err != nil {
@@ -172,11 +161,7 @@ func (ns *Namespace) List(ctx context.Context, u hdfs.User, path, after string, 
 			children, l.HasMore = children[:limit], true
 		}
 		for _, c := range children {
-			st, err := ns.statusWithChildren(ctx, tx, c)
-			if err != nil {
-				return err
-			}
-			l.Entries = append(l.Entries, st)
+			l.Entries = append(l.Entries, statusOf(c))
 		}
 		return nil
 	})
@@ -253,6 +238,9 @@ func (ns *Namespace) Delete(ctx context.Context, u hdfs.User, path string, recur
 			detached = last.ID
 		}
 		deleted = true
+		// The parent loses the entry (a detached subtree's root at once; the
+		// subtree's own counts go with it).
+		parent.Children--
 		return ns.touch(ctx, tx, parent, ns.now())
 	})
 	if err != nil {
@@ -619,9 +607,7 @@ func (ns *Namespace) rename(ctx context.Context, tx dal.Tx, u hdfs.User, src, ds
 	// and the parent changes.
 	var count int64
 	if dstIn == nil && dstParent.ID != srcParent.ID {
-		if count, err = tx.CountChildren(ctx, dstParent.ID); err != nil {
-			return err
-		}
+		count = dstParent.Children
 	}
 	if err := ns.checkNewChild(dp.parentPath(), dp.name(), count); err != nil {
 		return err
@@ -639,6 +625,20 @@ func (ns *Namespace) rename(ctx context.Context, tx dal.Tx, u hdfs.User, src, ds
 			return stale("%q created concurrently", dp.path)
 		}
 		return err
+	}
+	// Children counts: the source's parent loses srcIn, the destination's
+	// parent gains it and loses a replaced dstIn. On a serial store the two
+	// parents may be distinct reads of one row: only srcParent is written
+	// then.
+	if dstParent.ID == srcParent.ID {
+		if dstIn != nil {
+			srcParent.Children--
+		}
+	} else {
+		srcParent.Children--
+		if dstIn == nil {
+			dstParent.Children++
+		}
 	}
 	now := ns.now()
 	if err := ns.touch(ctx, tx, srcParent, now); err != nil {

@@ -27,6 +27,16 @@
 // gets a RetriableException). Read-only operations (Stat, List,
 // ContentSummary, Fsck) run in dal.Store.ReadTx without locks.
 //
+// A directory's number of entries is stored in its row (dal.Inode.Children,
+// as HDFS keeps it in memory) and changed in the transaction that adds or
+// removes an entry, on the parent row that transaction already locks and
+// writes for the modification time; the max-directory-items limit and a
+// status's childrenNum read it, so neither costs a count over the
+// directory. Because the parent is write-locked and re-read after locking,
+// concurrent creates in one directory from several namenodes serialise on
+// its row and no update is lost. Fsck compares every stored count with the
+// directory's real number of entries.
+//
 // Resolution may start from the resolving cache, HopsFS's hint of (parent
 // id, name) -> inode id per Namespace (Config.ResolveCacheSize): the cached
 // prefix of the path is read in one batched primary-key read, still
@@ -67,7 +77,8 @@
 // runs in one transaction, leaves first. A larger subtree is first detached
 // in one transaction: its root is moved out of the tree, under the reserved
 // parent id DetachedParentID (named by its inode id), which makes the delete
-// atomic for every other operation. The subtree is then deleted in
+// atomic for every other operation (its old parent loses the entry then; the
+// counts inside the subtree go with it). The subtree is then deleted in
 // transactions of at most DeleteBatch inodes each, leaves first (each
 // directory only once it is empty). If the namenode dies in between, the
 // detached subtree stays in the database, unreachable from "/", and

@@ -132,7 +132,7 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 					return err
 				}
 				if len(blocks) == 0 {
-					st = statusOf(last, 0)
+					st = statusOf(last)
 					return nil
 				}
 			}
@@ -154,13 +154,11 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 				return err
 			}
 		} else {
-			count, err := tx.CountChildren(ctx, parent.ID)
-			if err != nil {
+			if err := ns.checkNewChild(p.parentPath(), p.name(), parent.Children); err != nil {
 				return err
 			}
-			if err := ns.checkNewChild(p.parentPath(), p.name(), count); err != nil {
-				return err
-			}
+			// A new entry; an overwritten file is replaced (net 0).
+			parent.Children++
 		}
 		id, err := take(ns.inodeIDs)
 		if err != nil {
@@ -184,7 +182,7 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 		if err := tx.AddLeasePath(ctx, &dal.LeasePath{InodeID: in.ID, Holder: o.ClientName, Path: p.path}); err != nil {
 			return err
 		}
-		st = statusOf(in, 0)
+		st = statusOf(in)
 		created = in
 		return nil
 	})
@@ -362,7 +360,7 @@ func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, 
 				return err
 			}
 		}
-		res = &AppendResult{Status: statusOf(in, 0)}
+		res = &AppendResult{Status: statusOf(in)}
 		if len(blocks) == 0 {
 			return nil
 		}
@@ -767,7 +765,7 @@ func (ns *Namespace) BlockLocations(ctx context.Context, u hdfs.User, path strin
 		for _, r := range reps {
 			byBlock[r.BlockID] = append(byBlock[r.BlockID], r)
 		}
-		fb = &FileBlocks{Status: statusOf(in, 0)}
+		fb = &FileBlocks{Status: statusOf(in)}
 		var off int64
 		for _, b := range blocks {
 			fb.Blocks = append(fb.Blocks, &LocatedBlock{Block: *b, Offset: off, Targets: targetsOf(byBlock[b.BlockID])})

@@ -52,6 +52,9 @@ const maxFsckProblems = 1000
 //     listed twice), its parent id matches the directory it is listed in,
 //     its name is a valid path component, and directories carry no file
 //     attributes;
+//   - every reachable directory's stored number of entries (Children) is
+//     the number of entries it has (dal.Tx.CountChildren), and files and
+//     symlinks store none;
 //   - no orphan inodes: every inode with an id up to the inode counter is
 //     reachable from "/" or lies in a detached subtree awaiting
 //     PurgeDetached;
@@ -63,9 +66,9 @@ const maxFsckProblems = 1000
 //     holder is the file's client and has a lease; every lease path of every
 //     lease names such a file.
 //
-// Children counts are not stored (dal derives them), so there is none to
-// check. Blocks, replicas and lease paths cannot be orphaned at the
-// database level (foreign keys with cascades); the checks above catch them
+// Detached subtrees awaiting PurgeDetached are not checked for counts (their
+// entries go with them). Blocks, replicas and lease paths cannot be
+// orphaned at the database level (foreign keys with cascades); the checks above catch them
 // being attached to unreachable inodes.
 func (ns *Namespace) Fsck(ctx context.Context) (*FsckReport, error) {
 	var r *FsckReport
@@ -106,11 +109,21 @@ func fsck(ctx context.Context, tx dal.Tx, r *FsckReport) error {
 			r.Files++
 			files = append(files, in)
 			filePath[in.ID] = it.path
+			if in.Children != 0 {
+				r.problem("file %s (inode %d) has a children count of %d", it.path, in.ID, in.Children)
+			}
 			continue
 		}
 		r.Dirs++
 		if in.Size != 0 || in.Replication != 0 || in.BlockSize != 0 || in.UnderConstruction {
 			r.problem("directory %s (inode %d) has file attributes", it.path, in.ID)
+		}
+		count, err := tx.CountChildren(ctx, in.ID)
+		if err != nil {
+			return err
+		}
+		if count != in.Children {
+			r.problem("directory %s (inode %d) stores %d children but has %d", it.path, in.ID, in.Children, count)
 		}
 		children, err := listAll(ctx, tx, in.ID)
 		if err != nil {

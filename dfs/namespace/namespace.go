@@ -370,8 +370,13 @@ func (s *FileStatus) WebHDFS(pathSuffix string) hdfs.FileStatus {
 	}
 }
 
-// statusOf builds the status of in; children is a directory's child count.
-func statusOf(in *dal.Inode, children int64) *FileStatus {
+// statusOf builds the status of in, with a directory's stored number of
+// entries as ChildrenNum.
+func statusOf(in *dal.Inode) *FileStatus {
+	var children int64
+	if in.IsDir {
+		children = in.Children
+	}
 	return &FileStatus{
 		ID: in.ID, Name: in.Name, IsDir: in.IsDir, Symlink: in.Symlink,
 		Length: in.Size, Replication: in.Replication, BlockSize: in.BlockSize,
@@ -639,7 +644,7 @@ func insertChild(ctx context.Context, tx dal.Tx, in *dal.Inode) error {
 }
 
 // checkNewChild applies the limits to a new child name under parent (at
-// parentPath, holding count children).
+// parentPath, holding count children: the parent's stored Children).
 func (ns *Namespace) checkNewChild(parentPath, name string, count int64) error {
 	if err := hdfs.CheckNewName(parentPath, name); err != nil {
 		return err
@@ -650,7 +655,11 @@ func (ns *Namespace) checkNewChild(parentPath, name string, count int64) error {
 	return ns.limits.CheckDirectoryItems(parentPath, int(count))
 }
 
-// touch sets a directory's modification time to now and writes it.
+// touch sets a directory's modification time to now and writes it, with
+// any change the caller made to its Children. dir must be the row read in
+// this transaction under a write lock (lockInodes re-reads it on a store
+// that is not serial), so that the count it writes is current: two
+// namenodes adding entries to one directory serialise on its row.
 func (ns *Namespace) touch(ctx context.Context, tx dal.Tx, dir *dal.Inode, now int64) error {
 	dir.MTime = now
 	return tx.UpdateInode(ctx, dir)

@@ -310,13 +310,22 @@ func TestDelete(t *testing.T) {
 		}
 		st, err := ns.Stat(ctx, super, "/crash")
 		ok(t, err)
+		// (Delete's detaching transaction: the root loses the entry too.)
 		err = ns.Store().Tx(ctx, func(tx dal.Tx) error {
+			root, err := tx.GetInodeByID(ctx, dal.RootID, dal.LockWrite)
+			if err != nil {
+				return err
+			}
 			in, err := tx.GetInodeByID(ctx, st.ID, dal.LockWrite)
 			if err != nil {
 				return err
 			}
 			in.ParentID, in.Name = DetachedParentID, "x"
-			return tx.UpdateInode(ctx, in)
+			if err := tx.UpdateInode(ctx, in); err != nil {
+				return err
+			}
+			root.Children--
+			return tx.UpdateInode(ctx, root)
 		})
 		ok(t, err)
 		r = checkFsck(t, ns)

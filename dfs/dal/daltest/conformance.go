@@ -125,6 +125,7 @@ func testInodeCRUD(t *testing.T, s dal.Store) {
 	f := newFile(4, 3, "data.csv")       // depth 3
 	ln := newFile(5, 3, "link")          // a symlink
 	ln.Symlink, ln.UnderConstruction = "/x/y", false
+	top.Children, sub.Children = 1, 2 // stored as given, read back
 	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
 		for _, in := range []*dal.Inode{top, sub, f, ln} {
 			if err := tx.InsertInode(ctx, in); err != nil {
@@ -182,6 +183,40 @@ func testInodeCRUD(t *testing.T, s dal.Store) {
 		}
 		if *got != moved {
 			t.Errorf("after update: %+v, want %+v", got, moved)
+		}
+		return nil
+	})
+	// The children count round-trips through UpdateInode and every read.
+	counted := *sub
+	counted.Children, counted.MTime = 1<<40+7, 7000
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error { return tx.UpdateInode(ctx, &counted) })
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		byID, err := tx.GetInodeByID(ctx, sub.ID, dal.LockWrite)
+		if err != nil {
+			return err
+		}
+		byName, err := tx.GetInode(ctx, sub.ParentID, sub.Name, dal.LockRead)
+		if err != nil {
+			return err
+		}
+		byIDs, err := tx.GetInodesByIDs(ctx, []int64{top.ID, sub.ID}, dal.LockNone)
+		if err != nil {
+			return err
+		}
+		listed, err := tx.ListChildren(ctx, top.ID, "", 0)
+		if err != nil {
+			return err
+		}
+		if len(byIDs) != 2 || len(listed) != 2 {
+			return fmt.Errorf("read %d by ids and listed %d, want 2 and 2", len(byIDs), len(listed))
+		}
+		for what, got := range map[string]*dal.Inode{"by id": byID, "by name": byName, "by ids": byIDs[1], "listed": listed[0]} {
+			if *got != counted {
+				t.Errorf("children count %s: %+v, want %+v", what, got, counted)
+			}
+		}
+		if byIDs[0].Children != 1 {
+			t.Errorf("children of %d = %d, want 1", top.ID, byIDs[0].Children)
 		}
 		return nil
 	})

@@ -125,14 +125,14 @@ func NewTx(c Conn, d *Dialect) *Tx { return &Tx{c: c, d: d} }
 
 var _ dal.Tx = (*Tx)(nil)
 
-const inodeCols = `id, parent_id, name, partition_id, is_dir, permission, owner, group_name, mtime, atime, size, replication, block_size, under_construction, client_name, client_machine, symlink`
+const inodeCols = `id, parent_id, name, partition_id, is_dir, permission, owner, group_name, mtime, atime, size, replication, block_size, under_construction, client_name, client_machine, symlink, children`
 
 func scanInode(r Row) (*dal.Inode, error) {
 	var in dal.Inode
 	var perm, repl int64
 	if err := r.Scan(&in.ID, &in.ParentID, &in.Name, &in.PartitionID, &in.IsDir, &perm, &in.Owner, &in.Group,
 		&in.MTime, &in.ATime, &in.Size, &repl, &in.BlockSize, &in.UnderConstruction, &in.ClientName,
-		&in.ClientMachine, &in.Symlink); err != nil {
+		&in.ClientMachine, &in.Symlink, &in.Children); err != nil {
 		return nil, err
 	}
 	in.Permission = uint16(perm)
@@ -224,12 +224,12 @@ func (t *Tx) CountChildren(ctx context.Context, parentID int64) (int64, error) {
 func inodeArgs(in *dal.Inode) []any {
 	return []any{in.ID, in.ParentID, in.Name, dal.PartitionID(in.ParentID, in.Name), in.IsDir, int64(in.Permission),
 		in.Owner, in.Group, in.MTime, in.ATime, in.Size, int64(in.Replication), in.BlockSize, in.UnderConstruction,
-		in.ClientName, in.ClientMachine, in.Symlink}
+		in.ClientName, in.ClientMachine, in.Symlink, in.Children}
 }
 
 // InsertInode implements dal.Tx.
 func (t *Tx) InsertInode(ctx context.Context, in *dal.Inode) error {
-	_, err := t.c.Exec(ctx, `INSERT INTO inodes (`+inodeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+	_, err := t.c.Exec(ctx, `INSERT INTO inodes (`+inodeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
 		inodeArgs(in)...)
 	if err != nil {
 		return t.d.wrap(fmt.Sprintf("insert inode %d %q in %d", in.ID, in.Name, in.ParentID), err)
@@ -243,7 +243,7 @@ func (t *Tx) UpdateInode(ctx context.Context, in *dal.Inode) error {
 	op := fmt.Sprintf("update inode %d", in.ID)
 	n, err := t.c.Exec(ctx, `UPDATE inodes SET parent_id = $2, name = $3, partition_id = $4, is_dir = $5, permission = $6,
 		owner = $7, group_name = $8, mtime = $9, atime = $10, size = $11, replication = $12, block_size = $13,
-		under_construction = $14, client_name = $15, client_machine = $16, symlink = $17 WHERE id = $1`, inodeArgs(in)...)
+		under_construction = $14, client_name = $15, client_machine = $16, symlink = $17, children = $18 WHERE id = $1`, inodeArgs(in)...)
 	if err != nil {
 		return t.d.wrap(op, err)
 	}
