@@ -140,6 +140,10 @@ type Tx interface {
 	GetLeasePath(ctx context.Context, inodeID int64) (*LeasePath, error)
 	// ListLeasePaths returns the lease paths of holder by inode id.
 	ListLeasePaths(ctx context.Context, holder string) ([]*LeasePath, error)
+	// HasLeasePaths reports whether holder has a lease path for another
+	// file than except (0: any file): one index probe, however many files
+	// the holder writes.
+	HasLeasePaths(ctx context.Context, holder string, except int64) (bool, error)
 	// DeleteLeasePath deletes the lease path of file inodeID.
 	DeleteLeasePath(ctx context.Context, inodeID int64) error
 

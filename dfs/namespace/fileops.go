@@ -676,12 +676,12 @@ func (ns *Namespace) releaseLeasePath(ctx context.Context, tx dal.Tx, holder str
 			return err
 		}
 	}
-	paths, err := tx.ListLeasePaths(ctx, holder)
+	more, err := tx.HasLeasePaths(ctx, holder, id)
 	if err != nil {
 		return err
 	}
-	if len(paths) == 0 || (len(paths) == 1 && paths[0].InodeID == id) {
-		return tx.DeleteLease(ctx, holder)
+	if !more {
+		return tx.DeleteLease(ctx, holder) // and, with it, this path
 	}
 	if err := tx.DeleteLeasePath(ctx, id); err != nil && !errors.Is(err, dal.ErrNotFound) {
 		return err
@@ -839,8 +839,8 @@ func (ns *Namespace) RecoverLeases(ctx context.Context, now time.Time) (int, err
 			if err != nil || cur.LastRenewal >= cutoff {
 				return err
 			}
-			left, err := tx.ListLeasePaths(ctx, l.Holder)
-			if err != nil || len(left) > 0 {
+			more, err := tx.HasLeasePaths(ctx, l.Holder, 0)
+			if err != nil || more {
 				return err
 			}
 			return tx.DeleteLease(ctx, l.Holder)

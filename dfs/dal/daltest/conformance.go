@@ -650,6 +650,15 @@ func testLeases(t *testing.T, s dal.Store) {
 		if len(ps) != 2 || *ps[0] != (dal.LeasePath{InodeID: 10, Holder: "c1", Path: "/f10"}) || ps[1].InodeID != 12 {
 			t.Errorf("ListLeasePaths(c1) = %+v", ps)
 		}
+		for _, c := range []struct {
+			holder string
+			except int64
+			want   bool
+		}{{"c1", 0, true}, {"c1", 10, true}, {"c2", 0, true}, {"c2", 11, false}, {"nobody", 0, false}} {
+			if has, err := tx.HasLeasePaths(ctx, c.holder, c.except); err != nil || has != c.want {
+				t.Errorf("HasLeasePaths(%s, except %d) = %v, %v; want %v", c.holder, c.except, has, err, c.want)
+			}
+		}
 		p, err := tx.GetLeasePath(ctx, 11)
 		if err != nil || p.Holder != "c2" || p.Path != "/f11" {
 			t.Errorf("GetLeasePath(11) = %+v, %v", p, err)
@@ -670,6 +679,9 @@ func testLeases(t *testing.T, s dal.Store) {
 		ps, err = tx.ListLeasePaths(ctx, "c1")
 		if err != nil || len(ps) != 0 {
 			t.Errorf("paths of a deleted lease: %+v, %v", ps, err)
+		}
+		if has, err := tx.HasLeasePaths(ctx, "c1", 0); err != nil || has {
+			t.Errorf("HasLeasePaths of a deleted lease: %v, %v", has, err)
 		}
 		return nil
 	})

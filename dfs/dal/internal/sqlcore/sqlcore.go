@@ -487,6 +487,20 @@ func (t *Tx) GetLeasePath(ctx context.Context, inodeID int64) (*dal.LeasePath, e
 }
 
 // ListLeasePaths implements dal.Tx.
+// HasLeasePaths implements dal.Tx.
+func (t *Tx) HasLeasePaths(ctx context.Context, holder string, except int64) (bool, error) {
+	var one int
+	err := t.c.QueryRow(ctx, `SELECT 1 FROM lease_paths WHERE holder = $1 AND inode_id <> $2 LIMIT 1`, holder, except).Scan(&one)
+	switch {
+	case err == nil:
+		return true, nil
+	case t.d.IsNoRows(err):
+		return false, nil
+	}
+	return false, t.d.wrap(fmt.Sprintf("look for lease paths of %q", holder), err)
+}
+
+// ListLeasePaths implements dal.Tx.
 func (t *Tx) ListLeasePaths(ctx context.Context, holder string) ([]*dal.LeasePath, error) {
 	op := fmt.Sprintf("list lease paths of %q", holder)
 	rows, err := t.c.Query(ctx, `SELECT inode_id, holder, path FROM lease_paths WHERE holder = $1 ORDER BY inode_id`, holder)
