@@ -107,3 +107,18 @@ func (c *Client) FsStats(ctx context.Context) (*FsStats, error) {
 		Blocks: resp.Blocks, UnderConstruction: resp.UnderConstruction, Length: resp.Length,
 	}, nil
 }
+
+// RecoverLease closes the file path now if it is open for writing, as the
+// expiry of its writer's lease would (HDFS's recoverLease): for a file whose
+// writer is gone or gave up (Writer.Abort). The last block keeps the length
+// the namenode last recorded for it. It returns true once the file is
+// closed.
+func (c *Client) RecoverLease(ctx context.Context, path string) (bool, error) {
+	resp, err := call(ctx, c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.RecoverLeaseResponse, error) {
+		return nn.RecoverLease(ctx, &dfspb.RecoverLeaseRequest{Path: path, User: c.cfg.User})
+	})
+	if err != nil {
+		return false, err
+	}
+	return resp.Closed, nil
+}

@@ -263,6 +263,25 @@ func TestClientCalls(t *testing.T) {
 	if st, err := c.Stat(ctx, "/aborted"); err != nil || !st.UnderConstruction {
 		t.Errorf("aborted file: %+v %v, want it still open", st, err)
 	}
+	// RecoverLease closes it at once (the unfinished block is dropped).
+	if _, err := c.As("bob").RecoverLease(ctx, "/aborted"); !errors.Is(err, hdfs.ErrAccessControl) {
+		t.Errorf("bob's recoverLease: %v", err)
+	}
+	if closed, err := c.RecoverLease(ctx, "/aborted"); err != nil || !closed {
+		t.Fatalf("recoverLease: %v %v", closed, err)
+	}
+	if st, err := c.Stat(ctx, "/aborted"); err != nil || st.UnderConstruction || st.Length != 0 {
+		t.Errorf("after recoverLease: %+v %v, want closed and empty", st, err)
+	}
+	if closed, err := c.RecoverLease(ctx, "/aborted"); err != nil || !closed {
+		t.Errorf("recoverLease of a closed file: %v %v", closed, err)
+	}
+	if _, err := c.RecoverLease(ctx, "/nope"); !errors.Is(err, hdfs.ErrFileNotFound) {
+		t.Errorf("recoverLease of a missing file: %v", err)
+	}
+	if _, err := c.RecoverLease(ctx, "/home"); !errors.Is(err, hdfs.ErrFileNotFound) {
+		t.Errorf("recoverLease of a directory: %v", err)
+	}
 	if ok, err := c.Delete(ctx, "/aborted", false); err != nil || !ok {
 		t.Errorf("delete the aborted file: %v %v", ok, err)
 	}

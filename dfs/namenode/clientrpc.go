@@ -341,6 +341,15 @@ func (s *clientRPC) GetFsStats(ctx context.Context, _ *dfspb.GetFsStatsRequest) 
 	}, nil
 }
 
+// RecoverLease closes a file whose writer is gone.
+func (s *clientRPC) RecoverLease(ctx context.Context, req *dfspb.RecoverLeaseRequest) (*dfspb.RecoverLeaseResponse, error) {
+	closed, err := s.ns.RecoverLease(ctx, s.user(req.User), req.Path)
+	if err != nil {
+		return nil, rpcError(err)
+	}
+	return &dfspb.RecoverLeaseResponse{Closed: closed}, nil
+}
+
 // storageIDs maps the data addresses among exclude to their datanodes'
 // storage ids, keeping the rest as they are.
 func (s *clientRPC) storageIDs(exclude []string) []string {

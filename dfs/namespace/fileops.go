@@ -852,6 +852,51 @@ func (ns *Namespace) RecoverLeases(ctx context.Context, now time.Time) (int, err
 	return closed, nil
 }
 
+// RecoverLease closes the file path now if it is open for writing, as the
+// passing of its writer's hard limit would (ClientProtocol.recoverLease,
+// `hdfs debug recoverLease`): for a writer known to be gone, or one that
+// gave up (an interrupted upload), so that the file need not wait an hour.
+// It returns true once the file is closed (it already was, or is now).
+// Errors: a missing path is a FileNotFoundException, a directory too.
+// Checks: traverse, WRITE on the file.
+func (ns *Namespace) RecoverLease(ctx context.Context, u hdfs.User, path string) (bool, error) {
+	var lp *dal.LeasePath
+	err := ns.view(ctx, "recover lease", path, func(tx dal.Tx) error {
+		lp = nil
+		p, in, err := ns.resolveExisting(ctx, tx, u, path, hdfs.OpAppend.Need())
+		if err != nil {
+			return err
+		}
+		if in.IsDir {
+			return hdfs.ErrFileNotFound.New("Path is not a file: " + p.path)
+		}
+		if in.UnderConstruction {
+			lp = &dal.LeasePath{InodeID: in.ID, Holder: in.ClientName, Path: p.path}
+		}
+		return nil
+	})
+	if err != nil || lp == nil {
+		return err == nil, err
+	}
+	now := ns.now()
+	// A cutoff after now: the holder's lease counts as expired however
+	// recently it was renewed.
+	if _, err := ns.recoverFile(ctx, lp.Holder, lp, now+1, now); err != nil {
+		return false, err
+	}
+	var closed bool
+	err = ns.view(ctx, "recover lease", path, func(tx dal.Tx) error {
+		in, err := tx.GetInodeByID(ctx, lp.InodeID, dal.LockNone)
+		if errors.Is(err, dal.ErrNotFound) {
+			closed = true // deleted meanwhile: nothing left open
+			return nil
+		}
+		closed = err == nil && !in.UnderConstruction
+		return err
+	})
+	return closed, err
+}
+
 // recoverFile closes one file of an expired lease; false when the file
 // changed hands or the lease was renewed meanwhile.
 func (ns *Namespace) recoverFile(ctx context.Context, holder string, lp *dal.LeasePath, cutoff, now int64) (bool, error) {

@@ -51,7 +51,8 @@ type DataConfig struct {
 // An upload whose body fails (the client went away) or whose write fails
 // is not left open: the writer is closed, and a file this CREATE made is
 // deleted again (Hadoop's datanode would keep the bytes received as a
-// complete file); an APPEND keeps the bytes it could write.
+// complete file); an APPEND keeps the bytes it could write and, when its
+// write failed, has the file closed by lease recovery.
 type DataHandler struct {
 	c        *client.Client
 	cfg      DataConfig
@@ -225,11 +226,17 @@ func (h *DataHandler) append(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	ctx, done := h.uploadContext(r)
 	defer done()
-	fw, err := h.c.As(req.user.Name).Append(ctx, req.path)
+	c := h.c.As(req.user.Name)
+	fw, err := c.Append(ctx, req.path)
 	if err != nil {
 		return err
 	}
 	if err := upload(fw, req.path, r.Body); err != nil {
+		// A write that failed left the file open: close it now (lease
+		// recovery) rather than when its lease expires.
+		if _, rerr := c.RecoverLease(ctx, req.path); rerr != nil {
+			h.log.Warn("webhdfs: closing the file of a failed APPEND", "path", req.path, "err", rerr)
+		}
 		return err
 	}
 	w.Header().Set("Content-Length", "0")

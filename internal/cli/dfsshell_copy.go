@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -694,8 +695,9 @@ func dfsAppendToFile(e *env) *cobra.Command {
 		Long: `appendToFile appends the local files, in order, to the dfs file DST, creating
 it when it does not exist (with --block-size and --replication, or -D, if
 given). LOCALSRC "-" reads stdin (the only source then). The sources are
-checked before anything is written. An interrupted append keeps what was
-written until then; the file stays open until its lease expires.`,
+checked before anything is written. An interrupted append closes the file
+at once (lease recovery): it keeps the blocks the append finished, not the
+bytes of a block still being written.`,
 		Example: `  kura dfs appendToFile today.log /logs/all.log
   echo "one more line" | kura dfs appendToFile - /logs/all.log`,
 		Args: minArgs(2, "LOCALSRC... DST"),
@@ -772,8 +774,15 @@ written until then; the file stays open until its lease expires.`,
 		if err == nil {
 			err = w.Close()
 		} else {
+			// Give up the write and close the file at once rather than when
+			// its lease expires: what reached finished blocks stays.
 			cancel()
-			w.Close()
+			w.Abort()
+			rctx, rcancel := context.WithTimeout(context.WithoutCancel(sh.ctx), cleanupTimeout)
+			if _, rerr := sh.c.RecoverLease(rctx, dst.abs); rerr != nil {
+				err = fmt.Errorf("%w (and closing the file: %v)", err, rerr)
+			}
+			rcancel()
 		}
 		p.Finish(err == nil)
 		if err != nil {

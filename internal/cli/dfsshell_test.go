@@ -491,6 +491,27 @@ func TestDFSShell(t *testing.T) {
 		}
 		c.is("/data/big.bin\n/data/log.txt\n/data/sub\n", "ls", "-C", "/data")
 	})
+
+	t.Run("interrupted appendToFile", func(t *testing.T) {
+		c := c.on(t)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		// 2.5 MiB of 1 MiB blocks, cut after 2 MiB: the file is closed at
+		// once, with the blocks the append finished.
+		in := &cancellingReader{left: 5 << 19, cancelAt: 2 << 20, cancel: cancel}
+		var out, errOut bytes.Buffer
+		code := Run(ctx, []string{"dfs", "appendToFile", "--block-size", "1m", "-", "/data/cut.log", "--namenode", c.addr, "--user", "root"}, in, &out, &errOut)
+		if code != 1 || !strings.Contains(errOut.String(), "kura dfs appendToFile:") {
+			t.Fatalf("interrupted appendToFile: exit %d, stderr %q", code, errOut.String())
+		}
+		size, err := strconv.ParseInt(strings.TrimSpace(c.ok("stat", "%b", "/data/cut.log")), 10, 64)
+		if err != nil || size%(1<<20) != 0 || size > 2<<20 {
+			t.Fatalf("after the interrupted append /data/cut.log holds %d bytes (%v), want whole 1 MiB blocks, at most 2", size, err)
+		}
+		// Not left open: a new append goes through at once.
+		c.ok("appendToFile", "-", "/data/cut.log")
+		c.ok("rm", "/data/cut.log")
+	})
 }
 
 // cancellingReader gives left bytes of zeros and calls cancel once

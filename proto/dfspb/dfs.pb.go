@@ -4225,6 +4225,102 @@ func (x *GetFsStatsResponse) GetLength() int64 {
 	return 0
 }
 
+type RecoverLeaseRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	User          string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverLeaseRequest) Reset() {
+	*x = RecoverLeaseRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverLeaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverLeaseRequest) ProtoMessage() {}
+
+func (x *RecoverLeaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverLeaseRequest.ProtoReflect.Descriptor instead.
+func (*RecoverLeaseRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *RecoverLeaseRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *RecoverLeaseRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type RecoverLeaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Closed        bool                   `protobuf:"varint,1,opt,name=closed,proto3" json:"closed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecoverLeaseResponse) Reset() {
+	*x = RecoverLeaseResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecoverLeaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecoverLeaseResponse) ProtoMessage() {}
+
+func (x *RecoverLeaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecoverLeaseResponse.ProtoReflect.Descriptor instead.
+func (*RecoverLeaseResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{66}
+}
+
+func (x *RecoverLeaseResponse) GetClosed() bool {
+	if x != nil {
+		return x.Closed
+	}
+	return false
+}
+
 var File_dfspb_dfs_proto protoreflect.FileDescriptor
 
 const file_dfspb_dfs_proto_rawDesc = "" +
@@ -4524,7 +4620,12 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x04dirs\x18\x05 \x01(\x03R\x04dirs\x12\x16\n" +
 	"\x06blocks\x18\x06 \x01(\x03R\x06blocks\x12-\n" +
 	"\x12under_construction\x18\a \x01(\x03R\x11underConstruction\x12\x16\n" +
-	"\x06length\x18\b \x01(\x03R\x06length*E\n" +
+	"\x06length\x18\b \x01(\x03R\x06length\"=\n" +
+	"\x13RecoverLeaseRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\".\n" +
+	"\x14RecoverLeaseResponse\x12\x16\n" +
+	"\x06closed\x18\x01 \x01(\bR\x06closed*E\n" +
 	"\fReplicaState\x12\x1d\n" +
 	"\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tFINALIZED\x10\x01\x12\a\n" +
@@ -4547,7 +4648,7 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\fDataTransfer\x12J\n" +
 	"\n" +
 	"WriteBlock\x12\x1e.kura.dfs.v1.WriteBlockRequest\x1a\x18.kura.dfs.v1.PipelineAck(\x010\x01\x12L\n" +
-	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x012\xdb\v\n" +
+	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x012\xb0\f\n" +
 	"\x0eClientProtocol\x12A\n" +
 	"\x06Create\x12\x1a.kura.dfs.v1.CreateRequest\x1a\x1b.kura.dfs.v1.CreateResponse\x12G\n" +
 	"\bAddBlock\x12\x1c.kura.dfs.v1.AddBlockRequest\x1a\x1d.kura.dfs.v1.AddBlockResponse\x12S\n" +
@@ -4569,7 +4670,8 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x0eUpdatePipeline\x12\".kura.dfs.v1.UpdatePipelineRequest\x1a#.kura.dfs.v1.UpdatePipelineResponse\x12G\n" +
 	"\bSetTimes\x12\x1c.kura.dfs.v1.SetTimesRequest\x1a\x1d.kura.dfs.v1.SetTimesResponse\x12M\n" +
 	"\n" +
-	"GetFsStats\x12\x1e.kura.dfs.v1.GetFsStatsRequest\x1a\x1f.kura.dfs.v1.GetFsStatsResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
+	"GetFsStats\x12\x1e.kura.dfs.v1.GetFsStatsRequest\x1a\x1f.kura.dfs.v1.GetFsStatsResponse\x12S\n" +
+	"\fRecoverLease\x12 .kura.dfs.v1.RecoverLeaseRequest\x1a!.kura.dfs.v1.RecoverLeaseResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
 
 var (
 	file_dfspb_dfs_proto_rawDescOnce sync.Once
@@ -4584,7 +4686,7 @@ func file_dfspb_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfspb_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
 var file_dfspb_dfs_proto_goTypes = []any{
 	(ReplicaState)(0),                 // 0: kura.dfs.v1.ReplicaState
 	(BlockEventKind)(0),               // 1: kura.dfs.v1.BlockEventKind
@@ -4654,6 +4756,8 @@ var file_dfspb_dfs_proto_goTypes = []any{
 	(*SetTimesResponse)(nil),          // 65: kura.dfs.v1.SetTimesResponse
 	(*GetFsStatsRequest)(nil),         // 66: kura.dfs.v1.GetFsStatsRequest
 	(*GetFsStatsResponse)(nil),        // 67: kura.dfs.v1.GetFsStatsResponse
+	(*RecoverLeaseRequest)(nil),       // 68: kura.dfs.v1.RecoverLeaseRequest
+	(*RecoverLeaseResponse)(nil),      // 69: kura.dfs.v1.RecoverLeaseResponse
 }
 var file_dfspb_dfs_proto_depIdxs = []int32{
 	3,  // 0: kura.dfs.v1.RegisterRequest.datanode:type_name -> kura.dfs.v1.DatanodeInfo
@@ -4716,33 +4820,35 @@ var file_dfspb_dfs_proto_depIdxs = []int32{
 	62, // 57: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
 	64, // 58: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
 	66, // 59: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
-	5,  // 60: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
-	8,  // 61: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
-	16, // 62: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
-	19, // 63: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
-	23, // 64: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
-	26, // 65: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
-	31, // 66: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
-	33, // 67: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
-	35, // 68: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
-	37, // 69: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
-	39, // 70: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
-	41, // 71: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
-	43, // 72: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
-	45, // 73: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
-	47, // 74: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
-	49, // 75: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
-	51, // 76: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
-	53, // 77: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
-	55, // 78: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
-	57, // 79: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
-	59, // 80: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
-	61, // 81: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
-	63, // 82: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
-	65, // 83: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
-	67, // 84: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
-	60, // [60:85] is the sub-list for method output_type
-	35, // [35:60] is the sub-list for method input_type
+	68, // 60: kura.dfs.v1.ClientProtocol.RecoverLease:input_type -> kura.dfs.v1.RecoverLeaseRequest
+	5,  // 61: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
+	8,  // 62: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
+	16, // 63: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
+	19, // 64: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
+	23, // 65: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
+	26, // 66: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
+	31, // 67: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
+	33, // 68: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
+	35, // 69: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
+	37, // 70: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
+	39, // 71: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
+	41, // 72: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
+	43, // 73: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
+	45, // 74: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
+	47, // 75: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
+	49, // 76: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
+	51, // 77: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
+	53, // 78: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
+	55, // 79: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
+	57, // 80: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
+	59, // 81: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
+	61, // 82: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
+	63, // 83: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
+	65, // 84: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
+	67, // 85: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
+	69, // 86: kura.dfs.v1.ClientProtocol.RecoverLease:output_type -> kura.dfs.v1.RecoverLeaseResponse
+	61, // [61:87] is the sub-list for method output_type
+	35, // [35:61] is the sub-list for method input_type
 	35, // [35:35] is the sub-list for extension type_name
 	35, // [35:35] is the sub-list for extension extendee
 	0,  // [0:35] is the sub-list for field type_name
@@ -4772,7 +4878,7 @@ func file_dfspb_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfspb_dfs_proto_rawDesc), len(file_dfspb_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   65,
+			NumMessages:   67,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -446,6 +446,7 @@ const (
 	ClientProtocol_UpdatePipeline_FullMethodName    = "/kura.dfs.v1.ClientProtocol/UpdatePipeline"
 	ClientProtocol_SetTimes_FullMethodName          = "/kura.dfs.v1.ClientProtocol/SetTimes"
 	ClientProtocol_GetFsStats_FullMethodName        = "/kura.dfs.v1.ClientProtocol/GetFsStats"
+	ClientProtocol_RecoverLease_FullMethodName      = "/kura.dfs.v1.ClientProtocol/RecoverLease"
 )
 
 // ClientProtocolClient is the client API for ClientProtocol service.
@@ -508,6 +509,9 @@ type ClientProtocolClient interface {
 	SetTimes(ctx context.Context, in *SetTimesRequest, opts ...grpc.CallOption) (*SetTimesResponse, error)
 	// GetFsStats returns the file system's counts and raw capacity (df).
 	GetFsStats(ctx context.Context, in *GetFsStatsRequest, opts ...grpc.CallOption) (*GetFsStatsResponse, error)
+	// RecoverLease closes a file open for writing now, as the expiry of its
+	// writer's lease would; closed true once it is closed.
+	RecoverLease(ctx context.Context, in *RecoverLeaseRequest, opts ...grpc.CallOption) (*RecoverLeaseResponse, error)
 }
 
 type clientProtocolClient struct {
@@ -708,6 +712,16 @@ func (c *clientProtocolClient) GetFsStats(ctx context.Context, in *GetFsStatsReq
 	return out, nil
 }
 
+func (c *clientProtocolClient) RecoverLease(ctx context.Context, in *RecoverLeaseRequest, opts ...grpc.CallOption) (*RecoverLeaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RecoverLeaseResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_RecoverLease_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClientProtocolServer is the server API for ClientProtocol service.
 // All implementations must embed UnimplementedClientProtocolServer
 // for forward compatibility.
@@ -768,6 +782,9 @@ type ClientProtocolServer interface {
 	SetTimes(context.Context, *SetTimesRequest) (*SetTimesResponse, error)
 	// GetFsStats returns the file system's counts and raw capacity (df).
 	GetFsStats(context.Context, *GetFsStatsRequest) (*GetFsStatsResponse, error)
+	// RecoverLease closes a file open for writing now, as the expiry of its
+	// writer's lease would; closed true once it is closed.
+	RecoverLease(context.Context, *RecoverLeaseRequest) (*RecoverLeaseResponse, error)
 	mustEmbedUnimplementedClientProtocolServer()
 }
 
@@ -834,6 +851,9 @@ func (UnimplementedClientProtocolServer) SetTimes(context.Context, *SetTimesRequ
 }
 func (UnimplementedClientProtocolServer) GetFsStats(context.Context, *GetFsStatsRequest) (*GetFsStatsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetFsStats not implemented")
+}
+func (UnimplementedClientProtocolServer) RecoverLease(context.Context, *RecoverLeaseRequest) (*RecoverLeaseResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RecoverLease not implemented")
 }
 func (UnimplementedClientProtocolServer) mustEmbedUnimplementedClientProtocolServer() {}
 func (UnimplementedClientProtocolServer) testEmbeddedByValue()                        {}
@@ -1198,6 +1218,24 @@ func _ClientProtocol_GetFsStats_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClientProtocol_RecoverLease_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RecoverLeaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).RecoverLease(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_RecoverLease_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).RecoverLease(ctx, req.(*RecoverLeaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClientProtocol_ServiceDesc is the grpc.ServiceDesc for ClientProtocol service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1280,6 +1318,10 @@ var ClientProtocol_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetFsStats",
 			Handler:    _ClientProtocol_GetFsStats_Handler,
+		},
+		{
+			MethodName: "RecoverLease",
+			Handler:    _ClientProtocol_RecoverLease_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
