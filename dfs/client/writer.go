@@ -269,7 +269,10 @@ func (w *Writer) recoverPipeline(cause error) error {
 		if err := w.newBlock(); err != nil {
 			return err
 		}
-		return w.replay()
+		if err := w.replay(); err != nil {
+			return w.recoverPipeline(err)
+		}
+		return nil
 	}
 	return w.resume(cause)
 }
@@ -319,17 +322,15 @@ func (w *Writer) resume(cause error) error {
 	}
 }
 
-// replay sends the unacknowledged bytes on the newly opened pipeline.
+// replay sends the unacknowledged bytes on the newly opened pipeline; a
+// failure is the caller's to recover from.
 func (w *Writer) replay() error {
 	if len(w.unacked) == 0 {
 		return nil
 	}
 	_, err := w.cur.Write(w.unacked)
 	w.trimAcked()
-	if err != nil {
-		return w.recoverPipeline(err)
-	}
-	return nil
+	return err
 }
 
 // finishBlock sends the current block's last packet and waits until every

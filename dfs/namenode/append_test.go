@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"
@@ -313,11 +314,19 @@ func TestClientCalls(t *testing.T) {
 	}
 }
 
-// TestPipelineRecovery stops a datanode of a block's pipeline after part
-// of the block was acknowledged: the writer goes on with the surviving
+// TestPipelineRecovery stops datanodes of a block's pipeline after part of
+// the block was acknowledged: the writer goes on with the surviving
 // replicas under a new generation stamp (nothing rewritten from the
-// block's start, nothing lost), and the file reads back whole.
+// block's start, nothing lost), and the file reads back whole. With two of
+// the three stopped, the first recovery's pipeline still holds the second
+// (the namenode has not noticed yet), so the writer recovers twice.
 func TestPipelineRecovery(t *testing.T) {
+	for _, stop := range []int{1, 2} {
+		t.Run(fmt.Sprintf("%d of 3 stopped", stop), func(t *testing.T) { pipelineRecovery(t, stop) })
+	}
+}
+
+func pipelineRecovery(t *testing.T, stop int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cl := dfstest.Start(t, dfstest.Options{Datanodes: 3})
@@ -337,7 +346,7 @@ func TestPipelineRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Wait until the first block's replicas hold what was sent, then stop
-	// one of its datanodes.
+	// datanodes.
 	var first datanode.Block
 	waitFor(t, "the first block's replicas", func() bool {
 		for _, d := range cl.Datanodes {
@@ -351,8 +360,10 @@ func TestPipelineRecovery(t *testing.T) {
 		}
 		return true
 	})
-	victim := cl.Datanodes[2].Addr()
-	cl.Datanodes[2].Close()
+	live, stopped := cl.Datanodes[:3-stop], cl.Datanodes[3-stop:]
+	for _, d := range stopped {
+		d.Close()
+	}
 	if _, err := w.Write(data[half:]); err != nil {
 		t.Fatal(err)
 	}
@@ -372,13 +383,14 @@ func TestPipelineRecovery(t *testing.T) {
 			b0.Block.Id, b0.Block.Genstamp, first)
 	}
 	for _, l := range b0.Locations {
-		if l.DataAddr == victim {
-			t.Errorf("the stopped datanode %s still holds the recovered block", victim)
+		for _, d := range stopped {
+			if l.DataAddr == d.Addr() {
+				t.Errorf("the stopped datanode %s still holds the recovered block", l.DataAddr)
+			}
 		}
 	}
-	if len(b0.Locations) != 2 {
-		t.Errorf("recovered block on %d datanodes, want the 2 survivors", len(b0.Locations))
+	if len(b0.Locations) != len(live) {
+		t.Errorf("recovered block on %d datanodes, want the %d survivors", len(b0.Locations), len(live))
 	}
-	live := cl.Datanodes[:2]
 	checkStamps(t, ctx, c, live, "/p")
 }
