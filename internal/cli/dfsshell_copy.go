@@ -295,6 +295,16 @@ func (cp *copier) dstError(disp string, err error) error {
 	return pathError(disp, err)
 }
 
+// checkAndRun checks dst for len(srcs) sources and copies them there,
+// reporting a bad destination as the command's failure.
+func (cp *copier) checkAndRun(srcs []*citem, dst *citem) {
+	if err := cp.checkDest(dst, len(srcs)); err != nil {
+		cp.sh.fail(err)
+		return
+	}
+	cp.run(srcs, dst)
+}
+
 // run copies each source to dst (already checked with checkDest).
 func (cp *copier) run(srcs []*citem, dst *citem) {
 	for _, src := range srcs {
@@ -515,15 +525,11 @@ stderr is not a terminal), --no-progress hides it.`,
 			cp.putStdin(dst)
 			return nil
 		}
-		if err := cp.checkDest(dst, len(args)); err != nil {
-			sh.fail(err)
-			return nil
-		}
 		srcs := make([]*citem, 0, len(args))
 		for _, a := range args {
 			srcs = append(srcs, &citem{disp: a, p: a})
 		}
-		cp.run(srcs, dst)
+		cp.checkAndRun(srcs, dst)
 		return nil
 	})
 }
@@ -627,11 +633,7 @@ times and the permission. Every block is checked against its checksums
 		}
 		cp := &copier{sh: sh, src: dfsFS{sh: sh}, dst: localFS{}, overwrite: f.force, preserve: f.preserve}
 		dst := &citem{disp: dstArg, p: dstArg}
-		if err := cp.checkDest(dst, len(srcs)); err != nil {
-			sh.fail(err)
-			return nil
-		}
-		cp.run(srcs, dst)
+		cp.checkAndRun(srcs, dst)
 		return nil
 	})
 }
@@ -677,11 +679,7 @@ for put.`,
 		}
 		cp := &copier{sh: sh, src: dfsFS{sh: sh}, dst: dfsFS{sh: sh, opts: opts}, overwrite: f.force, direct: f.direct, preserve: f.preserve, sameFS: true}
 		dst := &citem{disp: dsti.disp, p: dsti.abs}
-		if err := cp.checkDest(dst, len(srcs)); err != nil {
-			sh.fail(err)
-			return nil
-		}
-		cp.run(srcs, dst)
+		cp.checkAndRun(srcs, dst)
 		return nil
 	})
 }
