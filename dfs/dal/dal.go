@@ -66,6 +66,16 @@ type Store interface {
 // a missing row return an error wrapping ErrNotFound; inserts that collide
 // with an existing key return an error wrapping ErrExists.
 type Tx interface {
+	// Deferred returns a view of the transaction whose writes may be held
+	// back and sent with its next statement or its commit (one round trip
+	// for several on a networked database; the same as the transaction on
+	// an embedded one). A held-back write's error, ErrNotFound for no row
+	// included, comes out of that later call and fails the transaction, so
+	// it is for writes whose errors the caller does not tell apart: a row
+	// the transaction holds locked, a lease, a lease path. Reads on the view
+	// send what is held first, so they see every earlier write.
+	Deferred() Tx
+
 	// GetInode reads the inode named name in directory parentID, taking lock.
 	GetInode(ctx context.Context, parentID int64, name string, lock LockMode) (*Inode, error)
 	// GetInodeByID reads the inode with the given id, taking lock.

@@ -66,9 +66,6 @@ func (ns *Namespace) createAncestors(ctx context.Context, tx dal.Tx, u hdfs.User
 	if !anc.IsDir {
 		return hdfs.ParentNotDirectory(hdfs.JoinComponents(p.comps[:k]))
 	}
-	if err := ns.checkMissing(ctx, tx, anc.ID, p.comps[k]); err != nil {
-		return err
-	}
 	count := anc.Children
 	now := ns.now()
 	parent := anc
@@ -225,7 +222,9 @@ func (ns *Namespace) Delete(ctx context.Context, u hdfs.User, path string, recur
 			// ids are in breadth-first order: delete from the end, leaves first.
 			for i := len(ids) - 1; i >= 0; i-- {
 				ns.forget(ids[i])
-				if err := tx.DeleteInode(ctx, ids[i]); err != nil {
+				// Read under the subtree's locks: the delete can wait for
+				// the commit.
+				if err := tx.Deferred().DeleteInode(ctx, ids[i]); err != nil {
 					return err
 				}
 			}
@@ -572,11 +571,9 @@ func (ns *Namespace) rename(ctx context.Context, tx dal.Tx, u hdfs.User, src, ds
 		return err
 	}
 	srcIn, srcParent, dstParent, dstIn := sp.last(), sp.parent(), dp.parent(), dp.last()
-	if dstIn == nil {
-		if err := ns.checkMissing(ctx, tx, dstParent.ID, dp.name()); err != nil {
-			return err
-		}
-	}
+	// A destination that appeared since the resolution makes the move
+	// below collide with it on the (parent, name) key: a stale resolution,
+	// retried (see insertChild).
 	if srcIn.IsDir {
 		// The real under-itself check, by id: the destination's ancestors
 		// (now locked) must not include the source.

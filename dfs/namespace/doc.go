@@ -71,6 +71,16 @@
 // one; the namespace then skips the re-reads that locking needs on
 // PostgreSQL.
 //
+// A child the resolution found missing is not read again after its parent
+// is locked: the insert (or a rename's move) collides on the (parent, name)
+// key with one created meanwhile, and the collision is a stale resolution,
+// retried. Writes to rows the transaction already holds (the parent's
+// modification time and count, the file at complete, its blocks, the
+// holder's lease and lease path) go through dal.Tx.Deferred: on PostgreSQL
+// they travel with the next statement or the COMMIT (and the BEGIN with the
+// first statement), so a create costs five round trips to the database
+// instead of ten, and the complete closing it five instead of nine.
+//
 // # Large deletes
 //
 // A recursive delete whose subtree has at most Config.DeleteBatch inodes

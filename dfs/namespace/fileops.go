@@ -116,11 +116,8 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 			if err := ns.lockInodes(ctx, tx, lockRef{p, n - 1, dal.LockWrite}, lockRef{p, n, dal.LockWrite}); err != nil {
 				return err
 			}
-			if last == nil {
-				if err := ns.checkMissing(ctx, tx, p.parent().ID, p.name()); err != nil {
-					return err
-				}
-			}
+			// A file that appeared since the resolution collides with the
+			// insert below: a stale resolution, retried (insertChild).
 			last = p.last()
 		}
 		parent := p.parent()
@@ -176,10 +173,11 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 		if err := ns.touch(ctx, tx, parent, now); err != nil {
 			return err
 		}
-		if err := tx.PutLease(ctx, &dal.Lease{Holder: o.ClientName, LastRenewal: now}); err != nil {
+		w := tx.Deferred()
+		if err := w.PutLease(ctx, &dal.Lease{Holder: o.ClientName, LastRenewal: now}); err != nil {
 			return err
 		}
-		if err := tx.AddLeasePath(ctx, &dal.LeasePath{InodeID: in.ID, Holder: o.ClientName, Path: p.path}); err != nil {
+		if err := w.AddLeasePath(ctx, &dal.LeasePath{InodeID: in.ID, Holder: o.ClientName, Path: p.path}); err != nil {
 			return err
 		}
 		st = statusOf(in)
@@ -621,7 +619,10 @@ func (ns *Namespace) CompleteAfter(ctx context.Context, path, clientName string,
 		// inode
 		in.UnderConstruction, in.ClientName, in.ClientMachine = false, "", ""
 		in.Size, in.MTime = keptLength(blocks), now
-		if err := tx.UpdateInode(ctx, in); err != nil {
+		// The rows written from here are write-locked (the inode) or read
+		// under its lock (its blocks): their writes can wait for the commit.
+		w := tx.Deferred()
+		if err := w.UpdateInode(ctx, in); err != nil {
 			return err
 		}
 		// lease (written first: it orders this against the holder's creates),
@@ -633,7 +634,7 @@ func (ns *Namespace) CompleteAfter(ctx context.Context, path, clientName string,
 		for _, b := range blocks {
 			if b.State != dal.BlockComplete {
 				b.State = dal.BlockComplete
-				if err := tx.UpdateBlock(ctx, b); err != nil {
+				if err := w.UpdateBlock(ctx, b); err != nil {
 					return err
 				}
 			}
@@ -672,7 +673,7 @@ func (ns *Namespace) completedBefore(ctx context.Context, tx dal.Tx, path string
 // (SQLite's one writer transaction at a time) needs no such lock.
 func (ns *Namespace) releaseLeasePath(ctx context.Context, tx dal.Tx, holder string, id, now int64) error {
 	if !ns.serial {
-		if err := tx.PutLease(ctx, &dal.Lease{Holder: holder, LastRenewal: now}); err != nil {
+		if err := tx.Deferred().PutLease(ctx, &dal.Lease{Holder: holder, LastRenewal: now}); err != nil {
 			return err
 		}
 	}
@@ -681,7 +682,7 @@ func (ns *Namespace) releaseLeasePath(ctx context.Context, tx dal.Tx, holder str
 		return err
 	}
 	if !more {
-		return tx.DeleteLease(ctx, holder) // and, with it, this path
+		return tx.Deferred().DeleteLease(ctx, holder) // and, with it, this path
 	}
 	if err := tx.DeleteLeasePath(ctx, id); err != nil && !errors.Is(err, dal.ErrNotFound) {
 		return err

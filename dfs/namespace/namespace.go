@@ -616,25 +616,12 @@ func (ns *Namespace) lockInodes(ctx context.Context, tx dal.Tx, refs ...lockRef)
 	return nil
 }
 
-// checkMissing re-reads, after its parent was locked, a child the
-// resolution found missing: if it exists now, the resolution is stale.
-func (ns *Namespace) checkMissing(ctx context.Context, tx dal.Tx, parentID int64, name string) error {
-	if ns.serial {
-		return nil
-	}
-	_, err := tx.GetInode(ctx, parentID, name, dal.LockNone)
-	switch {
-	case err == nil:
-		return stale("%q appeared in directory %d", name, parentID)
-	case errors.Is(err, dal.ErrNotFound):
-		return nil
-	}
-	return err
-}
-
 // insertChild inserts in (a new child) mapping a key collision to a stale
-// resolution (a concurrent create of the same name on a store whose locks
-// did not order the two).
+// resolution, which the operation retries: a child the resolution found
+// missing was created concurrently, before the parent's lock was taken.
+// The (parent, name) key is the check, so nobody re-reads a missing child
+// after locking its parent (mkdirs, create; rename's move collides the same
+// way).
 func insertChild(ctx context.Context, tx dal.Tx, in *dal.Inode) error {
 	err := tx.InsertInode(ctx, in)
 	if errors.Is(err, dal.ErrExists) {
@@ -662,5 +649,5 @@ func (ns *Namespace) checkNewChild(parentPath, name string, count int64) error {
 // namenodes adding entries to one directory serialise on its row.
 func (ns *Namespace) touch(ctx context.Context, tx dal.Tx, dir *dal.Inode, now int64) error {
 	dir.MTime = now
-	return tx.UpdateInode(ctx, dir)
+	return tx.Deferred().UpdateInode(ctx, dir) // dir is write-locked
 }

@@ -34,6 +34,7 @@ func RunConformance(t *testing.T, open func(t testing.TB) dal.Store) {
 		{"Variables", testVariables},
 		{"ReserveIDsConcurrent", testReserveConcurrent},
 		{"Rollback", testRollback},
+		{"Deferred", testDeferred},
 		{"RetryTransient", testRetryTransient},
 		{"WriteLockWaits", testWriteLockWaits},
 		{"ReadTx", testReadTx},
@@ -830,6 +831,91 @@ func testRollback(t *testing.T, s dal.Store) {
 	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
 		_, err := tx.GetInodeByID(ctx, 3, dal.LockNone)
 		mustNotFound(t, "first insert of a failed transaction", err)
+		return nil
+	})
+}
+
+// testDeferred checks Tx.Deferred: held-back writes are seen by the
+// transaction's later reads and committed with it; a held-back write that
+// fails (a duplicate, no row to update) fails the transaction from a later
+// call or the commit, and nothing of it stays.
+func testDeferred(t *testing.T, s dal.Store) {
+	// Writes only, all deferred: the commit sends them.
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		w := tx.Deferred()
+		if err := w.InsertInode(ctx, newDir(2, dal.RootID, "d")); err != nil {
+			return err
+		}
+		if err := w.PutLease(ctx, &dal.Lease{Holder: "h", LastRenewal: 5}); err != nil {
+			return err
+		}
+		return w.AddLeasePath(ctx, &dal.LeasePath{InodeID: 2, Holder: "h", Path: "/d"})
+	})
+	// Reads after deferred writes see them, on the view and on the
+	// transaction.
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		w := tx.Deferred()
+		in, err := w.GetInodeByID(ctx, 2, dal.LockWrite)
+		if err != nil {
+			return err
+		}
+		in.MTime = 77
+		if err := w.UpdateInode(ctx, in); err != nil {
+			return err
+		}
+		if err := w.InsertInode(ctx, newFile(3, 2, "f")); err != nil {
+			return err
+		}
+		got, err := tx.GetInodeByID(ctx, 2, dal.LockNone)
+		if err != nil {
+			return err
+		}
+		if got.MTime != 77 {
+			t.Errorf("read after a deferred update: mtime %d, want 77", got.MTime)
+		}
+		kids, err := w.ListChildren(ctx, 2, "", 0)
+		if err != nil {
+			return err
+		}
+		if len(kids) != 1 || kids[0].Name != "f" {
+			t.Errorf("children after a deferred insert: %v, want [f]", kids)
+		}
+		return w.DeleteLease(ctx, "h")
+	})
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		l, err := tx.GetLease(ctx, "h")
+		mustNotFound(t, "lease deleted by a deferred write", err)
+		if l != nil {
+			t.Errorf("lease %v still there", l)
+		}
+		_, err = tx.GetLeasePath(ctx, 2)
+		mustNotFound(t, "lease path of a deleted lease", err)
+		return nil
+	})
+	// A deferred duplicate fails the transaction; the earlier writes go.
+	mustExists(t, "deferred duplicate", txErr(s, func(ctx context.Context, tx dal.Tx) error {
+		if err := tx.InsertInode(ctx, newFile(4, 2, "g")); err != nil {
+			return err
+		}
+		if err := tx.Deferred().InsertInode(ctx, newFile(5, 2, "f")); err != nil {
+			return err
+		}
+		_, err := tx.GetInodeByID(ctx, 4, dal.LockNone)
+		return err
+	}))
+	// A deferred update of a missing row: ErrNotFound, at the latest from
+	// the commit.
+	mustNotFound(t, "deferred update of a missing inode", txErr(s, func(ctx context.Context, tx dal.Tx) error {
+		if err := tx.InsertInode(ctx, newFile(6, 2, "h")); err != nil {
+			return err
+		}
+		return tx.Deferred().UpdateInode(ctx, newFile(99, 2, "nobody"))
+	}))
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		for _, id := range []int64{4, 5, 6} {
+			_, err := tx.GetInodeByID(ctx, id, dal.LockNone)
+			mustNotFound(t, fmt.Sprintf("inode %d of a failed transaction", id), err)
+		}
 		return nil
 	})
 }

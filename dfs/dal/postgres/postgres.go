@@ -176,11 +176,26 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Tx implements dal.Store: a READ COMMITTED read-write transaction.
+// Tx implements dal.Store: a READ COMMITTED read-write transaction, its
+// statements pipelined (pipeTx: the BEGIN goes with the first statement,
+// deferred writes with the next statement or the COMMIT).
 func (s *Store) Tx(ctx context.Context, fn func(dal.Tx) error) error {
 	return dal.Retry(ctx, s.retry, IsTransient, func() error {
-		return s.run(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted},
-			func(c sqlcore.Conn) error { return fn(sqlcore.NewTx(c, s.d)) })
+		c, err := s.pool.Acquire(ctx)
+		if err != nil {
+			return fmt.Errorf("postgres: acquire connection on %s: %w", s.name, err)
+		}
+		defer c.Release()
+		t := &pipeTx{c: c, name: s.name}
+		if err := fn(sqlcore.NewTx(t, s.d)); err != nil {
+			t.rollback(ctx)
+			return err
+		}
+		if err := t.commit(ctx); err != nil {
+			t.rollback(ctx)
+			return err
+		}
+		return nil
 	})
 }
 

@@ -45,6 +45,20 @@ type Conn interface {
 	QueryRow(ctx context.Context, sql string, args ...any) Row
 }
 
+// Deferrer is a Conn that can hold a statement back and send it together
+// with the next statement or the commit, so that several statements cost one
+// round trip (PostgreSQL's pipelining). done receives the statement's rows
+// affected or error when its result arrives and returns the error the
+// transaction fails with (nil to go on); an error returned by done comes out
+// of the later call that sent the statement, which ends the transaction.
+// mustAffect marks a statement (an UPDATE or DELETE) that must affect a
+// row: the Deferrer has the database fail it when it affects none (so that
+// a COMMIT sent behind it cannot commit the transaction) and then passes
+// done 0 rows and no error.
+type Deferrer interface {
+	Defer(sql string, args []any, mustAffect bool, done func(rowsAffected int64, err error) error)
+}
+
 // ErrorKind is how a Dialect classifies a driver error.
 type ErrorKind int
 
@@ -118,10 +132,61 @@ func limitArg(limit int) int64 {
 type Tx struct {
 	c Conn
 	d *Dialect
+	// later: writes are handed to c's Deferrer when it has one (Deferred).
+	later bool
 }
 
 // NewTx returns the dal.Tx running its statements on c.
 func NewTx(c Conn, d *Dialect) *Tx { return &Tx{c: c, d: d} }
+
+// Deferred implements dal.Tx: on a Conn that is a Deferrer, a view of the
+// transaction whose writes are sent with its next statement or its commit;
+// otherwise t itself.
+func (t *Tx) Deferred() dal.Tx {
+	if _, ok := t.c.(Deferrer); !ok || t.later {
+		return t
+	}
+	return &Tx{c: t.c, d: t.d, later: true}
+}
+
+// exec runs a write now, or queues it on a Deferrer for a Deferred view;
+// done turns its rows affected or error into the result; mustAffect: done
+// fails the statement when it affects no row (see Deferrer).
+func (t *Tx) exec(ctx context.Context, sql string, args []any, mustAffect bool, done func(n int64, err error) error) error {
+	if t.later {
+		if d, ok := t.c.(Deferrer); ok {
+			d.Defer(sql, args, mustAffect, done)
+			return nil
+		}
+	}
+	n, err := t.c.Exec(ctx, sql, args...)
+	return done(n, err)
+}
+
+// wrapped is a done for exec: the error wrapped with op, rows affected
+// ignored.
+func (t *Tx) wrapped(op string) func(int64, error) error {
+	return func(_ int64, err error) error {
+		if err != nil {
+			return t.d.wrap(op, err)
+		}
+		return nil
+	}
+}
+
+// one is a done for exec: the error wrapped with op, and ErrNotFound when
+// no row was affected.
+func (t *Tx) one(op string) func(int64, error) error {
+	return func(n int64, err error) error {
+		if err != nil {
+			return t.d.wrap(op, err)
+		}
+		if n == 0 {
+			return notFound(op)
+		}
+		return nil
+	}
+}
 
 var _ dal.Tx = (*Tx)(nil)
 
@@ -229,10 +294,10 @@ func inodeArgs(in *dal.Inode) []any {
 
 // InsertInode implements dal.Tx.
 func (t *Tx) InsertInode(ctx context.Context, in *dal.Inode) error {
-	_, err := t.c.Exec(ctx, `INSERT INTO inodes (`+inodeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
-		inodeArgs(in)...)
+	err := t.exec(ctx, `INSERT INTO inodes (`+inodeCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`,
+		inodeArgs(in), false, t.wrapped(fmt.Sprintf("insert inode %d %q in %d", in.ID, in.Name, in.ParentID)))
 	if err != nil {
-		return t.d.wrap(fmt.Sprintf("insert inode %d %q in %d", in.ID, in.Name, in.ParentID), err)
+		return err
 	}
 	in.PartitionID = dal.PartitionID(in.ParentID, in.Name)
 	return nil
@@ -240,15 +305,12 @@ func (t *Tx) InsertInode(ctx context.Context, in *dal.Inode) error {
 
 // UpdateInode implements dal.Tx.
 func (t *Tx) UpdateInode(ctx context.Context, in *dal.Inode) error {
-	op := fmt.Sprintf("update inode %d", in.ID)
-	n, err := t.c.Exec(ctx, `UPDATE inodes SET parent_id = $2, name = $3, partition_id = $4, is_dir = $5, permission = $6,
+	err := t.exec(ctx, `UPDATE inodes SET parent_id = $2, name = $3, partition_id = $4, is_dir = $5, permission = $6,
 		owner = $7, group_name = $8, mtime = $9, atime = $10, size = $11, replication = $12, block_size = $13,
-		under_construction = $14, client_name = $15, client_machine = $16, symlink = $17, children = $18 WHERE id = $1`, inodeArgs(in)...)
+		under_construction = $14, client_name = $15, client_machine = $16, symlink = $17, children = $18 WHERE id = $1`,
+		inodeArgs(in), true, t.one(fmt.Sprintf("update inode %d", in.ID)))
 	if err != nil {
-		return t.d.wrap(op, err)
-	}
-	if n == 0 {
-		return notFound(op)
+		return err
 	}
 	in.PartitionID = dal.PartitionID(in.ParentID, in.Name)
 	return nil
@@ -261,14 +323,7 @@ func (t *Tx) DeleteInode(ctx context.Context, id int64) error {
 
 // execOne runs a statement that must affect a row (else ErrNotFound).
 func (t *Tx) execOne(ctx context.Context, op, sql string, args ...any) error {
-	n, err := t.c.Exec(ctx, sql, args...)
-	if err != nil {
-		return t.d.wrap(op, err)
-	}
-	if n == 0 {
-		return notFound(op)
-	}
-	return nil
+	return t.exec(ctx, sql, args, true, t.one(op))
 }
 
 const blockCols = `inode_id, block_id, idx, num_bytes, generation_stamp, state`
@@ -322,14 +377,11 @@ func (t *Tx) GetBlock(ctx context.Context, blockID int64) (*dal.Block, error) {
 // AddBlock implements dal.Tx.
 func (t *Tx) AddBlock(ctx context.Context, b *dal.Block) error {
 	op := fmt.Sprintf("add block %d to inode %d", b.BlockID, b.InodeID)
-	if _, err := t.c.Exec(ctx, `INSERT INTO blocks (`+blockCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		b.InodeID, b.BlockID, int64(b.Index), b.NumBytes, b.GenerationStamp, int64(b.State)); err != nil {
-		return t.d.wrap(op, err)
+	if err := t.exec(ctx, `INSERT INTO blocks (`+blockCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
+		[]any{b.InodeID, b.BlockID, int64(b.Index), b.NumBytes, b.GenerationStamp, int64(b.State)}, false, t.wrapped(op)); err != nil {
+		return err
 	}
-	if _, err := t.c.Exec(ctx, `INSERT INTO block_lookup (block_id, inode_id) VALUES ($1, $2)`, b.BlockID, b.InodeID); err != nil {
-		return t.d.wrap(op, err)
-	}
-	return nil
+	return t.exec(ctx, `INSERT INTO block_lookup (block_id, inode_id) VALUES ($1, $2)`, []any{b.BlockID, b.InodeID}, false, t.wrapped(op))
 }
 
 // UpdateBlock implements dal.Tx.
@@ -371,12 +423,9 @@ func (t *Tx) queryReplicas(ctx context.Context, op, sql string, args ...any) ([]
 
 // AddReplica implements dal.Tx.
 func (t *Tx) AddReplica(ctx context.Context, r *dal.Replica) error {
-	_, err := t.c.Exec(ctx, `INSERT INTO replicas (`+replicaCols+`) VALUES ($1, $2, $3, $4)`,
-		r.InodeID, r.BlockID, r.StorageID, int64(r.State))
-	if err != nil {
-		return t.d.wrap(fmt.Sprintf("add replica of block %d on %q", r.BlockID, r.StorageID), err)
-	}
-	return nil
+	return t.exec(ctx, `INSERT INTO replicas (`+replicaCols+`) VALUES ($1, $2, $3, $4)`,
+		[]any{r.InodeID, r.BlockID, r.StorageID, int64(r.State)}, false,
+		t.wrapped(fmt.Sprintf("add replica of block %d on %q", r.BlockID, r.StorageID)))
 }
 
 // UpdateReplicaState implements dal.Tx.
@@ -427,12 +476,9 @@ func (t *Tx) GetLease(ctx context.Context, holder string) (*dal.Lease, error) {
 
 // PutLease implements dal.Tx.
 func (t *Tx) PutLease(ctx context.Context, l *dal.Lease) error {
-	_, err := t.c.Exec(ctx, `INSERT INTO leases (holder, last_renewal) VALUES ($1, $2)
-		ON CONFLICT (holder) DO UPDATE SET last_renewal = excluded.last_renewal`, l.Holder, l.LastRenewal)
-	if err != nil {
-		return t.d.wrap(fmt.Sprintf("put lease of %q", l.Holder), err)
-	}
-	return nil
+	return t.exec(ctx, `INSERT INTO leases (holder, last_renewal) VALUES ($1, $2)
+		ON CONFLICT (holder) DO UPDATE SET last_renewal = excluded.last_renewal`, []any{l.Holder, l.LastRenewal}, false,
+		t.wrapped(fmt.Sprintf("put lease of %q", l.Holder)))
 }
 
 // DeleteLease implements dal.Tx.
@@ -465,11 +511,8 @@ func (t *Tx) ListExpiredLeases(ctx context.Context, beforeMillis int64, limit in
 
 // AddLeasePath implements dal.Tx.
 func (t *Tx) AddLeasePath(ctx context.Context, p *dal.LeasePath) error {
-	_, err := t.c.Exec(ctx, `INSERT INTO lease_paths (inode_id, holder, path) VALUES ($1, $2, $3)`, p.InodeID, p.Holder, p.Path)
-	if err != nil {
-		return t.d.wrap(fmt.Sprintf("add lease path %d for %q", p.InodeID, p.Holder), err)
-	}
-	return nil
+	return t.exec(ctx, `INSERT INTO lease_paths (inode_id, holder, path) VALUES ($1, $2, $3)`, []any{p.InodeID, p.Holder, p.Path}, false,
+		t.wrapped(fmt.Sprintf("add lease path %d for %q", p.InodeID, p.Holder)))
 }
 
 // GetLeasePath implements dal.Tx.
@@ -542,12 +585,8 @@ func (t *Tx) GetVariable(ctx context.Context, name string) (int64, error) {
 
 // SetVariable implements dal.Tx.
 func (t *Tx) SetVariable(ctx context.Context, name string, value int64) error {
-	_, err := t.c.Exec(ctx, `INSERT INTO variables (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value)
-	if err != nil {
-		return t.d.wrap(fmt.Sprintf("set variable %q", name), err)
-	}
-	return nil
+	return t.exec(ctx, `INSERT INTO variables (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, []any{name, value}, false, t.wrapped(fmt.Sprintf("set variable %q", name)))
 }
 
 // ReserveIDs implements dal.Tx. The UPDATE takes the row's write lock, so
