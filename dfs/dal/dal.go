@@ -157,6 +157,13 @@ type Tx interface {
 	// DeleteLeasePath deletes the lease path of file inodeID.
 	DeleteLeasePath(ctx context.Context, inodeID int64) error
 
+	// ListNamenodes returns the le_descriptors rows in id order.
+	ListNamenodes(ctx context.Context) ([]*Namenode, error)
+	// PutNamenode inserts or rewrites the le_descriptors row of n.ID.
+	PutNamenode(ctx context.Context, n *Namenode) error
+	// DeleteNamenode deletes the le_descriptors row of namenode id.
+	DeleteNamenode(ctx context.Context, id int64) error
+
 	// GetVariable reads counter name.
 	GetVariable(ctx context.Context, name string) (int64, error)
 	// SetVariable sets counter name, creating it when missing.

@@ -35,6 +35,7 @@ func Migrations() []Migration {
 	return []Migration{
 		{Version: 1, Name: "initial schema: inodes, blocks, replicas, leases, variables", Statements: schemaV1},
 		{Version: 2, Name: "inodes.children: a directory's stored number of entries", Statements: schemaV2},
+		{Version: 3, Name: "le_descriptors: namenodes in leader election", Statements: schemaV3},
 	}
 }
 
@@ -79,8 +80,6 @@ func ValidateMigrations(ms []Migration) error {
 //   - on_going_sub_tree_ops ((partition_id, path) PK: namenode id, op
 //     name, start time) with subtree_lock_owner / subtree_locked columns on
 //     inodes, for subtree operations;
-//   - le_descriptors ((id, partition_val) PK: counter, rpc address, http
-//     address) for leader election among namenodes;
 //   - the under-construction, corrupt, excess, invalidated,
 //     under-replicated and pending replica tables, each keyed by inode_id.
 func schemaV1(d Dialect) []string {
@@ -195,5 +194,21 @@ func schemaV2(Dialect) []string {
 			ELSE (SELECT count(*) FROM inodes c WHERE c.partition_id = inodes.id AND c.parent_id = inodes.id)
 		END
 		WHERE is_dir`,
+	}
+}
+
+// schemaV3 adds HopsFS's leader election: a row per namenode taking part
+// (le_descriptors: id, a counter it advances every round, its addresses),
+// the counter that hands out namenode ids and the one that serialises the
+// rounds.
+func schemaV3(Dialect) []string {
+	return []string{
+		`CREATE TABLE le_descriptors (
+			id BIGINT PRIMARY KEY,
+			counter BIGINT NOT NULL,
+			rpc_address TEXT NOT NULL,
+			http_address TEXT NOT NULL
+		)`,
+		`INSERT INTO variables (name, value) VALUES ('namenode_id', 0), ('election_round', 0)`,
 	}
 }

@@ -23,6 +23,11 @@ const (
 	VarGenerationStamp = "generation_stamp"
 	// VarSchemaVersion is the version of the applied schema (see Migrations).
 	VarSchemaVersion = "schema_version"
+	// VarNamenodeID is the last namenode id handed out (leader election).
+	VarNamenodeID = "namenode_id"
+	// VarElectionRound is the last leader-election round: each round
+	// advances it, which serialises rounds on its row (schema 3).
+	VarElectionRound = "election_round"
 )
 
 // LockMode is the row lock a read takes; see the package documentation for
@@ -195,6 +200,23 @@ type LeasePath struct {
 	// Path is the file's path when the lease was taken (for messages and
 	// lease recovery; the inode id is authoritative).
 	Path string
+}
+
+// Namenode is one row of the le_descriptors table: a namenode taking part
+// in leader election (HopsFS's leader-election descriptor). A namenode
+// advances its Counter every election round; the others judge it alive
+// while they see the counter move.
+type Namenode struct {
+	// ID is the namenode's id, from VarNamenodeID; the live namenode with
+	// the smallest id leads.
+	ID int64
+	// Counter is advanced by the namenode every round.
+	Counter int64
+	// RPCAddress is the namenode's RPC (client and datanode protocol)
+	// address, "" when it serves none.
+	RPCAddress string
+	// HTTPAddress is the namenode's HTTP (WebHDFS) address.
+	HTTPAddress string
 }
 
 // IDRange is an inclusive range of reserved ids, First <= Last.

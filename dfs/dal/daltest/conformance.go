@@ -35,6 +35,7 @@ func RunConformance(t *testing.T, open func(t testing.TB) dal.Store) {
 		{"ReserveIDsConcurrent", testReserveConcurrent},
 		{"Rollback", testRollback},
 		{"Deferred", testDeferred},
+		{"Namenodes", testNamenodes},
 		{"RetryTransient", testRetryTransient},
 		{"WriteLockWaits", testWriteLockWaits},
 		{"ReadTx", testReadTx},
@@ -915,6 +916,46 @@ func testDeferred(t *testing.T, s dal.Store) {
 		for _, id := range []int64{4, 5, 6} {
 			_, err := tx.GetInodeByID(ctx, id, dal.LockNone)
 			mustNotFound(t, fmt.Sprintf("inode %d of a failed transaction", id), err)
+		}
+		return nil
+	})
+}
+
+// testNamenodes checks the le_descriptors rows of leader election.
+func testNamenodes(t *testing.T, s dal.Store) {
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		ns, err := tx.ListNamenodes(ctx)
+		if err != nil || len(ns) != 0 {
+			t.Errorf("namenodes of a new database: %v, %v; want none", ns, err)
+		}
+		for _, id := range []int64{7, 3} {
+			if err := tx.PutNamenode(ctx, &dal.Namenode{ID: id, Counter: 1, RPCAddress: fmt.Sprintf("h:%d", id), HTTPAddress: "w"}); err != nil {
+				return err
+			}
+		}
+		return tx.PutNamenode(ctx, &dal.Namenode{ID: 7, Counter: 2, RPCAddress: "h:7b", HTTPAddress: "w7"})
+	})
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		ns, err := tx.ListNamenodes(ctx)
+		if err != nil {
+			return err
+		}
+		want := []dal.Namenode{{ID: 3, Counter: 1, RPCAddress: "h:3", HTTPAddress: "w"}, {ID: 7, Counter: 2, RPCAddress: "h:7b", HTTPAddress: "w7"}}
+		if len(ns) != len(want) {
+			t.Fatalf("namenodes = %d rows, want %d", len(ns), len(want))
+		}
+		for i := range want {
+			if *ns[i] != want[i] {
+				t.Errorf("namenode %d = %+v, want %+v", i, *ns[i], want[i])
+			}
+		}
+		if err := tx.DeleteNamenode(ctx, 3); err != nil {
+			return err
+		}
+		mustNotFound(t, "delete of a missing namenode", tx.DeleteNamenode(ctx, 3))
+		first, err := tx.ReserveIDs(ctx, dal.VarNamenodeID, 1)
+		if err != nil || first.First != 1 {
+			t.Errorf("first namenode id = %v, %v; want 1", first, err)
 		}
 		return nil
 	})
