@@ -283,25 +283,17 @@ func (c *Client) Mkdirs(ctx context.Context, path string, perm hdfs.FsPermission
 }
 
 // List returns the entries of directory path (all pages), or the file
-// itself when path is a file.
+// itself when path is a file. It holds the whole directory: ListIter
+// walks a large one a page at a time.
 func (c *Client) List(ctx context.Context, path string) ([]*FileStatus, error) {
 	var out []*FileStatus
-	after := ""
-	for {
-		resp, err := call(ctx, c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.ListResponse, error) {
-			return nn.List(ctx, &dfspb.ListRequest{Path: path, StartAfter: after, User: c.cfg.User})
-		})
+	for st, err := range c.ListIter(ctx, path) {
 		if err != nil {
 			return nil, err
 		}
-		for _, e := range resp.Entries {
-			out = append(out, statusOf(e))
-		}
-		if !resp.HasMore || len(resp.Entries) == 0 {
-			return out, nil
-		}
-		after = resp.Entries[len(resp.Entries)-1].Name
+		out = append(out, st)
 	}
+	return out, nil
 }
 
 // Delete deletes path (a non-empty directory only with recursive); false

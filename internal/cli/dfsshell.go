@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"math"
 	"os"
 	"os/user"
@@ -332,17 +333,30 @@ func childDisp(parent, name string) string {
 	return parent + "/" + name
 }
 
-// children lists the directory it.
-func (sh *dfsShell) children(it *item) ([]*item, error) {
-	sts, err := sh.c.List(sh.ctx, it.abs)
-	if err != nil {
-		return nil, pathError(it.disp, err)
+// dirHold is how many entries of one directory a command holds in memory:
+// ls sorts and sizes the columns of a directory up to that size from
+// memory, as hdfs does, and lists a larger one twice, a page at a time (see
+// lister.recurse); du's table goes to a temporary file past that many rows.
+// Everything else streams directories a page at a time (client.ListIter),
+// so that memory is bounded by the namenode's page times the depth, not by
+// the size of a directory. A variable for tests.
+var dirHold = 1000
+
+// entries lists the directory it a page at a time: its entries as items,
+// or an error (about it.disp) that ends the sequence.
+func (sh *dfsShell) entries(it *item) iter.Seq2[*item, error] {
+	return func(yield func(*item, error) bool) {
+		for st, err := range sh.c.ListIter(sh.ctx, it.abs) {
+			if err != nil {
+				yield(nil, pathError(it.disp, err))
+				return
+			}
+			k := &item{disp: childDisp(it.disp, st.Name), abs: hdfs.Join(it.abs, st.Name), st: st, statted: true}
+			if !yield(k, nil) {
+				return
+			}
+		}
 	}
-	out := make([]*item, 0, len(sts))
-	for _, st := range sts {
-		out = append(out, &item{disp: childDisp(it.disp, st.Name), abs: hdfs.Join(it.abs, st.Name), st: st, statted: true})
-	}
-	return out, nil
 }
 
 // representsDir is Hadoop's PathData.representsDirectory: a path typed as
@@ -416,14 +430,15 @@ func (sh *dfsShell) glob(pat string) ([]*item, error) {
 				return nil, &shellMsg{msg: "Illegal file pattern: " + err.Error() + " for glob " + pat, err: err}
 			}
 			for _, it := range cur {
-				sts, err := sh.c.List(sh.ctx, it.abs)
-				if err != nil {
-					if errors.Is(err, hdfs.ErrFileNotFound) || errors.Is(err, hdfs.ErrParentNotDirectory) {
-						continue
+				// Only the matches are kept: the directory is read a
+				// page at a time.
+				for st, err := range sh.c.ListIter(sh.ctx, it.abs) {
+					if err != nil {
+						if errors.Is(err, hdfs.ErrFileNotFound) || errors.Is(err, hdfs.ErrParentNotDirectory) {
+							break
+						}
+						return nil, pathError(pat, err)
 					}
-					return nil, pathError(pat, err)
-				}
-				for _, st := range sts {
 					if ok, _ := path.Match(comp, st.Name); ok && (last || st.IsDir) {
 						next = append(next, &item{abs: hdfs.Join(it.abs, st.Name), st: st, statted: last})
 					}
@@ -573,17 +588,18 @@ func (sh *dfsShell) forEach(args []string, fn func(it *item)) {
 
 // walk calls fn on it and, when it is a directory and recursive is set, on
 // everything below it (depth first, each directory before its entries).
-// fn returns false to skip the entries of a directory.
+// fn returns false to skip the entries of a directory. Directories are
+// read a page at a time: a listing that fails part way (the directory
+// deleted meanwhile) is reported after the entries before it were walked.
 func (sh *dfsShell) walk(it *item, recursive bool, fn func(it *item) bool) {
 	if !fn(it) || !recursive || it.st == nil || !it.st.IsDir {
 		return
 	}
-	kids, err := sh.children(it)
-	if err != nil {
-		sh.fail(err)
-		return
-	}
-	for _, k := range kids {
+	for k, err := range sh.entries(it) {
+		if err != nil {
+			sh.fail(err)
+			return
+		}
 		if sh.interrupted() {
 			return
 		}

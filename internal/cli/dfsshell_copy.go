@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"time"
@@ -50,7 +51,9 @@ type copyWriter interface {
 type copyFS interface {
 	// stat returns nil and no error when p does not exist.
 	stat(p string) (*fileInfo, error)
-	list(p string) ([]dirEntry, error)
+	// list reads the directory p; an error ends the sequence. dfs
+	// directories are read a page at a time.
+	list(p string) iter.Seq2[dirEntry, error]
 	open(p string) (io.ReadCloser, error)
 	create(p string) (copyWriter, error)
 	// replace renames tmp to target, removing an existing target first
@@ -86,16 +89,18 @@ func (d dfsFS) stat(p string) (*fileInfo, error) {
 	return infoOf(st), nil
 }
 
-func (d dfsFS) list(p string) ([]dirEntry, error) {
-	sts, err := d.sh.c.List(d.sh.ctx, p)
-	if err != nil {
-		return nil, err
+func (d dfsFS) list(p string) iter.Seq2[dirEntry, error] {
+	return func(yield func(dirEntry, error) bool) {
+		for st, err := range d.sh.c.ListIter(d.sh.ctx, p) {
+			if err != nil {
+				yield(dirEntry{}, err)
+				return
+			}
+			if !yield(dirEntry{name: st.Name, info: infoOf(st)}, nil) {
+				return
+			}
+		}
 	}
-	out := make([]dirEntry, 0, len(sts))
-	for _, st := range sts {
-		out = append(out, dirEntry{name: st.Name, info: infoOf(st)})
-	}
-	return out, nil
 }
 
 func (d dfsFS) open(p string) (io.ReadCloser, error) { return d.sh.c.Open(d.sh.ctx, p) }
@@ -162,20 +167,30 @@ func (localFS) stat(p string) (*fileInfo, error) {
 	return localInfo(fi), nil
 }
 
-func (l localFS) list(p string) ([]dirEntry, error) {
-	des, err := os.ReadDir(p)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]dirEntry, 0, len(des))
-	for _, de := range des {
-		fi, err := os.Stat(filepath.Join(p, de.Name())) // follows symbolic links, as Hadoop's local file system
+// list reads the local directory p whole (sorted by name, every entry
+// statted before the first is yielded, as before).
+func (l localFS) list(p string) iter.Seq2[dirEntry, error] {
+	return func(yield func(dirEntry, error) bool) {
+		des, err := os.ReadDir(p)
 		if err != nil {
-			return nil, err
+			yield(dirEntry{}, err)
+			return
 		}
-		out = append(out, dirEntry{name: de.Name(), info: localInfo(fi)})
+		out := make([]dirEntry, 0, len(des))
+		for _, de := range des {
+			fi, err := os.Stat(filepath.Join(p, de.Name())) // follows symbolic links, as Hadoop's local file system
+			if err != nil {
+				yield(dirEntry{}, err)
+				return
+			}
+			out = append(out, dirEntry{name: de.Name(), info: localInfo(fi)})
+		}
+		for _, e := range out {
+			if !yield(e, nil) {
+				return
+			}
+		}
 	}
-	return out, nil
 }
 
 func (localFS) open(p string) (io.ReadCloser, error) { return os.Open(p) }
@@ -367,12 +382,11 @@ func (cp *copier) process(src, dst *citem, depth int) {
 		}
 		t.info, t.statted = &fileInfo{isDir: true}, true
 	}
-	entries, err := cp.src.list(src.p)
-	if err != nil {
-		cp.sh.fail(cp.srcError(src.disp, err))
-		return
-	}
-	for _, e := range entries {
+	for e, err := range cp.src.list(src.p) {
+		if err != nil {
+			cp.sh.fail(cp.srcError(src.disp, err))
+			return
+		}
 		if cp.sh.interrupted() {
 			return
 		}

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,13 +80,108 @@ in local time, columns aligned as hdfs aligns them.`,
 	})
 }
 
+// sorts reports whether a directory's entries are sorted other than by
+// name, the namenode's order: ls then holds the directory whole, as hdfs
+// does (without -R, the only time ls sorts).
+func (l *lister) sorts() bool {
+	return !l.o.recursive && (l.o.byTime || l.o.bySize || l.o.reverse)
+}
+
+// recurse lists the directory it. A directory of up to dirHold entries is
+// held and printed as Hadoop's Ls does (paths). A larger one is read twice,
+// a page at a time: once for the "Found N items" count and the column
+// widths, which hdfs computes over the whole directory before printing its
+// first line, then for the lines (and with -R the directories below). So
+// the output is the same, and memory is the namenode's page times the
+// depth; an entry created between the two readings may widen the columns
+// part way, as they widen from one directory to the next. With -C (no
+// header, no widths) and no sort, the directory is read once.
 func (l *lister) recurse(it *item) {
-	kids, err := l.sh.children(it)
-	if err != nil {
-		l.sh.fail(err)
+	sh := l.sh
+	if l.o.pathOnly && !l.sorts() {
+		for k, err := range sh.entries(it) {
+			if err != nil {
+				sh.fail(err)
+				return
+			}
+			if sh.interrupted() {
+				return
+			}
+			l.line(k)
+			if l.o.recursive && k.st.IsDir {
+				l.recurse(k)
+			}
+		}
 		return
 	}
-	l.paths(it, kids)
+	var (
+		held     []*item
+		streamed bool
+		n        int
+		w        colWidths
+	)
+	for k, err := range sh.entries(it) {
+		if err != nil {
+			sh.fail(err)
+			return
+		}
+		n++
+		w.add(k.st)
+		if !streamed {
+			held = append(held, k)
+			if len(held) > dirHold && !l.sorts() {
+				held, streamed = nil, true
+			}
+		}
+	}
+	if !streamed {
+		l.paths(it, held)
+		return
+	}
+	if !l.o.recursive {
+		fmt.Fprintf(sh.out, "Found %d items\n", n)
+	}
+	l.widen(w)
+	for k, err := range sh.entries(it) {
+		if err != nil {
+			sh.fail(err)
+			return
+		}
+		if sh.interrupted() {
+			return
+		}
+		l.widen(widthsOf(k.st))
+		l.line(k)
+		if l.o.recursive && k.st.IsDir {
+			l.recurse(k)
+		}
+	}
+}
+
+// colWidths are the widths ls's columns need for some entries.
+type colWidths struct{ repl, length, owner, group int }
+
+// widthsOf is what st needs.
+func widthsOf(st *client.FileStatus) colWidths {
+	return colWidths{
+		repl: len(strconv.Itoa(st.Replication)), length: len(strconv.FormatInt(st.Length, 10)),
+		owner: len(st.Owner), group: len(st.Group),
+	}
+}
+
+// add widens w for st.
+func (w *colWidths) add(st *client.FileStatus) {
+	o := widthsOf(st)
+	w.repl, w.length = max(w.repl, o.repl), max(w.length, o.length)
+	w.owner, w.group = max(w.owner, o.owner), max(w.group, o.group)
+}
+
+// widen is Hadoop's adjustColumnWidths: the columns only grow.
+func (l *lister) widen(w colWidths) {
+	l.maxRepl = max(l.maxRepl, w.repl)
+	l.maxLen = max(l.maxLen, w.length)
+	l.maxOwner = max(l.maxOwner, w.owner)
+	l.maxGroup = max(l.maxGroup, w.group)
 }
 
 // paths is Ls.processPaths: the header and sort for a directory's entries
@@ -96,12 +194,11 @@ func (l *lister) paths(parent *item, items []*item) {
 		l.sort(items)
 	}
 	if !l.o.pathOnly {
+		var w colWidths
 		for _, it := range items {
-			l.maxRepl = max(l.maxRepl, len(strconv.Itoa(it.st.Replication)))
-			l.maxLen = max(l.maxLen, len(strconv.FormatInt(it.st.Length, 10)))
-			l.maxOwner = max(l.maxOwner, len(it.st.Owner))
-			l.maxGroup = max(l.maxGroup, len(it.st.Group))
+			w.add(it.st)
 		}
+		l.widen(w)
 	}
 	for _, it := range items {
 		if l.sh.interrupted() {
@@ -188,42 +285,130 @@ func formatSize(n int64, human bool) string {
 
 // table is Hadoop's FsUsage.TableBuilder: columns two spaces apart, as
 // wide as their widest cell, left-aligned unless listed in right (the last
-// left-aligned column is not padded).
+// left-aligned column is not padded). Since no row can be printed before
+// the widest cell is known, rows past dirHold go to a temporary file (see
+// spill) rather than memory; close removes it.
 type table struct {
-	rows  [][]string
-	right map[int]bool
+	rows   [][]string
+	right  map[int]bool
+	widths []int
+	n      int // rows added
+
+	spilled *os.File // the rows after the first dirHold, once spilled
+	w       *bufio.Writer
+	noSpill bool // creating the temporary file failed: rows stay in memory
 }
 
-func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
-
-func (t *table) print(sh *dfsShell) {
-	if len(t.rows) == 0 {
+func (t *table) add(cells ...string) {
+	for i, c := range cells {
+		if i == len(t.widths) {
+			t.widths = append(t.widths, 0)
+		}
+		t.widths[i] = max(t.widths[i], len(c))
+	}
+	t.n++
+	if t.spilled == nil && (len(t.rows) < dirHold || t.noSpill || !t.spill()) {
+		t.rows = append(t.rows, cells)
 		return
 	}
-	widths := make([]int, len(t.rows[0]))
+	t.w.WriteString(strconv.Itoa(len(cells)) + "\n")
+	for _, c := range cells {
+		t.w.WriteString(strconv.Itoa(len(c)) + "\n" + c)
+	}
+}
+
+// spill opens the temporary file the rows after the held ones go to:
+// false when it cannot be created (the rows stay in memory then).
+func (t *table) spill() bool {
+	f, err := os.CreateTemp("", "kura-dfs-table-*")
+	if err != nil {
+		t.noSpill = true
+		return false
+	}
+	t.spilled, t.w = f, bufio.NewWriterSize(f, 64<<10)
+	return true
+}
+
+// close removes the temporary file, if any.
+func (t *table) close() {
+	if t.spilled != nil {
+		t.spilled.Close()
+		os.Remove(t.spilled.Name())
+		t.spilled = nil
+	}
+}
+
+// print prints the rows: those held, then those spilled.
+func (t *table) print(sh *dfsShell) {
 	for _, r := range t.rows {
-		for i, c := range r {
-			widths[i] = max(widths[i], len(c))
+		t.printRow(sh, r)
+	}
+	if t.spilled == nil {
+		return
+	}
+	err := t.w.Flush()
+	if err == nil {
+		_, err = t.spilled.Seek(0, io.SeekStart)
+	}
+	if err == nil {
+		err = readRows(bufio.NewReaderSize(t.spilled, 64<<10), func(r []string) { t.printRow(sh, r) })
+	}
+	if err != nil {
+		sh.fail(&shellMsg{msg: "temporary file " + t.spilled.Name() + ": " + err.Error(), err: err})
+	}
+}
+
+// readRows reads back the rows add wrote: each a line with its number of
+// cells, then each cell as a line with its length and the bytes.
+func readRows(r *bufio.Reader, fn func([]string)) error {
+	num := func() (int, error) {
+		l, err := r.ReadString('\n')
+		if err != nil {
+			return 0, err
+		}
+		return strconv.Atoi(strings.TrimSuffix(l, "\n"))
+	}
+	for {
+		n, err := num()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		row := make([]string, n)
+		for i := range row {
+			size, err := num()
+			if err != nil {
+				return err
+			}
+			b := make([]byte, size)
+			if _, err := io.ReadFull(r, b); err != nil {
+				return err
+			}
+			row[i] = string(b)
+		}
+		fn(row)
+	}
+}
+
+func (t *table) printRow(sh *dfsShell, r []string) {
+	var b strings.Builder
+	for i, c := range r {
+		if i > 0 {
+			b.WriteString("  ")
+		}
+		switch {
+		case t.right[i]:
+			fmt.Fprintf(&b, "%*s", t.widths[i], c)
+		case i < len(r)-1:
+			fmt.Fprintf(&b, "%-*s", t.widths[i], c)
+		default:
+			b.WriteString(c)
 		}
 	}
-	for _, r := range t.rows {
-		var b strings.Builder
-		for i, c := range r {
-			if i > 0 {
-				b.WriteString("  ")
-			}
-			switch {
-			case t.right[i]:
-				fmt.Fprintf(&b, "%*s", widths[i], c)
-			case i < len(r)-1:
-				fmt.Fprintf(&b, "%-*s", widths[i], c)
-			default:
-				b.WriteString(c)
-			}
-		}
-		b.WriteByte('\n')
-		sh.out.WriteString(b.String())
-	}
+	b.WriteByte('\n')
+	sh.out.WriteString(b.String())
 }
 
 func dfsDu(e *env) *cobra.Command {
@@ -253,6 +438,7 @@ Without PATH, the home directory. -v prints that header line, -h sizes as
 			args = []string{"."}
 		}
 		var t table
+		defer t.close()
 		if header {
 			t.add("SIZE", "DISK_SPACE_CONSUMED_WITH_ALL_REPLICAS", "FULL_PATH_NAME")
 		}
@@ -272,16 +458,15 @@ Without PATH, the home directory. -v prints that header line, -h sizes as
 				row(it)
 				return
 			}
-			kids, err := sh.children(it)
-			if err != nil {
-				sh.fail(err)
-				return
-			}
-			for _, k := range kids {
+			for k, err := range sh.entries(it) {
+				if err != nil {
+					sh.fail(err)
+					return
+				}
 				row(k)
 			}
 		})
-		if len(t.rows) > 0 && (!header || len(t.rows) > 1) {
+		if t.n > 0 && (!header || t.n > 1) {
 			t.print(sh)
 		}
 		return nil
@@ -334,7 +519,7 @@ as "1.5 G".`,
 			t.add(sh.fsURI(), formatSize(stats.Capacity, human), formatSize(stats.Used, human),
 				formatSize(stats.Remaining, human), strconv.FormatFloat(math.Round(pct), 'f', 0, 64)+"%")
 		})
-		if len(t.rows) > 1 {
+		if t.n > 1 {
 			t.print(sh)
 		}
 		return nil
@@ -577,7 +762,7 @@ func (sh *dfsShell) test(flag byte, it *item) (bool, error) {
 		err = sh.c.SetTimes(sh.ctx, it.abs, time.Time{}, time.Time{})
 	case 'r':
 		if st.IsDir {
-			_, err = sh.c.List(sh.ctx, it.abs)
+			err = sh.listable(it.abs)
 		} else {
 			_, err = sh.c.Open(sh.ctx, it.abs)
 		}
@@ -589,4 +774,13 @@ func (sh *dfsShell) test(flag byte, it *item) (bool, error) {
 		return false, nil
 	}
 	return false, pathError(it.disp, err)
+}
+
+// listable checks that the user may list the directory p, reading one
+// entry of it at most.
+func (sh *dfsShell) listable(p string) error {
+	for _, err := range sh.c.ListIter(sh.ctx, p, client.WithPageSize(1)) {
+		return err
+	}
+	return nil
 }
