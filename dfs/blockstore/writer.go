@@ -437,6 +437,19 @@ func (w *Writer) sync() error {
 	return nil
 }
 
+// Flush writes what was written so far out of the Writer's buffer to the
+// files (the partial last chunk's checksum too), without an fsync, and
+// lets readers see it: a Reader opened afterwards reads up to here. A
+// crash of the process keeps these bytes, a crash of the machine may not
+// (Sync). It is what a datanode does for a writer's hflush.
+func (w *Writer) Flush() error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	w.flush(true)
+	return w.err
+}
+
 // Sync makes what was written so far durable (HDFS's hsync): after a
 // crash, Open recovers the replica with at least these bytes.
 func (w *Writer) Sync(ctx context.Context) error {

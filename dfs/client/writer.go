@@ -27,8 +27,9 @@ type CreateOptions struct {
 
 // Writer writes a file created by Client.Create; see the package
 // documentation. It is not safe for concurrent use. Close completes the
-// file: until then it is under construction and readers see only its
-// finished blocks.
+// file: until then it is under construction, and readers see its bytes up
+// to the last Hflush (the namenode's recorded length: the blocks the
+// writer moved past, and the last block up to the hflushed length).
 type Writer struct {
 	c      *Client
 	ctx    context.Context
@@ -59,6 +60,11 @@ type Writer struct {
 	appended    bool // cur appends to replicas (reopened, or recovered)
 	exclude     []string
 	attempts    int // pipelines opened for the current block
+
+	// syncedID is the block whose length Hflush last recorded at the
+	// namenode (Fsync), synced that length.
+	syncedID uint64
+	synced   int64
 }
 
 // Create creates path for writing and returns its Writer. ctx bounds
@@ -110,7 +116,8 @@ func (c *Client) Append(ctx context.Context, path string) (*Writer, error) {
 	if st == nil || st.BlockSize <= 0 {
 		return nil, fmt.Errorf("client: append %s: namenode returned no block size", path)
 	}
-	w := &Writer{c: c, ctx: ctx, path: path, status: st, prev: resp.LastBlockLength, prevID: resp.LastBlockId, reopened: resp.LastBlock}
+	w := &Writer{c: c, ctx: ctx, path: path, status: st, prev: resp.LastBlockLength, prevID: resp.LastBlockId, reopened: resp.LastBlock,
+		syncedID: resp.LastBlockId, synced: resp.LastBlockLength}
 	if lb := resp.LastBlock; lb != nil {
 		w.base = lb.Length
 		if w.base >= st.BlockSize {
@@ -348,6 +355,77 @@ func (w *Writer) finishBlock() error {
 			return err
 		}
 	}
+}
+
+// Hflush is HDFS's hflush: it returns once every byte written so far has
+// been sent down the pipeline (a partial packet too) and acknowledged by
+// every datanode of it, which have written it out of their buffers (not
+// fsynced: a datanode process that dies keeps it, a machine that crashes
+// may not). A datanode that fails meanwhile is recovered from as for a
+// write (the pipeline goes on without it). Then the namenode records the
+// last block's length (ClientProtocol.Fsync), when it grew since the last
+// Hflush: from there on readers that open the file read up to here, and
+// if the writer dies, lease recovery keeps at least these bytes (its block
+// recovery keeps what every surviving replica holds, at least the
+// recorded length). ctx bounds the wait and the namenode call; a failure
+// of the pipeline that cannot be recovered is sticky, as for Write.
+func (w *Writer) Hflush(ctx context.Context) error {
+	if w.closed {
+		return fmt.Errorf("client: hflush %s: writer closed", w.path)
+	}
+	if w.err != nil {
+		return w.err
+	}
+	// A reopened block takes its new stamp even when nothing was written.
+	if w.cur == nil && w.reopened != nil {
+		if err := w.openBlock(); err != nil {
+			w.err = err
+			return err
+		}
+	}
+	var id uint64
+	var length int64
+	switch {
+	case w.cur != nil:
+		for {
+			_, err := w.cur.Flush(ctx)
+			if err == nil {
+				break
+			}
+			var pe *datanode.PipelineError
+			if ctx.Err() != nil || !errors.As(err, &pe) {
+				if ctx.Err() == nil {
+					w.err = fmt.Errorf("client: hflush %s: %w", w.path, err)
+					return w.err
+				}
+				return fmt.Errorf("client: hflush %s: %w", w.path, err)
+			}
+			w.trimAcked()
+			if err := w.recoverPipeline(err); err != nil {
+				w.err = err
+				return err
+			}
+		}
+		w.trimAcked()
+		id, length = w.curLB.Block.Id, w.curLen
+	case w.prevID != 0:
+		// At a block boundary: the finished block's replicas are
+		// finalized, but the namenode learns its length only with the
+		// next AddBlock or Complete.
+		id, length = w.prevID, w.prev
+	}
+	if id == 0 || (id == w.syncedID && length <= w.synced) {
+		return nil
+	}
+	_, err := call(ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.FsyncResponse, error) {
+		return nn.Fsync(ctx, &dfspb.FsyncRequest{Path: w.path, ClientName: w.c.cfg.ClientName, Block: &dfspb.BlockRef{Id: id},
+			LastBlockLength: length, User: w.c.cfg.User})
+	})
+	if err != nil {
+		return fmt.Errorf("client: hflush %s: record the length of blk_%d: %w", w.path, id, err)
+	}
+	w.syncedID, w.synced = id, length
+	return nil
 }
 
 // addrs lists a located block's datanode data addresses, in order.

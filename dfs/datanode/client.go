@@ -252,12 +252,14 @@ type BlockWriter struct {
 	ackDone chan struct{}   // closed when the ack reader stops
 	ackErr  error           // the ack reader's failure; read after ackDone
 	acked   atomic.Int64    // replica length every node acknowledged
+	ackSig  chan struct{}   // poked (without blocking) after each ack
 
 	tab     *crc32.Table
 	pending []byte // data not yet sent (less than a packet)
 	crcs    []byte
 	off     int64 // block offset of pending[0]
 	seqno   int64
+	flushed int64 // block offset up to which a flush packet was sent
 	err     error // sticky
 	closed  bool
 }
@@ -294,7 +296,7 @@ func (c *Client) OpenBlock(ctx context.Context, pipeline []string, b Block, appe
 	}
 	w := &BlockWriter{
 		c: c, b: b, pipeline: pipeline, stream: stream, cancel: cancel,
-		queue: make(chan sentPacket, maxInFlight), ackDone: make(chan struct{}),
+		queue: make(chan sentPacket, maxInFlight), ackDone: make(chan struct{}), ackSig: make(chan struct{}, 1), flushed: at,
 		tab: crc32.MakeTable(crc32.Castagnoli), pending: make([]byte, 0, PacketSize),
 		crcs: make([]byte, 0, 4*(PacketSize/blockstore.DefaultBytesPerChecksum)), off: at,
 	}
@@ -324,6 +326,10 @@ func (w *BlockWriter) readAcks() {
 			return
 		}
 		w.acked.Store(ack.Length)
+		select {
+		case w.ackSig <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -346,7 +352,7 @@ func (w *BlockWriter) Write(p []byte) (int, error) {
 		w.pending = append(w.pending, p[:k]...)
 		p = p[k:]
 		if len(w.pending) == PacketSize {
-			if err := w.send(false); err != nil {
+			if err := w.send(false, false); err != nil {
 				return n - len(p) - k, err
 			}
 		}
@@ -354,8 +360,9 @@ func (w *BlockWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// send sends the pending data as one packet.
-func (w *BlockWriter) send(last bool) error {
+// send sends the pending data as one packet, marked for the datanodes to
+// flush when flush is set.
+func (w *BlockWriter) send(last, flush bool) error {
 	data := w.pending
 	w.crcs = w.crcs[:0]
 	// Chunks follow the block's chunk boundaries: after an append at an
@@ -366,7 +373,7 @@ func (w *BlockWriter) send(last bool) error {
 		w.crcs = binary.BigEndian.AppendUint32(w.crcs, crc32.Checksum(p[:n], w.tab))
 		p = p[n:]
 	}
-	pkt := &dfspb.Packet{Seqno: w.seqno, Offset: w.off, Data: data, Crcs: w.crcs, Last: last}
+	pkt := &dfspb.Packet{Seqno: w.seqno, Offset: w.off, Data: data, Crcs: w.crcs, Last: last, Flush: flush}
 	if w.c.corrupt != nil {
 		w.c.corrupt(pkt)
 	}
@@ -391,7 +398,50 @@ func (w *BlockWriter) send(last bool) error {
 	w.seqno++
 	w.off += int64(len(data))
 	w.pending = w.pending[:0]
+	if flush {
+		w.flushed = w.off
+	}
 	return nil
+}
+
+// Flush is the pipeline's part of HDFS's hflush: it sends what is pending
+// (less than a packet) at once, in a packet that asks every datanode to
+// write what it received out of its buffers (so that readers of the
+// replica see it), and waits until every node has acknowledged every byte
+// written so far. It returns that length. A failure is a *PipelineError,
+// as for Write; ctx bounds the wait.
+func (w *BlockWriter) Flush(ctx context.Context) (int64, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.closed {
+		return 0, fmt.Errorf("datanode: flush %s: writer closed", w.b)
+	}
+	if len(w.pending) > 0 || w.off > w.flushed {
+		if err := w.send(false, true); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		if n := w.acked.Load(); n >= w.off {
+			return n, nil
+		}
+		select {
+		case <-w.ackSig:
+		case <-w.ackDone:
+			if n := w.acked.Load(); n >= w.off {
+				return n, nil
+			}
+			w.err = w.ackErr
+			if w.err == nil {
+				w.err = &PipelineError{Block: w.b, Index: 0, Node: w.pipeline[0], Status: dfspb.AckStatus_ERROR,
+					Err: fmt.Errorf("the pipeline ended with %d of %d bytes acknowledged", w.acked.Load(), w.off)}
+			}
+			return 0, w.err
+		case <-ctx.Done():
+			return 0, fmt.Errorf("datanode: flush %s: %w", w.b, ctx.Err())
+		}
+	}
 }
 
 // Close sends what is pending as the last packet, waits until every node
@@ -405,7 +455,7 @@ func (w *BlockWriter) Close() (int64, error) {
 	if w.closed {
 		return 0, fmt.Errorf("datanode: write %s: writer closed", w.b)
 	}
-	if err := w.send(true); err != nil {
+	if err := w.send(true, false); err != nil {
 		return 0, err
 	}
 	w.closed = true
@@ -517,6 +567,49 @@ func (c *Client) ReadBlock(ctx context.Context, addr string, b Block, offset, le
 		return written, wrap(fmt.Errorf("%w: got %d bytes, want %d", io.ErrUnexpectedEOF, written, want))
 	}
 	return written, nil
+}
+
+// ReplicaInfo is a replica's state as block recovery's first step found it.
+type ReplicaInfo struct {
+	// Length is the replica's length: every byte it received.
+	Length int64
+	// GenStamp is the replica's generation stamp.
+	GenStamp uint64
+	// Finalized tells a finalized replica from one being written.
+	Finalized bool
+}
+
+// InitReplicaRecovery asks the datanode at addr for its replica of block b
+// (b.GenStamp: the stamp the namenode recorded; 0 when not known) as the
+// first step of the recovery that gives it the generation stamp
+// recoveryID: the datanode stops any pipeline still writing the replica
+// and reports it. A replica older than b, or one at or past recoveryID,
+// is refused.
+func (c *Client) InitReplicaRecovery(ctx context.Context, addr string, b Block, recoveryID uint64) (ReplicaInfo, error) {
+	dt, err := c.conn(addr)
+	if err != nil {
+		return ReplicaInfo{}, err
+	}
+	resp, err := dt.InitReplicaRecovery(ctx, &dfspb.InitReplicaRecoveryRequest{Block: b.ref(), RecoveryId: recoveryID})
+	if err != nil {
+		return ReplicaInfo{}, fmt.Errorf("datanode: init recovery of %s on %s: %w", b, addr, fromStatus(err))
+	}
+	return ReplicaInfo{Length: resp.Length, GenStamp: resp.Genstamp, Finalized: resp.State == dfspb.ReplicaState_FINALIZED}, nil
+}
+
+// UpdateReplicaUnderRecovery has the datanode at addr cut its replica of
+// block b back to newLength, stamp it recoveryID and finalize it (block
+// recovery's second step). It returns the finalized replica's length.
+func (c *Client) UpdateReplicaUnderRecovery(ctx context.Context, addr string, b Block, recoveryID uint64, newLength int64) (int64, error) {
+	dt, err := c.conn(addr)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := dt.UpdateReplicaUnderRecovery(ctx, &dfspb.UpdateReplicaUnderRecoveryRequest{Block: b.ref(), RecoveryId: recoveryID, NewLength: newLength})
+	if err != nil {
+		return 0, fmt.Errorf("datanode: update %s under recovery %d on %s: %w", b, recoveryID, addr, fromStatus(err))
+	}
+	return resp.Length, nil
 }
 
 // WriteBlock writes a block through pipeline with a Client of its own; see

@@ -108,6 +108,9 @@ type Datanode struct {
 	actors []*actor
 
 	xceivers atomic.Int32
+
+	writesMu sync.Mutex
+	writes   map[uint64]*activeWrite // pipelines writing a replica, by block id
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup // receivers, actors, replications
@@ -154,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Datanode, error) {
 		client:   NewClient("datanode "+addr, cfg.DialOptions...),
 		addr:     addr,
 		serveErr: make(chan error, 1),
+		writes:   map[uint64]*activeWrite{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	dfspb.RegisterDataTransferServer(d.srv, &transfer{d: d})

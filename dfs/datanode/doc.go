@@ -39,8 +39,24 @@
 // pipeline recovery to come (blockstore's Append and Recover with a new
 // generation stamp); a replica that received a bad packet is discarded.
 // Pipeline recovery itself — rebuilding the pipeline without the failed
-// node and continuing from the acknowledged length — is not done yet: the
-// client gets the error and the node to exclude.
+// node and continuing from the acknowledged length — is the client's
+// (dfs/client), with append pipelines (WriteHeader.append) on the
+// surviving replicas.
+//
+// A packet with flush set (a writer's hflush, BlockWriter.Flush) is
+// written out of the block store's buffer before it is acknowledged, so
+// that readers of the replica being written see it.
+//
+// # Block recovery
+//
+// When a writer dies, a namenode recovers its file's last block (lease
+// recovery) with two calls to each datanode holding a replica:
+// InitReplicaRecovery stops the write of the replica still in progress, if
+// any (its stream is cut, and the replica stays being written as far as it
+// got), and reports the replica's length, stamp and state;
+// UpdateReplicaUnderRecovery cuts it to the length the namenode agreed,
+// gives it the recovery id as its stamp and finalizes it (reported to the
+// namenodes as received).
 //
 // # Reads
 //

@@ -41,7 +41,10 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	d := t.d
 	d.xceivers.Add(1)
 	defer d.xceivers.Add(-1)
-	ctx := stream.Context()
+	// ctx ends with the stream, or earlier when block recovery fences the
+	// write off (see fence).
+	ctx, fence := context.WithCancel(stream.Context())
+	defer fence()
 	first, err := stream.Recv()
 	if err != nil {
 		return err
@@ -68,6 +71,9 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	if err != nil {
 		return fail(self, status.Code(toStatus(err)), fmt.Sprintf("datanode %s: %v", d.addr, err))
 	}
+	// The write is registered until its replica is let go (finalized,
+	// closed or dropped), so that block recovery can stop it.
+	aw := d.startWrite(b.ID, fence)
 	d.log.Debug("receiving block", "block", b, "client", h.ClientName, "targets", h.Targets)
 
 	var down writeStream
@@ -81,6 +87,7 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 		down, ack, err = d.client.openWrite(dctx, h.Targets[0], dh)
 		if err != nil {
 			drop(w, h.Append)
+			d.endWrite(b.ID, aw)
 			if ack != nil {
 				return fail(append(replies, ack.Replies...), codes.Unavailable, ack.Message)
 			}
@@ -91,6 +98,7 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	}
 	if err := stream.Send(&dfspb.PipelineAck{Seqno: -1, Replies: replies}); err != nil {
 		drop(w, h.Append)
+		d.endWrite(b.ID, aw)
 		return err
 	}
 
@@ -98,10 +106,11 @@ func (t *transfer) WriteBlock(stream grpc.BidiStreamingServer[dfspb.WriteBlockRe
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer d.endWrite(b.ID, aw)
 		defer close(pending)
 		d.receive(ctx, stream, w, b, h.Append, down, pending)
 	}()
-	return d.respond(stream, b, h.Targets, down, pending)
+	return d.respond(ctx, stream, b, h.Targets, down, pending)
 }
 
 // appendAt reopens the replica of b at offset at for an append pipeline.
@@ -174,6 +183,14 @@ func (d *Datanode) receive(ctx context.Context, stream grpc.BidiStreamingServer[
 			drop(w, appending)
 			return
 		}
+		if pkt.Flush && !pkt.Last {
+			// hflush: readers of the replica see the packet once acked.
+			if err := w.Flush(); err != nil {
+				push(received{seqno: pkt.Seqno, status: dfspb.AckStatus_ERROR, msg: fmt.Sprintf("datanode %s: flush at packet %d: %v", d.addr, pkt.Seqno, err)})
+				drop(w, appending)
+				return
+			}
+		}
 		if forward {
 			if err := down.Send(msg); err != nil {
 				// The responder hears why from the downstream's acks.
@@ -187,7 +204,9 @@ func (d *Datanode) receive(ctx context.Context, stream grpc.BidiStreamingServer[
 		if forward {
 			down.CloseSend()
 		}
-		n, err := w.Finalize(ctx)
+		// Not cut short by a fence: a replica that got its last packet is
+		// finalized (block recovery then finds it so).
+		n, err := w.Finalize(context.WithoutCancel(ctx))
 		if err != nil {
 			push(received{seqno: pkt.Seqno, status: dfspb.AckStatus_ERROR, msg: fmt.Sprintf("datanode %s: %v", d.addr, err)})
 			drop(w, appending)
@@ -202,9 +221,21 @@ func (d *Datanode) receive(ctx context.Context, stream grpc.BidiStreamingServer[
 
 // respond sends an ack upstream for each packet once this node wrote it
 // and its downstream acknowledged it; the first failure ends the write.
-func (d *Datanode) respond(stream grpc.BidiStreamingServer[dfspb.WriteBlockRequest, dfspb.PipelineAck],
+func (d *Datanode) respond(ctx context.Context, stream grpc.BidiStreamingServer[dfspb.WriteBlockRequest, dfspb.PipelineAck],
 	b Block, targets []string, down writeStream, pending <-chan received) error {
-	for r := range pending {
+	for {
+		var r received
+		var ok bool
+		select {
+		case r, ok = <-pending:
+		case <-ctx.Done():
+			// Fenced off by block recovery (or the stream ended): returning
+			// ends the stream, and with it the receiver's reads.
+			return status.Errorf(codes.Aborted, "datanode %s: write %s stopped: %v", d.addr, b, context.Cause(ctx))
+		}
+		if !ok {
+			break
+		}
 		ack := &dfspb.PipelineAck{Seqno: r.seqno, Length: r.length}
 		if r.status != dfspb.AckStatus_SUCCESS {
 			ack.Replies, ack.Message = []dfspb.AckStatus{r.status}, r.msg

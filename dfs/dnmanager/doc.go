@@ -79,6 +79,10 @@
 //   - in the table, not reported: the row is removed, unless it is a replica
 //     being written (a pipeline's expected location, which the datanode
 //     reports once the block is finalized).
+//   - a replica older than a block under recovery (lease recovery's block
+//     recovery gave the block the recovery id as its stamp, which the
+//     replicas take only as the recovery reaches them): left alone, rows
+//     and replica; the recovery decides.
 //
 // Incremental reports (BlockReceived): a finalized replica is recorded with
 // namespace.BlockReceived (a block no file has is to be deleted: queued for

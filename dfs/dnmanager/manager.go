@@ -53,6 +53,12 @@ type Config struct {
 	// DeletesPerHeartbeat bounds the deletes sent with one heartbeat
 	// (DefaultDeletesPerHeartbeat).
 	DeletesPerHeartbeat int
+	// Leader reports whether this namenode is the elected leader: only the
+	// leader marks datanodes dead and re-replicates their blocks, so that
+	// several namenodes do not each copy them (nil: always, as for a single
+	// namenode). A namenode that becomes leader re-replicates the blocks of
+	// every datanode dead by then.
+	Leader func() bool
 	// Logger receives the manager's logs (default slog.Default()).
 	Logger *slog.Logger
 	// Clock returns the current time (default time.Now).

@@ -23,6 +23,9 @@ func (m *Manager) monitor(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if m.cfg.Leader != nil && !m.cfg.Leader() {
+			continue
+		}
 		for _, sid := range m.newlyDead() {
 			if err := m.reReplicate(ctx, sid); err != nil && ctx.Err() == nil {
 				m.log.Warn("re-replication of a dead datanode's blocks failed", "storage", sid, "error", err)

@@ -118,6 +118,12 @@ func reconcileChunk(ctx context.Context, tx dal.Tx, sid string, rows []*dal.Repl
 		if err != nil {
 			return fmt.Errorf("read block %d: %w", id, err)
 		}
+		if blk.State == dal.BlockUnderRecovery && b.Genstamp < uint64(max(blk.GenerationStamp, 0)) {
+			// The block's recovery gave it a stamp (the recovery id) that
+			// its replicas take only as the recovery reaches them: it
+			// decides what becomes of them, not this report.
+			continue
+		}
 		if b.Genstamp < uint64(max(blk.GenerationStamp, 0)) {
 			// A replica older than the block (a failed pipeline's): stale.
 			if row != nil {

@@ -81,9 +81,12 @@ func launch(t *testing.T, name string, args ...string) *namenode {
 	return n
 }
 
-func startNamenode(t *testing.T, name, meta string) *namenode {
+// startNamenode starts `kura dfs namenode` on meta with free ports and
+// the flags in extra, and waits until it serves.
+func startNamenode(t *testing.T, name, meta string, extra ...string) *namenode {
 	t.Helper()
-	n := launch(t, name, "dfs", "namenode", "--meta", meta, "--http", "127.0.0.1:0", "--rpc", "127.0.0.1:0", "--maintenance-interval", "200ms")
+	args := append([]string{"dfs", "namenode", "--meta", meta, "--http", "127.0.0.1:0", "--rpc", "127.0.0.1:0", "--maintenance-interval", "200ms"}, extra...)
+	n := launch(t, name, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if m := readyRE.FindStringSubmatch(n.stdout.String()); m != nil {

@@ -71,8 +71,8 @@ type Member struct {
 	// ID is the namenode's id.
 	ID int64 `json:"id"`
 	// RPCAddress and HTTPAddress are its addresses.
-	RPCAddress  string `json:"rpc_address"`
-	HTTPAddress string `json:"http_address"`
+	RPCAddress  string `json:"rpcAddr"`
+	HTTPAddress string `json:"httpAddr"`
 	// Alive reports whether its counter moved within DeadAfter.
 	Alive bool `json:"alive"`
 }
@@ -85,7 +85,7 @@ type State struct {
 	Leader int64 `json:"leader"`
 	// IsLeader reports whether this namenode leads (and its last round is
 	// recent enough for it to say so).
-	IsLeader bool `json:"is_leader"`
+	IsLeader bool `json:"isLeader"`
 	// Members are the namenodes in id order, this one included.
 	Members []Member `json:"namenodes"`
 	// Round is the number of the last finished round (election_round).

@@ -22,6 +22,7 @@ type clientRPC struct {
 	dfspb.UnimplementedClientProtocolServer
 	ns          *namespace.Namespace
 	dnm         *dnmanager.Manager
+	rec         *blockRecoverer // lease recovery's block recovery
 	defaultUser string
 	groups      map[string][]string
 }
@@ -343,7 +344,11 @@ func (s *clientRPC) GetFsStats(ctx context.Context, _ *dfspb.GetFsStatsRequest) 
 
 // RecoverLease closes a file whose writer is gone.
 func (s *clientRPC) RecoverLease(ctx context.Context, req *dfspb.RecoverLeaseRequest) (*dfspb.RecoverLeaseResponse, error) {
-	closed, err := s.ns.RecoverLease(ctx, s.user(req.User), req.Path)
+	var rec namespace.BlockRecoverer
+	if s.rec != nil {
+		rec = s.rec
+	}
+	closed, err := s.ns.RecoverLeaseWith(ctx, s.user(req.User), req.Path, rec)
 	if err != nil {
 		return nil, rpcError(err)
 	}

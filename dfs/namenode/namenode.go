@@ -19,12 +19,14 @@
 // Every MaintenanceInterval (with jitter) a namenode runs
 // namespace.RecoverLeases (closing files whose writer's lease passed the hard
 // limit) and namespace.PurgeDetached (finishing large deletes a dead namenode
-// left half-done). HopsFS runs these on an elected leader; kura's leader
-// election comes with a later issue. Until then every namenode runs them:
-// both are safe to run concurrently from several namenodes (each file, each
-// detached subtree is handled in its own transaction under row locks, and a
-// namenode that finds the work already done does nothing), so the only cost
-// of several namenodes is a few redundant reads per interval.
+// left half-done), and the datanode manager re-replicates the blocks of
+// datanodes that died. As in HopsFS, only the elected leader does this
+// work (dfs/election: the namenodes elect one through the metadata
+// database; GET /status shows the election). Both are safe even where two
+// namenodes overlap (each file, each detached subtree is handled in its own
+// transaction under row locks, and a namenode that finds the work already
+// done does nothing): the election saves redundant work and duplicate
+// replicas, it does not guard the namespace.
 package namenode
 
 import (
@@ -38,11 +40,14 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kura-dev/kura/dfs/dal"
 	"github.com/kura-dev/kura/dfs/dal/open"
+	"github.com/kura-dev/kura/dfs/datanode"
 	"github.com/kura-dev/kura/dfs/dnmanager"
+	"github.com/kura-dev/kura/dfs/election"
 	"github.com/kura-dev/kura/dfs/namespace"
 	"github.com/kura-dev/kura/dfs/webhdfs"
 	"github.com/kura-dev/kura/proto/dfspb"
@@ -95,6 +100,13 @@ type Config struct {
 	// MaintenanceInterval is how often the housekeeping runs
 	// (DefaultMaintenanceInterval when 0; negative: never, for tests).
 	MaintenanceInterval time.Duration
+	// Election configures the namenode's part in leader election
+	// (dfs/election): its period and dead-after time; the addresses are
+	// the namenode's own.
+	Election election.Config
+	// RecoveryTimeout bounds the datanode calls of one block recovery, in
+	// lease recovery (DefaultRecoveryTimeout when 0).
+	RecoveryTimeout time.Duration
 	// Namespace holds the namespace's other settings; its Superuser and
 	// Supergroup are overridden by the fields above.
 	Namespace namespace.Config
@@ -112,6 +124,8 @@ type Namenode struct {
 	rpcLn  net.Listener       // nil when RPCAddr is "off"
 	rpc    *grpc.Server       // nil when RPCAddr is "off"
 	dnm    *dnmanager.Manager // nil when RPCAddr is "off"
+	rec    *blockRecoverer    // nil when RPCAddr is "off"
+	el     *election.Elector
 	start  time.Time
 	log    *slog.Logger
 	cancel context.CancelFunc
@@ -152,7 +166,10 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 	var (
 		dnm   *dnmanager.Manager
 		rpcLn net.Listener
+		// lead is set once the election runs; until then nobody leads.
+		lead atomic.Pointer[election.Elector]
 	)
+	isLeader := func() bool { e := lead.Load(); return e != nil && e.IsLeader() }
 	if cfg.RPCAddr != "off" {
 		if rpcLn, err = net.Listen("tcp", cfg.RPCAddr); err != nil {
 			store.Close()
@@ -164,6 +181,9 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		}
 		if dc.NamenodeID == "" {
 			dc.NamenodeID = "namenode " + rpcLn.Addr().String()
+		}
+		if dc.Leader == nil {
+			dc.Leader = isLeader
 		}
 		dnm = dnmanager.New(dc)
 		nc.Placement, nc.Capacity = dnm, dnm
@@ -185,6 +205,21 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		ns.Close()
 		return fail(fmt.Errorf("namenode: listen on --http %s: %w", cfg.HTTPAddr, err))
 	}
+	ec := cfg.Election
+	ec.HTTPAddress = ln.Addr().String()
+	if rpcLn != nil {
+		ec.RPCAddress = rpcLn.Addr().String()
+	}
+	if ec.Logger == nil {
+		ec.Logger = log.With("component", "election")
+	}
+	el, err := election.Start(ctx, store, ec)
+	if err != nil {
+		ln.Close()
+		ns.Close()
+		return fail(fmt.Errorf("namenode: %w", err))
+	}
+	lead.Store(el)
 	wc := webhdfs.Config{
 		DefaultUser:        cfg.DefaultUser,
 		Groups:             cfg.Groups,
@@ -207,13 +242,21 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 	mux.Handle(webhdfs.Prefix, h)
 	mux.Handle(webhdfs.Prefix+"/", h)
 	runCtx, cancel := context.WithCancel(context.Background())
-	n := &Namenode{cfg: cfg, store: store, ns: ns, ln: ln, rpcLn: rpcLn, dnm: dnm, log: log, cancel: cancel, start: time.Now()}
+	n := &Namenode{cfg: cfg, store: store, ns: ns, ln: ln, rpcLn: rpcLn, dnm: dnm, el: el, log: log, cancel: cancel, start: time.Now()}
 	mux.HandleFunc("GET "+StatusPath, n.serveStatus)
 	if dnm != nil {
 		dnm.Bind(ns)
+		timeout := cfg.RecoveryTimeout
+		if timeout <= 0 {
+			timeout = DefaultRecoveryTimeout
+		}
+		n.rec = &blockRecoverer{dnm: dnm, dn: datanode.NewClient("namenode " + rpcLn.Addr().String()), timeout: timeout,
+			log: log.With("component", "block recovery")}
 		n.rpc = grpc.NewServer()
 		dnm.RegisterService(n.rpc)
-		dfspb.RegisterClientProtocolServer(n.rpc, newClientRPC(ns, dnm, cfg))
+		crpc := newClientRPC(ns, dnm, cfg)
+		crpc.rec = n.rec
+		dfspb.RegisterClientProtocolServer(n.rpc, crpc)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -284,7 +327,10 @@ func (n *Namenode) housekeeping(ctx context.Context) {
 			return
 		case <-time.After(d):
 		}
-		if k, err := n.ns.RecoverLeases(ctx, time.Now()); err != nil {
+		if !n.el.IsLeader() {
+			continue
+		}
+		if k, err := n.ns.RecoverLeasesWith(ctx, time.Now(), n.recoverer()); err != nil {
 			if ctx.Err() == nil {
 				n.log.Warn("lease recovery failed", "err", err)
 			}
@@ -330,6 +376,9 @@ func (n *Namenode) Manager() *dnmanager.Manager { return n.dnm }
 // Namespace returns the namenode's namespace.
 func (n *Namenode) Namespace() *namespace.Namespace { return n.ns }
 
+// Election returns the namenode's part in leader election.
+func (n *Namenode) Election() *election.Elector { return n.el }
+
 // Backend names the metadata database's backend ("sqlite", "postgres").
 func (n *Namenode) Backend() string { return n.store.Backend() }
 
@@ -350,11 +399,17 @@ func (n *Namenode) Close() error {
 			n.srv.Close()
 		}
 		n.wg.Wait()
+		// Leaving the election hands the lead over at the others' next
+		// round.
+		elErr := n.el.Close(ctx)
 		var dnErr error
 		if n.dnm != nil {
 			dnErr = n.dnm.Close()
 		}
-		n.err = errors.Join(dnErr, n.ns.Close(), n.store.Close())
+		if n.rec != nil {
+			dnErr = errors.Join(dnErr, n.rec.dn.Close())
+		}
+		n.err = errors.Join(elErr, dnErr, n.ns.Close(), n.store.Close())
 		n.log.Info("dfs namenode stopped")
 	})
 	return n.err

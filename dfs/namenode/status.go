@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"time"
+
+	"github.com/kura-dev/kura/dfs/election"
 )
 
 // Status is the JSON body of GET /status on the namenode's HTTP port: the
@@ -28,6 +30,8 @@ type Status struct {
 	// Datanodes lists every datanode the namenode knows, live and dead,
 	// by data address.
 	Datanodes []DatanodeInfo `json:"datanodes"`
+	// Election is the namenode's view of the leader election.
+	Election election.State `json:"election"`
 }
 
 // DatanodeInfo is one datanode in Status.
@@ -60,6 +64,7 @@ func (n *Namenode) Status() Status {
 		Backend:       n.Backend(),
 		UptimeSeconds: now.Sub(n.start).Seconds(),
 		Datanodes:     []DatanodeInfo{},
+		Election:      n.el.State(),
 	}
 	if n.dnm != nil {
 		st.DeadAfterSeconds = n.dnm.DeadInterval().Seconds()

@@ -227,14 +227,15 @@ func (ns *Namespace) leaseRecoverable(ctx context.Context, tx dal.Tx, in *dal.In
 }
 
 // closeBlocks is lease recovery's block step: with the lengths known, an
-// empty block still under construction at the end (allocated, never
-// written) is dropped and the others become complete. It returns the kept
+// empty block still under construction (or under an unfinished recovery)
+// at the end (allocated, never written, or never hflushed) is dropped and
+// the others become complete. It returns the kept
 // blocks' total length. It writes blocks only: call it after the inode and
 // lease writes.
 func closeBlocks(ctx context.Context, tx dal.Tx, blocks []*dal.Block) (int64, error) {
 	for len(blocks) > 0 {
 		b := blocks[len(blocks)-1]
-		if b.State != dal.BlockUnderConstruction || b.NumBytes != 0 {
+		if !unfinished(b) || b.NumBytes != 0 {
 			break
 		}
 		if err := tx.DeleteBlock(ctx, b.InodeID, b.BlockID); err != nil {
@@ -469,6 +470,9 @@ func (ns *Namespace) AddBlockAfter(ctx context.Context, path, clientName string,
 		var prev *dal.Block
 		if len(blocks) > 0 {
 			prev = blocks[len(blocks)-1]
+			if prev.State == dal.BlockUnderRecovery {
+				return recoveryInProgress("add block to", p.path, prev)
+			}
 			prev.NumBytes = previousLength
 			if prev.State == dal.BlockUnderConstruction {
 				prev.State = dal.BlockCommitted
@@ -587,6 +591,9 @@ func (ns *Namespace) CompleteAfter(ctx context.Context, path, clientName string,
 		var last *dal.Block
 		if len(blocks) > 0 {
 			last = blocks[len(blocks)-1]
+			if last.State == dal.BlockUnderRecovery {
+				return recoveryInProgress("complete", path, last)
+			}
 			last.NumBytes = lastLength
 			if last.State == dal.BlockUnderConstruction {
 				last.State = dal.BlockCommitted
@@ -791,17 +798,23 @@ func (ns *Namespace) RenewLease(ctx context.Context, clientName string) error {
 	})
 }
 
-// RecoverLeases closes the files of writers whose leases were last renewed
-// more than Config.LeaseHardLimit before now, with the block lengths known
-// (an empty block still under construction at the end is dropped; HDFS
-// would first ask the datanodes for the replicas' lengths), and removes
-// those leases. It handles up to 1000 leases per call, one transaction per
-// file, and returns the number of files closed. The namenode's housekeeping
-// calls it periodically. (Known gap: a lease found without files is deleted
-// after a check that it is still expired; a create by that very client
-// racing with the deletion could lose its lease path. The DAL needs an
-// atomic "delete lease if expired and unused" for this.)
+// RecoverLeases is RecoverLeasesWith without block recovery: files are
+// closed with the block lengths the namenode recorded.
 func (ns *Namespace) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
+	return ns.RecoverLeasesWith(ctx, now, nil)
+}
+
+// RecoverLeasesWith closes the files of writers whose leases were last
+// renewed more than Config.LeaseHardLimit before now, and removes those
+// leases. A file whose last block is still being written goes through
+// block recovery with rec (see recoverFile): it keeps what every replica
+// still reachable holds. It handles up to 1000 leases per call, one file at
+// a time, and returns the number of files closed. The namenode's
+// housekeeping calls it periodically. (Known gap: a lease found without
+// files is deleted after a check that it is still expired; a create by
+// that very client racing with the deletion could lose its lease path. The
+// DAL needs an atomic "delete lease if expired and unused" for this.)
+func (ns *Namespace) RecoverLeasesWith(ctx context.Context, now time.Time, rec BlockRecoverer) (int, error) {
 	cutoff := now.UnixMilli() - ns.cfg.LeaseHardLimit.Milliseconds()
 	var leases []*dal.Lease
 	err := ns.store.ReadTx(ctx, func(tx dal.Tx) error {
@@ -824,7 +837,7 @@ func (ns *Namespace) RecoverLeases(ctx context.Context, now time.Time) (int, err
 			return closed, fmt.Errorf("recover leases of %s: %w", l.Holder, err)
 		}
 		for _, lp := range paths {
-			ok, err := ns.recoverFile(ctx, l.Holder, lp, cutoff, now.UnixMilli())
+			ok, err := ns.recoverFile(ctx, l.Holder, lp, cutoff, now.UnixMilli(), rec)
 			if err != nil {
 				return closed, err
 			}
@@ -853,14 +866,24 @@ func (ns *Namespace) RecoverLeases(ctx context.Context, now time.Time) (int, err
 	return closed, nil
 }
 
-// RecoverLease closes the file path now if it is open for writing, as the
-// passing of its writer's hard limit would (ClientProtocol.recoverLease,
+// RecoverLease is RecoverLeaseWith without block recovery: the file is
+// closed with the block lengths the namenode recorded.
+func (ns *Namespace) RecoverLease(ctx context.Context, u hdfs.User, path string) (bool, error) {
+	return ns.RecoverLeaseWith(ctx, u, path, nil)
+}
+
+// RecoverLeaseWith closes the file path now if it is open for writing, as
+// the passing of its writer's hard limit would (ClientProtocol.recoverLease,
 // `hdfs debug recoverLease`): for a writer known to be gone, or one that
 // gave up (an interrupted upload), so that the file need not wait an hour.
-// It returns true once the file is closed (it already was, or is now).
-// Errors: a missing path is a FileNotFoundException, a directory too.
-// Checks: traverse, WRITE on the file.
-func (ns *Namespace) RecoverLease(ctx context.Context, u hdfs.User, path string) (bool, error) {
+// A last block still being written goes through block recovery with rec
+// (see recoverFile), synchronously: unlike HDFS, which answers false while
+// the recovery runs, the call returns true once the file is closed (it
+// already was, or is now), false when it is still open (another writer
+// took it over meanwhile). Errors: a missing path is a
+// FileNotFoundException, a directory too. Checks: traverse, WRITE on the
+// file.
+func (ns *Namespace) RecoverLeaseWith(ctx context.Context, u hdfs.User, path string, rec BlockRecoverer) (bool, error) {
 	var lp *dal.LeasePath
 	err := ns.view(ctx, "recover lease", path, func(tx dal.Tx) error {
 		lp = nil
@@ -882,7 +905,7 @@ func (ns *Namespace) RecoverLease(ctx context.Context, u hdfs.User, path string)
 	now := ns.now()
 	// A cutoff after now: the holder's lease counts as expired however
 	// recently it was renewed.
-	if _, err := ns.recoverFile(ctx, lp.Holder, lp, now+1, now); err != nil {
+	if _, err := ns.recoverFile(ctx, lp.Holder, lp, now+1, now, rec); err != nil {
 		return false, err
 	}
 	var closed bool
@@ -898,32 +921,52 @@ func (ns *Namespace) RecoverLease(ctx context.Context, u hdfs.User, path string)
 	return closed, err
 }
 
-// recoverFile closes one file of an expired lease; false when the file
-// changed hands or the lease was renewed meanwhile.
-func (ns *Namespace) recoverFile(ctx context.Context, holder string, lp *dal.LeasePath, cutoff, now int64) (bool, error) {
+// recoverFile closes one file of an expired lease (holder's lease renewed
+// before cutoff); false when the file changed hands or the lease was
+// renewed meanwhile. With rec, a last block still being written with
+// replicas recorded goes through block recovery first (HDFS's): a
+// transaction gives it a new generation stamp, the recovery id; outside
+// any transaction rec has the datanodes agree on a length, cut their
+// replicas to it and re-stamp them; a second transaction commits the
+// block and closes the file, unless the file moved on meanwhile. When the
+// recovery fails (no datanode answered) the file is closed as without rec:
+// with the lengths recorded (those of the writer's last hflush), an empty
+// unfinished last block dropped, so that no file stays open forever.
+func (ns *Namespace) recoverFile(ctx context.Context, holder string, lp *dal.LeasePath, cutoff, now int64, rec BlockRecoverer) (bool, error) {
+	var failed *BlockRecovery
+	if rec != nil {
+		br, err := ns.startBlockRecovery(ctx, holder, lp, cutoff)
+		if err != nil {
+			return false, err
+		}
+		if br != nil {
+			res, rerr := rec.RecoverBlock(ctx, *br)
+			if rerr == nil {
+				return ns.commitBlockRecovery(ctx, holder, lp, cutoff, now, br, res)
+			}
+			if ctx.Err() != nil {
+				return false, wrapErr("recover block of", lp.Path, ctx.Err())
+			}
+			failed = br
+		}
+	}
 	var ok bool
 	err := ns.update(ctx, "recover lease of", lp.Path, func(tx dal.Tx) error {
 		ok = false
-		in, err := tx.GetInodeByID(ctx, lp.InodeID, dal.LockWrite)
-		if errors.Is(err, dal.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
+		in, blocks, err := ns.expiredFile(ctx, tx, holder, lp, cutoff)
+		if err != nil || in == nil {
 			return err
 		}
-		if !in.UnderConstruction || in.ClientName != holder {
-			return nil
-		}
-		l, err := tx.GetLease(ctx, holder)
-		if err != nil && !errors.Is(err, dal.ErrNotFound) {
-			return err
-		}
-		if l != nil && l.LastRenewal >= cutoff {
-			return nil
-		}
-		blocks, err := tx.ListBlocks(ctx, in.ID)
-		if err != nil {
-			return err
+		if n := len(blocks); failed != nil && n > 0 {
+			last := blocks[n-1]
+			if last.BlockID != failed.Block.BlockID || last.GenerationStamp != failed.RecoveryID {
+				return nil // another recovery took over
+			}
+			if failed.Block.GenerationStamp > 0 {
+				// The replicas never took the recovery id: the block gets
+				// back the stamp they have (written by closeBlocks below).
+				last.GenerationStamp = failed.Block.GenerationStamp
+			}
 		}
 		// inode
 		in.UnderConstruction, in.ClientName, in.ClientMachine = false, "", ""
@@ -946,12 +989,12 @@ func (ns *Namespace) recoverFile(ctx context.Context, holder string, lp *dal.Lea
 	return ok, err
 }
 
-// trimEmptyTail drops the empty under-construction blocks at the end, as
+// trimEmptyTail drops the empty unfinished blocks at the end, as
 // closeBlocks does.
 func trimEmptyTail(blocks []*dal.Block) []*dal.Block {
 	for len(blocks) > 0 {
 		b := blocks[len(blocks)-1]
-		if b.State != dal.BlockUnderConstruction || b.NumBytes != 0 {
+		if !unfinished(b) || b.NumBytes != 0 {
 			break
 		}
 		blocks = blocks[:len(blocks)-1]

@@ -14,6 +14,7 @@ import (
 	"github.com/kura-dev/kura/dfs/blockstore"
 	"github.com/kura-dev/kura/dfs/datanode"
 	"github.com/kura-dev/kura/dfs/dnmanager"
+	"github.com/kura-dev/kura/dfs/election"
 	"github.com/kura-dev/kura/dfs/namenode"
 	"github.com/kura-dev/kura/dfs/webhdfs"
 )
@@ -75,7 +76,15 @@ moves the bytes.
 
 Datanodes ('kura dfs datanode --namenode HOST:PORT') register and heartbeat
 on --rpc (default 127.0.0.1:8020; "off" for none). GET /status on --http
-lists them, live and dead, as JSON.`,
+lists them, live and dead, as JSON.
+
+Several namenodes on one database elect a leader through it (HopsFS's leader
+election: every --election-period each advances a counter in its row of
+le_descriptors; one whose counter stood still for --election-dead-after is
+dead; the live one with the smallest id leads). Only the leader recovers
+expired leases, finishes interrupted deletes and re-replicates the blocks of
+dead datanodes; every namenode serves clients. GET /status shows the
+election.`,
 		Example: `  kura dfs namenode --meta sqlite:///var/lib/kura/meta.db --http 127.0.0.1:9870 --rpc 127.0.0.1:8020
   curl http://127.0.0.1:9870/status
   kura dfs namenode --meta 'postgres://kura@db:5432/kura?sslmode=disable' --http 0.0.0.0:9870 \
@@ -101,6 +110,9 @@ lists them, live and dead, as JSON.`,
 				// The monitor checks every half heartbeat interval.
 				cfg.Datanodes.DeadIntervals = dnmanager.DefaultDeadIntervals
 				cfg.Datanodes.HeartbeatInterval = max(deadAfter/time.Duration(dnmanager.DefaultDeadIntervals), time.Millisecond)
+			}
+			if p, d := cfg.Election.Period, cfg.Election.DeadAfter; p <= 0 || d < 2*p {
+				return usagef("dfs namenode: --election-period %v, --election-dead-after %v: want a positive period and a dead-after at least twice as long", p, d)
 			}
 			if cfg.RPCAddr == "" {
 				cfg.RPCAddr = "off"
@@ -138,6 +150,9 @@ lists them, live and dead, as JSON.`,
 	fl.StringVar(&cfg.DefaultUser, "default-user", "dr.who", "WebHDFS caller when a request has no user.name")
 	fl.StringArrayVar(&groups, "group", nil, "USER=GROUP1,GROUP2: a user's groups (repeatable; unlisted users have none)")
 	fl.DurationVar(&cfg.MaintenanceInterval, "maintenance-interval", namenode.DefaultMaintenanceInterval, "how often to recover expired leases and finish interrupted deletes")
+	fl.DurationVar(&cfg.Election.Period, "election-period", election.DefaultPeriod, "how often this namenode takes part in a leader-election round")
+	fl.DurationVar(&cfg.Election.DeadAfter, "election-dead-after", election.DefaultDeadAfter,
+		"time after which a namenode that stopped taking part in the election counts as dead (at least twice --election-period)")
 	fl.DurationVar(&deadAfter, "datanode-dead-after", 0, "time without a heartbeat after which a datanode is dead (default 30s)")
 	fl.MarkHidden("datanode-dead-after") // for tests
 	newLogger = logFlags(c, e)

@@ -1183,6 +1183,230 @@ func (*BlockReceivedResponse) Descriptor() ([]byte, []int) {
 	return file_dfspb_dfs_proto_rawDescGZIP(), []int{16}
 }
 
+type InitReplicaRecoveryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// block is the block with the generation stamp the namenode recorded
+	// before the recovery.
+	Block *BlockRef `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
+	// recovery_id is the new generation stamp the recovery gives the block.
+	RecoveryId    uint64 `protobuf:"varint,2,opt,name=recovery_id,json=recoveryId,proto3" json:"recovery_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitReplicaRecoveryRequest) Reset() {
+	*x = InitReplicaRecoveryRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitReplicaRecoveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitReplicaRecoveryRequest) ProtoMessage() {}
+
+func (x *InitReplicaRecoveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitReplicaRecoveryRequest.ProtoReflect.Descriptor instead.
+func (*InitReplicaRecoveryRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *InitReplicaRecoveryRequest) GetBlock() *BlockRef {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *InitReplicaRecoveryRequest) GetRecoveryId() uint64 {
+	if x != nil {
+		return x.RecoveryId
+	}
+	return 0
+}
+
+type InitReplicaRecoveryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// length is the replica's length: every byte it received.
+	Length        int64        `protobuf:"varint,1,opt,name=length,proto3" json:"length,omitempty"`
+	Genstamp      uint64       `protobuf:"varint,2,opt,name=genstamp,proto3" json:"genstamp,omitempty"`
+	State         ReplicaState `protobuf:"varint,3,opt,name=state,proto3,enum=kura.dfs.v1.ReplicaState" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InitReplicaRecoveryResponse) Reset() {
+	*x = InitReplicaRecoveryResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InitReplicaRecoveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InitReplicaRecoveryResponse) ProtoMessage() {}
+
+func (x *InitReplicaRecoveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InitReplicaRecoveryResponse.ProtoReflect.Descriptor instead.
+func (*InitReplicaRecoveryResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *InitReplicaRecoveryResponse) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
+func (x *InitReplicaRecoveryResponse) GetGenstamp() uint64 {
+	if x != nil {
+		return x.Genstamp
+	}
+	return 0
+}
+
+func (x *InitReplicaRecoveryResponse) GetState() ReplicaState {
+	if x != nil {
+		return x.State
+	}
+	return ReplicaState_REPLICA_STATE_UNSPECIFIED
+}
+
+type UpdateReplicaUnderRecoveryRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// block is the block at its stamp before the recovery (as in
+	// InitReplicaRecoveryRequest).
+	Block      *BlockRef `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
+	RecoveryId uint64    `protobuf:"varint,2,opt,name=recovery_id,json=recoveryId,proto3" json:"recovery_id,omitempty"`
+	// new_length is the length the recovery agreed (at most the replica's).
+	NewLength     int64 `protobuf:"varint,3,opt,name=new_length,json=newLength,proto3" json:"new_length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateReplicaUnderRecoveryRequest) Reset() {
+	*x = UpdateReplicaUnderRecoveryRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateReplicaUnderRecoveryRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateReplicaUnderRecoveryRequest) ProtoMessage() {}
+
+func (x *UpdateReplicaUnderRecoveryRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateReplicaUnderRecoveryRequest.ProtoReflect.Descriptor instead.
+func (*UpdateReplicaUnderRecoveryRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *UpdateReplicaUnderRecoveryRequest) GetBlock() *BlockRef {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *UpdateReplicaUnderRecoveryRequest) GetRecoveryId() uint64 {
+	if x != nil {
+		return x.RecoveryId
+	}
+	return 0
+}
+
+func (x *UpdateReplicaUnderRecoveryRequest) GetNewLength() int64 {
+	if x != nil {
+		return x.NewLength
+	}
+	return 0
+}
+
+type UpdateReplicaUnderRecoveryResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// length is the finalized replica's length.
+	Length        int64 `protobuf:"varint,1,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateReplicaUnderRecoveryResponse) Reset() {
+	*x = UpdateReplicaUnderRecoveryResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateReplicaUnderRecoveryResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateReplicaUnderRecoveryResponse) ProtoMessage() {}
+
+func (x *UpdateReplicaUnderRecoveryResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateReplicaUnderRecoveryResponse.ProtoReflect.Descriptor instead.
+func (*UpdateReplicaUnderRecoveryResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *UpdateReplicaUnderRecoveryResponse) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 // WriteHeader opens a write pipeline.
 type WriteHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1208,7 +1432,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_dfspb_dfs_proto_msgTypes[17]
+	mi := &file_dfspb_dfs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1444,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[17]
+	mi := &file_dfspb_dfs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1457,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{17}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WriteHeader) GetBlock() *BlockRef {
@@ -1290,14 +1514,18 @@ type Packet struct {
 	// each, chunked along the block's chunk boundaries.
 	Crcs []byte `protobuf:"bytes,4,opt,name=crcs,proto3" json:"crcs,omitempty"`
 	// last marks the block's final packet (its data may be empty).
-	Last          bool `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
+	Last bool `protobuf:"varint,5,opt,name=last,proto3" json:"last,omitempty"`
+	// flush asks every datanode of the pipeline to write what it received
+	// out of its buffers before acknowledging the packet (HDFS's hflush), so
+	// that readers of the replica being written see it.
+	Flush         bool `protobuf:"varint,6,opt,name=flush,proto3" json:"flush,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Packet) Reset() {
 	*x = Packet{}
-	mi := &file_dfspb_dfs_proto_msgTypes[18]
+	mi := &file_dfspb_dfs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1537,7 @@ func (x *Packet) String() string {
 func (*Packet) ProtoMessage() {}
 
 func (x *Packet) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[18]
+	mi := &file_dfspb_dfs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1550,7 @@ func (x *Packet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Packet.ProtoReflect.Descriptor instead.
 func (*Packet) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{18}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Packet) GetSeqno() int64 {
@@ -1360,6 +1588,13 @@ func (x *Packet) GetLast() bool {
 	return false
 }
 
+func (x *Packet) GetFlush() bool {
+	if x != nil {
+		return x.Flush
+	}
+	return false
+}
+
 type WriteBlockRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -1373,7 +1608,7 @@ type WriteBlockRequest struct {
 
 func (x *WriteBlockRequest) Reset() {
 	*x = WriteBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[19]
+	mi := &file_dfspb_dfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1385,7 +1620,7 @@ func (x *WriteBlockRequest) String() string {
 func (*WriteBlockRequest) ProtoMessage() {}
 
 func (x *WriteBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[19]
+	mi := &file_dfspb_dfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1398,7 +1633,7 @@ func (x *WriteBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteBlockRequest.ProtoReflect.Descriptor instead.
 func (*WriteBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{19}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WriteBlockRequest) GetMsg() isWriteBlockRequest_Msg {
@@ -1459,7 +1694,7 @@ type PipelineAck struct {
 
 func (x *PipelineAck) Reset() {
 	*x = PipelineAck{}
-	mi := &file_dfspb_dfs_proto_msgTypes[20]
+	mi := &file_dfspb_dfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1471,7 +1706,7 @@ func (x *PipelineAck) String() string {
 func (*PipelineAck) ProtoMessage() {}
 
 func (x *PipelineAck) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[20]
+	mi := &file_dfspb_dfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1484,7 +1719,7 @@ func (x *PipelineAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineAck.ProtoReflect.Descriptor instead.
 func (*PipelineAck) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{20}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PipelineAck) GetSeqno() int64 {
@@ -1530,7 +1765,7 @@ type ReadBlockRequest struct {
 
 func (x *ReadBlockRequest) Reset() {
 	*x = ReadBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[21]
+	mi := &file_dfspb_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1777,7 @@ func (x *ReadBlockRequest) String() string {
 func (*ReadBlockRequest) ProtoMessage() {}
 
 func (x *ReadBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[21]
+	mi := &file_dfspb_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1790,7 @@ func (x *ReadBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBlockRequest.ProtoReflect.Descriptor instead.
 func (*ReadBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{21}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ReadBlockRequest) GetBlock() *BlockRef {
@@ -1601,7 +1836,7 @@ type ReadHeader struct {
 
 func (x *ReadHeader) Reset() {
 	*x = ReadHeader{}
-	mi := &file_dfspb_dfs_proto_msgTypes[22]
+	mi := &file_dfspb_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1613,7 +1848,7 @@ func (x *ReadHeader) String() string {
 func (*ReadHeader) ProtoMessage() {}
 
 func (x *ReadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[22]
+	mi := &file_dfspb_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1626,7 +1861,7 @@ func (x *ReadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadHeader.ProtoReflect.Descriptor instead.
 func (*ReadHeader) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{22}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ReadHeader) GetGenstamp() uint64 {
@@ -1670,7 +1905,7 @@ type ReadBlockResponse struct {
 
 func (x *ReadBlockResponse) Reset() {
 	*x = ReadBlockResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[23]
+	mi := &file_dfspb_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1917,7 @@ func (x *ReadBlockResponse) String() string {
 func (*ReadBlockResponse) ProtoMessage() {}
 
 func (x *ReadBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[23]
+	mi := &file_dfspb_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1930,7 @@ func (x *ReadBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBlockResponse.ProtoReflect.Descriptor instead.
 func (*ReadBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{23}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReadBlockResponse) GetMsg() isReadBlockResponse_Msg {
@@ -1765,7 +2000,7 @@ type FileStatus struct {
 
 func (x *FileStatus) Reset() {
 	*x = FileStatus{}
-	mi := &file_dfspb_dfs_proto_msgTypes[24]
+	mi := &file_dfspb_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +2012,7 @@ func (x *FileStatus) String() string {
 func (*FileStatus) ProtoMessage() {}
 
 func (x *FileStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[24]
+	mi := &file_dfspb_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +2025,7 @@ func (x *FileStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileStatus.ProtoReflect.Descriptor instead.
 func (*FileStatus) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *FileStatus) GetFileId() int64 {
@@ -1903,7 +2138,7 @@ type Location struct {
 
 func (x *Location) Reset() {
 	*x = Location{}
-	mi := &file_dfspb_dfs_proto_msgTypes[25]
+	mi := &file_dfspb_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1915,7 +2150,7 @@ func (x *Location) String() string {
 func (*Location) ProtoMessage() {}
 
 func (x *Location) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[25]
+	mi := &file_dfspb_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1928,7 +2163,7 @@ func (x *Location) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Location.ProtoReflect.Descriptor instead.
 func (*Location) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Location) GetStorageId() string {
@@ -1958,7 +2193,7 @@ type LocatedBlock struct {
 
 func (x *LocatedBlock) Reset() {
 	*x = LocatedBlock{}
-	mi := &file_dfspb_dfs_proto_msgTypes[26]
+	mi := &file_dfspb_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1970,7 +2205,7 @@ func (x *LocatedBlock) String() string {
 func (*LocatedBlock) ProtoMessage() {}
 
 func (x *LocatedBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[26]
+	mi := &file_dfspb_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1983,7 +2218,7 @@ func (x *LocatedBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocatedBlock.ProtoReflect.Descriptor instead.
 func (*LocatedBlock) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LocatedBlock) GetBlock() *BlockRef {
@@ -2035,7 +2270,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[27]
+	mi := &file_dfspb_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2282,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[27]
+	mi := &file_dfspb_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2295,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateRequest) GetPath() string {
@@ -2135,7 +2370,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[28]
+	mi := &file_dfspb_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2147,7 +2382,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[28]
+	mi := &file_dfspb_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2160,7 +2395,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateResponse) GetStatus() *FileStatus {
@@ -2190,7 +2425,7 @@ type AddBlockRequest struct {
 
 func (x *AddBlockRequest) Reset() {
 	*x = AddBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[29]
+	mi := &file_dfspb_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2437,7 @@ func (x *AddBlockRequest) String() string {
 func (*AddBlockRequest) ProtoMessage() {}
 
 func (x *AddBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[29]
+	mi := &file_dfspb_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2450,7 @@ func (x *AddBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddBlockRequest.ProtoReflect.Descriptor instead.
 func (*AddBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AddBlockRequest) GetPath() string {
@@ -2269,7 +2504,7 @@ type AddBlockResponse struct {
 
 func (x *AddBlockResponse) Reset() {
 	*x = AddBlockResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[30]
+	mi := &file_dfspb_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2281,7 +2516,7 @@ func (x *AddBlockResponse) String() string {
 func (*AddBlockResponse) ProtoMessage() {}
 
 func (x *AddBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[30]
+	mi := &file_dfspb_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2294,7 +2529,7 @@ func (x *AddBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddBlockResponse.ProtoReflect.Descriptor instead.
 func (*AddBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AddBlockResponse) GetBlock() *LocatedBlock {
@@ -2316,7 +2551,7 @@ type AbandonBlockRequest struct {
 
 func (x *AbandonBlockRequest) Reset() {
 	*x = AbandonBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[31]
+	mi := &file_dfspb_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2563,7 @@ func (x *AbandonBlockRequest) String() string {
 func (*AbandonBlockRequest) ProtoMessage() {}
 
 func (x *AbandonBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[31]
+	mi := &file_dfspb_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2576,7 @@ func (x *AbandonBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbandonBlockRequest.ProtoReflect.Descriptor instead.
 func (*AbandonBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AbandonBlockRequest) GetPath() string {
@@ -2380,7 +2615,7 @@ type AbandonBlockResponse struct {
 
 func (x *AbandonBlockResponse) Reset() {
 	*x = AbandonBlockResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[32]
+	mi := &file_dfspb_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2627,7 @@ func (x *AbandonBlockResponse) String() string {
 func (*AbandonBlockResponse) ProtoMessage() {}
 
 func (x *AbandonBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[32]
+	mi := &file_dfspb_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2640,7 @@ func (x *AbandonBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbandonBlockResponse.ProtoReflect.Descriptor instead.
 func (*AbandonBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 type CompleteRequest struct {
@@ -2424,7 +2659,7 @@ type CompleteRequest struct {
 
 func (x *CompleteRequest) Reset() {
 	*x = CompleteRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[33]
+	mi := &file_dfspb_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2671,7 @@ func (x *CompleteRequest) String() string {
 func (*CompleteRequest) ProtoMessage() {}
 
 func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[33]
+	mi := &file_dfspb_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2684,7 @@ func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CompleteRequest) GetPath() string {
@@ -2496,7 +2731,7 @@ type CompleteResponse struct {
 
 func (x *CompleteResponse) Reset() {
 	*x = CompleteResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[34]
+	mi := &file_dfspb_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2508,7 +2743,7 @@ func (x *CompleteResponse) String() string {
 func (*CompleteResponse) ProtoMessage() {}
 
 func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[34]
+	mi := &file_dfspb_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2521,7 +2756,7 @@ func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteResponse.ProtoReflect.Descriptor instead.
 func (*CompleteResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *CompleteResponse) GetCompleted() bool {
@@ -2544,7 +2779,7 @@ type GetBlockLocationsRequest struct {
 
 func (x *GetBlockLocationsRequest) Reset() {
 	*x = GetBlockLocationsRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[35]
+	mi := &file_dfspb_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2791,7 @@ func (x *GetBlockLocationsRequest) String() string {
 func (*GetBlockLocationsRequest) ProtoMessage() {}
 
 func (x *GetBlockLocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[35]
+	mi := &file_dfspb_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2804,7 @@ func (x *GetBlockLocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlockLocationsRequest.ProtoReflect.Descriptor instead.
 func (*GetBlockLocationsRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *GetBlockLocationsRequest) GetPath() string {
@@ -2611,7 +2846,7 @@ type GetBlockLocationsResponse struct {
 
 func (x *GetBlockLocationsResponse) Reset() {
 	*x = GetBlockLocationsResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[36]
+	mi := &file_dfspb_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2858,7 @@ func (x *GetBlockLocationsResponse) String() string {
 func (*GetBlockLocationsResponse) ProtoMessage() {}
 
 func (x *GetBlockLocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[36]
+	mi := &file_dfspb_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2871,7 @@ func (x *GetBlockLocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlockLocationsResponse.ProtoReflect.Descriptor instead.
 func (*GetBlockLocationsResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetBlockLocationsResponse) GetFileLength() int64 {
@@ -2669,7 +2904,7 @@ type RenewLeaseRequest struct {
 
 func (x *RenewLeaseRequest) Reset() {
 	*x = RenewLeaseRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[37]
+	mi := &file_dfspb_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2681,7 +2916,7 @@ func (x *RenewLeaseRequest) String() string {
 func (*RenewLeaseRequest) ProtoMessage() {}
 
 func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[37]
+	mi := &file_dfspb_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2694,7 +2929,7 @@ func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RenewLeaseRequest) GetClientName() string {
@@ -2712,7 +2947,7 @@ type RenewLeaseResponse struct {
 
 func (x *RenewLeaseResponse) Reset() {
 	*x = RenewLeaseResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[38]
+	mi := &file_dfspb_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +2959,7 @@ func (x *RenewLeaseResponse) String() string {
 func (*RenewLeaseResponse) ProtoMessage() {}
 
 func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[38]
+	mi := &file_dfspb_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +2972,7 @@ func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 type GetFileInfoRequest struct {
@@ -2750,7 +2985,7 @@ type GetFileInfoRequest struct {
 
 func (x *GetFileInfoRequest) Reset() {
 	*x = GetFileInfoRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[39]
+	mi := &file_dfspb_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2762,7 +2997,7 @@ func (x *GetFileInfoRequest) String() string {
 func (*GetFileInfoRequest) ProtoMessage() {}
 
 func (x *GetFileInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[39]
+	mi := &file_dfspb_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2775,7 +3010,7 @@ func (x *GetFileInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetFileInfoRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetFileInfoRequest) GetPath() string {
@@ -2801,7 +3036,7 @@ type GetFileInfoResponse struct {
 
 func (x *GetFileInfoResponse) Reset() {
 	*x = GetFileInfoResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[40]
+	mi := &file_dfspb_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +3048,7 @@ func (x *GetFileInfoResponse) String() string {
 func (*GetFileInfoResponse) ProtoMessage() {}
 
 func (x *GetFileInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[40]
+	mi := &file_dfspb_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +3061,7 @@ func (x *GetFileInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetFileInfoResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetFileInfoResponse) GetStatus() *FileStatus {
@@ -2848,7 +3083,7 @@ type MkdirsRequest struct {
 
 func (x *MkdirsRequest) Reset() {
 	*x = MkdirsRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[41]
+	mi := &file_dfspb_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2860,7 +3095,7 @@ func (x *MkdirsRequest) String() string {
 func (*MkdirsRequest) ProtoMessage() {}
 
 func (x *MkdirsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[41]
+	mi := &file_dfspb_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2873,7 +3108,7 @@ func (x *MkdirsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirsRequest.ProtoReflect.Descriptor instead.
 func (*MkdirsRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *MkdirsRequest) GetPath() string {
@@ -2912,7 +3147,7 @@ type MkdirsResponse struct {
 
 func (x *MkdirsResponse) Reset() {
 	*x = MkdirsResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[42]
+	mi := &file_dfspb_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2924,7 +3159,7 @@ func (x *MkdirsResponse) String() string {
 func (*MkdirsResponse) ProtoMessage() {}
 
 func (x *MkdirsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[42]
+	mi := &file_dfspb_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2937,7 +3172,7 @@ func (x *MkdirsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirsResponse.ProtoReflect.Descriptor instead.
 func (*MkdirsResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 type DeleteRequest struct {
@@ -2951,7 +3186,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[43]
+	mi := &file_dfspb_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2963,7 +3198,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[43]
+	mi := &file_dfspb_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2976,7 +3211,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *DeleteRequest) GetPath() string {
@@ -3009,7 +3244,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[44]
+	mi := &file_dfspb_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3021,7 +3256,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[44]
+	mi := &file_dfspb_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3034,7 +3269,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *DeleteResponse) GetDeleted() bool {
@@ -3061,7 +3296,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[45]
+	mi := &file_dfspb_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3073,7 +3308,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[45]
+	mi := &file_dfspb_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3086,7 +3321,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RenameRequest) GetSrc() string {
@@ -3133,7 +3368,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[46]
+	mi := &file_dfspb_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3380,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[46]
+	mi := &file_dfspb_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3393,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RenameResponse) GetRenamed() bool {
@@ -3182,7 +3417,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[47]
+	mi := &file_dfspb_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3194,7 +3429,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[47]
+	mi := &file_dfspb_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3207,7 +3442,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ListRequest) GetPath() string {
@@ -3248,7 +3483,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[48]
+	mi := &file_dfspb_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3260,7 +3495,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[48]
+	mi := &file_dfspb_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3273,7 +3508,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *ListResponse) GetEntries() []*FileStatus {
@@ -3301,7 +3536,7 @@ type SetPermissionRequest struct {
 
 func (x *SetPermissionRequest) Reset() {
 	*x = SetPermissionRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[49]
+	mi := &file_dfspb_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3313,7 +3548,7 @@ func (x *SetPermissionRequest) String() string {
 func (*SetPermissionRequest) ProtoMessage() {}
 
 func (x *SetPermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[49]
+	mi := &file_dfspb_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3326,7 +3561,7 @@ func (x *SetPermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPermissionRequest.ProtoReflect.Descriptor instead.
 func (*SetPermissionRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetPermissionRequest) GetPath() string {
@@ -3358,7 +3593,7 @@ type SetPermissionResponse struct {
 
 func (x *SetPermissionResponse) Reset() {
 	*x = SetPermissionResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[50]
+	mi := &file_dfspb_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3370,7 +3605,7 @@ func (x *SetPermissionResponse) String() string {
 func (*SetPermissionResponse) ProtoMessage() {}
 
 func (x *SetPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[50]
+	mi := &file_dfspb_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3383,7 +3618,7 @@ func (x *SetPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPermissionResponse.ProtoReflect.Descriptor instead.
 func (*SetPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 type SetOwnerRequest struct {
@@ -3399,7 +3634,7 @@ type SetOwnerRequest struct {
 
 func (x *SetOwnerRequest) Reset() {
 	*x = SetOwnerRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[51]
+	mi := &file_dfspb_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3411,7 +3646,7 @@ func (x *SetOwnerRequest) String() string {
 func (*SetOwnerRequest) ProtoMessage() {}
 
 func (x *SetOwnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[51]
+	mi := &file_dfspb_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3424,7 +3659,7 @@ func (x *SetOwnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOwnerRequest.ProtoReflect.Descriptor instead.
 func (*SetOwnerRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SetOwnerRequest) GetPath() string {
@@ -3463,7 +3698,7 @@ type SetOwnerResponse struct {
 
 func (x *SetOwnerResponse) Reset() {
 	*x = SetOwnerResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[52]
+	mi := &file_dfspb_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3475,7 +3710,7 @@ func (x *SetOwnerResponse) String() string {
 func (*SetOwnerResponse) ProtoMessage() {}
 
 func (x *SetOwnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[52]
+	mi := &file_dfspb_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3723,7 @@ func (x *SetOwnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOwnerResponse.ProtoReflect.Descriptor instead.
 func (*SetOwnerResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 type SetReplicationRequest struct {
@@ -3502,7 +3737,7 @@ type SetReplicationRequest struct {
 
 func (x *SetReplicationRequest) Reset() {
 	*x = SetReplicationRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[53]
+	mi := &file_dfspb_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3514,7 +3749,7 @@ func (x *SetReplicationRequest) String() string {
 func (*SetReplicationRequest) ProtoMessage() {}
 
 func (x *SetReplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[53]
+	mi := &file_dfspb_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3527,7 +3762,7 @@ func (x *SetReplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicationRequest.ProtoReflect.Descriptor instead.
 func (*SetReplicationRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetReplicationRequest) GetPath() string {
@@ -3560,7 +3795,7 @@ type SetReplicationResponse struct {
 
 func (x *SetReplicationResponse) Reset() {
 	*x = SetReplicationResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[54]
+	mi := &file_dfspb_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3572,7 +3807,7 @@ func (x *SetReplicationResponse) String() string {
 func (*SetReplicationResponse) ProtoMessage() {}
 
 func (x *SetReplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[54]
+	mi := &file_dfspb_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3585,7 +3820,7 @@ func (x *SetReplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicationResponse.ProtoReflect.Descriptor instead.
 func (*SetReplicationResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *SetReplicationResponse) GetChanged() bool {
@@ -3605,7 +3840,7 @@ type GetContentSummaryRequest struct {
 
 func (x *GetContentSummaryRequest) Reset() {
 	*x = GetContentSummaryRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[55]
+	mi := &file_dfspb_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3617,7 +3852,7 @@ func (x *GetContentSummaryRequest) String() string {
 func (*GetContentSummaryRequest) ProtoMessage() {}
 
 func (x *GetContentSummaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[55]
+	mi := &file_dfspb_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3630,7 +3865,7 @@ func (x *GetContentSummaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContentSummaryRequest.ProtoReflect.Descriptor instead.
 func (*GetContentSummaryRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *GetContentSummaryRequest) GetPath() string {
@@ -3661,7 +3896,7 @@ type GetContentSummaryResponse struct {
 
 func (x *GetContentSummaryResponse) Reset() {
 	*x = GetContentSummaryResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[56]
+	mi := &file_dfspb_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3673,7 +3908,7 @@ func (x *GetContentSummaryResponse) String() string {
 func (*GetContentSummaryResponse) ProtoMessage() {}
 
 func (x *GetContentSummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[56]
+	mi := &file_dfspb_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3686,7 +3921,7 @@ func (x *GetContentSummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContentSummaryResponse.ProtoReflect.Descriptor instead.
 func (*GetContentSummaryResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *GetContentSummaryResponse) GetDirectoryCount() int64 {
@@ -3742,7 +3977,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[57]
+	mi := &file_dfspb_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3754,7 +3989,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[57]
+	mi := &file_dfspb_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3767,7 +4002,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AppendRequest) GetPath() string {
@@ -3807,7 +4042,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[58]
+	mi := &file_dfspb_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3819,7 +4054,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[58]
+	mi := &file_dfspb_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3832,7 +4067,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *AppendResponse) GetStatus() *FileStatus {
@@ -3877,7 +4112,7 @@ type UpdatePipelineRequest struct {
 
 func (x *UpdatePipelineRequest) Reset() {
 	*x = UpdatePipelineRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[59]
+	mi := &file_dfspb_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3889,7 +4124,7 @@ func (x *UpdatePipelineRequest) String() string {
 func (*UpdatePipelineRequest) ProtoMessage() {}
 
 func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[59]
+	mi := &file_dfspb_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3902,7 +4137,7 @@ func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UpdatePipelineRequest) GetPath() string {
@@ -3949,7 +4184,7 @@ type UpdatePipelineResponse struct {
 
 func (x *UpdatePipelineResponse) Reset() {
 	*x = UpdatePipelineResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[60]
+	mi := &file_dfspb_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3961,7 +4196,7 @@ func (x *UpdatePipelineResponse) String() string {
 func (*UpdatePipelineResponse) ProtoMessage() {}
 
 func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[60]
+	mi := &file_dfspb_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3974,7 +4209,7 @@ func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UpdatePipelineResponse) GetBlock() *LocatedBlock {
@@ -3997,7 +4232,7 @@ type SetTimesRequest struct {
 
 func (x *SetTimesRequest) Reset() {
 	*x = SetTimesRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[61]
+	mi := &file_dfspb_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4009,7 +4244,7 @@ func (x *SetTimesRequest) String() string {
 func (*SetTimesRequest) ProtoMessage() {}
 
 func (x *SetTimesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[61]
+	mi := &file_dfspb_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4022,7 +4257,7 @@ func (x *SetTimesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTimesRequest.ProtoReflect.Descriptor instead.
 func (*SetTimesRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *SetTimesRequest) GetPath() string {
@@ -4061,7 +4296,7 @@ type SetTimesResponse struct {
 
 func (x *SetTimesResponse) Reset() {
 	*x = SetTimesResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[62]
+	mi := &file_dfspb_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4073,7 +4308,7 @@ func (x *SetTimesResponse) String() string {
 func (*SetTimesResponse) ProtoMessage() {}
 
 func (x *SetTimesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[62]
+	mi := &file_dfspb_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4086,7 +4321,7 @@ func (x *SetTimesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTimesResponse.ProtoReflect.Descriptor instead.
 func (*SetTimesResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 type GetFsStatsRequest struct {
@@ -4097,7 +4332,7 @@ type GetFsStatsRequest struct {
 
 func (x *GetFsStatsRequest) Reset() {
 	*x = GetFsStatsRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[63]
+	mi := &file_dfspb_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4109,7 +4344,7 @@ func (x *GetFsStatsRequest) String() string {
 func (*GetFsStatsRequest) ProtoMessage() {}
 
 func (x *GetFsStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[63]
+	mi := &file_dfspb_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4122,7 +4357,7 @@ func (x *GetFsStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFsStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetFsStatsRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 type GetFsStatsResponse struct {
@@ -4141,7 +4376,7 @@ type GetFsStatsResponse struct {
 
 func (x *GetFsStatsResponse) Reset() {
 	*x = GetFsStatsResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[64]
+	mi := &file_dfspb_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4153,7 +4388,7 @@ func (x *GetFsStatsResponse) String() string {
 func (*GetFsStatsResponse) ProtoMessage() {}
 
 func (x *GetFsStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[64]
+	mi := &file_dfspb_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4166,7 +4401,7 @@ func (x *GetFsStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFsStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetFsStatsResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetFsStatsResponse) GetCapacity() int64 {
@@ -4235,7 +4470,7 @@ type RecoverLeaseRequest struct {
 
 func (x *RecoverLeaseRequest) Reset() {
 	*x = RecoverLeaseRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[65]
+	mi := &file_dfspb_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4247,7 +4482,7 @@ func (x *RecoverLeaseRequest) String() string {
 func (*RecoverLeaseRequest) ProtoMessage() {}
 
 func (x *RecoverLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[65]
+	mi := &file_dfspb_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4260,7 +4495,7 @@ func (x *RecoverLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RecoverLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RecoverLeaseRequest) GetPath() string {
@@ -4286,7 +4521,7 @@ type RecoverLeaseResponse struct {
 
 func (x *RecoverLeaseResponse) Reset() {
 	*x = RecoverLeaseResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[66]
+	mi := &file_dfspb_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4298,7 +4533,7 @@ func (x *RecoverLeaseResponse) String() string {
 func (*RecoverLeaseResponse) ProtoMessage() {}
 
 func (x *RecoverLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[66]
+	mi := &file_dfspb_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4311,7 +4546,7 @@ func (x *RecoverLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RecoverLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *RecoverLeaseResponse) GetClosed() bool {
@@ -4319,6 +4554,119 @@ func (x *RecoverLeaseResponse) GetClosed() bool {
 		return x.Closed
 	}
 	return false
+}
+
+type FsyncRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	// block is the file's last block, being written.
+	Block           *BlockRef `protobuf:"bytes,3,opt,name=block,proto3" json:"block,omitempty"`
+	LastBlockLength int64     `protobuf:"varint,4,opt,name=last_block_length,json=lastBlockLength,proto3" json:"last_block_length,omitempty"`
+	User            string    `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *FsyncRequest) Reset() {
+	*x = FsyncRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsyncRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsyncRequest) ProtoMessage() {}
+
+func (x *FsyncRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsyncRequest.ProtoReflect.Descriptor instead.
+func (*FsyncRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *FsyncRequest) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *FsyncRequest) GetClientName() string {
+	if x != nil {
+		return x.ClientName
+	}
+	return ""
+}
+
+func (x *FsyncRequest) GetBlock() *BlockRef {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *FsyncRequest) GetLastBlockLength() int64 {
+	if x != nil {
+		return x.LastBlockLength
+	}
+	return 0
+}
+
+func (x *FsyncRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+type FsyncResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FsyncResponse) Reset() {
+	*x = FsyncResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FsyncResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FsyncResponse) ProtoMessage() {}
+
+func (x *FsyncResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FsyncResponse.ProtoReflect.Descriptor instead.
+func (*FsyncResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 var File_dfspb_dfs_proto protoreflect.FileDescriptor
@@ -4392,7 +4740,23 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\n" +
 	"storage_id\x18\x01 \x01(\tR\tstorageId\x12/\n" +
 	"\x06events\x18\x02 \x03(\v2\x17.kura.dfs.v1.BlockEventR\x06events\"\x17\n" +
-	"\x15BlockReceivedResponse\"\xd8\x01\n" +
+	"\x15BlockReceivedResponse\"j\n" +
+	"\x1aInitReplicaRecoveryRequest\x12+\n" +
+	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x1f\n" +
+	"\vrecovery_id\x18\x02 \x01(\x04R\n" +
+	"recoveryId\"\x82\x01\n" +
+	"\x1bInitReplicaRecoveryResponse\x12\x16\n" +
+	"\x06length\x18\x01 \x01(\x03R\x06length\x12\x1a\n" +
+	"\bgenstamp\x18\x02 \x01(\x04R\bgenstamp\x12/\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x19.kura.dfs.v1.ReplicaStateR\x05state\"\x90\x01\n" +
+	"!UpdateReplicaUnderRecoveryRequest\x12+\n" +
+	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x1f\n" +
+	"\vrecovery_id\x18\x02 \x01(\x04R\n" +
+	"recoveryId\x12\x1d\n" +
+	"\n" +
+	"new_length\x18\x03 \x01(\x03R\tnewLength\"<\n" +
+	"\"UpdateReplicaUnderRecoveryResponse\x12\x16\n" +
+	"\x06length\x18\x01 \x01(\x03R\x06length\"\xd8\x01\n" +
 	"\vWriteHeader\x12+\n" +
 	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x18\n" +
 	"\atargets\x18\x02 \x03(\tR\atargets\x12\x1f\n" +
@@ -4400,13 +4764,14 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"clientName\x12,\n" +
 	"\x12bytes_per_checksum\x18\x04 \x01(\rR\x10bytesPerChecksum\x12\x16\n" +
 	"\x06append\x18\x05 \x01(\bR\x06append\x12\x1b\n" +
-	"\tappend_at\x18\x06 \x01(\x03R\bappendAt\"r\n" +
+	"\tappend_at\x18\x06 \x01(\x03R\bappendAt\"\x88\x01\n" +
 	"\x06Packet\x12\x14\n" +
 	"\x05seqno\x18\x01 \x01(\x03R\x05seqno\x12\x16\n" +
 	"\x06offset\x18\x02 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x03 \x01(\fR\x04data\x12\x12\n" +
 	"\x04crcs\x18\x04 \x01(\fR\x04crcs\x12\x12\n" +
-	"\x04last\x18\x05 \x01(\bR\x04last\"}\n" +
+	"\x04last\x18\x05 \x01(\bR\x04last\x12\x14\n" +
+	"\x05flush\x18\x06 \x01(\bR\x05flush\"}\n" +
 	"\x11WriteBlockRequest\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x18.kura.dfs.v1.WriteHeaderH\x00R\x06header\x12-\n" +
 	"\x06packet\x18\x02 \x01(\v2\x13.kura.dfs.v1.PacketH\x00R\x06packetB\x05\n" +
@@ -4625,7 +4990,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\".\n" +
 	"\x14RecoverLeaseResponse\x12\x16\n" +
-	"\x06closed\x18\x01 \x01(\bR\x06closed*E\n" +
+	"\x06closed\x18\x01 \x01(\bR\x06closed\"\xb0\x01\n" +
+	"\fFsyncRequest\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
+	"\vclient_name\x18\x02 \x01(\tR\n" +
+	"clientName\x12+\n" +
+	"\x05block\x18\x03 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12*\n" +
+	"\x11last_block_length\x18\x04 \x01(\x03R\x0flastBlockLength\x12\x12\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\"\x0f\n" +
+	"\rFsyncResponse*E\n" +
 	"\fReplicaState\x12\x1d\n" +
 	"\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tFINALIZED\x10\x01\x12\a\n" +
@@ -4644,11 +5017,13 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\bRegister\x12\x1c.kura.dfs.v1.RegisterRequest\x1a\x1d.kura.dfs.v1.RegisterResponse\x12J\n" +
 	"\tHeartbeat\x12\x1d.kura.dfs.v1.HeartbeatRequest\x1a\x1e.kura.dfs.v1.HeartbeatResponse\x12P\n" +
 	"\vBlockReport\x12\x1f.kura.dfs.v1.BlockReportRequest\x1a .kura.dfs.v1.BlockReportResponse\x12V\n" +
-	"\rBlockReceived\x12!.kura.dfs.v1.BlockReceivedRequest\x1a\".kura.dfs.v1.BlockReceivedResponse2\xa8\x01\n" +
+	"\rBlockReceived\x12!.kura.dfs.v1.BlockReceivedRequest\x1a\".kura.dfs.v1.BlockReceivedResponse2\x91\x03\n" +
 	"\fDataTransfer\x12J\n" +
 	"\n" +
 	"WriteBlock\x12\x1e.kura.dfs.v1.WriteBlockRequest\x1a\x18.kura.dfs.v1.PipelineAck(\x010\x01\x12L\n" +
-	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x012\xb0\f\n" +
+	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x01\x12h\n" +
+	"\x13InitReplicaRecovery\x12'.kura.dfs.v1.InitReplicaRecoveryRequest\x1a(.kura.dfs.v1.InitReplicaRecoveryResponse\x12}\n" +
+	"\x1aUpdateReplicaUnderRecovery\x12..kura.dfs.v1.UpdateReplicaUnderRecoveryRequest\x1a/.kura.dfs.v1.UpdateReplicaUnderRecoveryResponse2\xf0\f\n" +
 	"\x0eClientProtocol\x12A\n" +
 	"\x06Create\x12\x1a.kura.dfs.v1.CreateRequest\x1a\x1b.kura.dfs.v1.CreateResponse\x12G\n" +
 	"\bAddBlock\x12\x1c.kura.dfs.v1.AddBlockRequest\x1a\x1d.kura.dfs.v1.AddBlockResponse\x12S\n" +
@@ -4671,7 +5046,8 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\bSetTimes\x12\x1c.kura.dfs.v1.SetTimesRequest\x1a\x1d.kura.dfs.v1.SetTimesResponse\x12M\n" +
 	"\n" +
 	"GetFsStats\x12\x1e.kura.dfs.v1.GetFsStatsRequest\x1a\x1f.kura.dfs.v1.GetFsStatsResponse\x12S\n" +
-	"\fRecoverLease\x12 .kura.dfs.v1.RecoverLeaseRequest\x1a!.kura.dfs.v1.RecoverLeaseResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
+	"\fRecoverLease\x12 .kura.dfs.v1.RecoverLeaseRequest\x1a!.kura.dfs.v1.RecoverLeaseResponse\x12>\n" +
+	"\x05Fsync\x12\x19.kura.dfs.v1.FsyncRequest\x1a\x1a.kura.dfs.v1.FsyncResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
 
 var (
 	file_dfspb_dfs_proto_rawDescOnce sync.Once
@@ -4686,78 +5062,84 @@ func file_dfspb_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfspb_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 67)
+var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
 var file_dfspb_dfs_proto_goTypes = []any{
-	(ReplicaState)(0),                 // 0: kura.dfs.v1.ReplicaState
-	(BlockEventKind)(0),               // 1: kura.dfs.v1.BlockEventKind
-	(AckStatus)(0),                    // 2: kura.dfs.v1.AckStatus
-	(*DatanodeInfo)(nil),              // 3: kura.dfs.v1.DatanodeInfo
-	(*RegisterRequest)(nil),           // 4: kura.dfs.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 5: kura.dfs.v1.RegisterResponse
-	(*StorageUsage)(nil),              // 6: kura.dfs.v1.StorageUsage
-	(*HeartbeatRequest)(nil),          // 7: kura.dfs.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 8: kura.dfs.v1.HeartbeatResponse
-	(*DatanodeCommand)(nil),           // 9: kura.dfs.v1.DatanodeCommand
-	(*DeleteBlocksCommand)(nil),       // 10: kura.dfs.v1.DeleteBlocksCommand
-	(*ReplicateBlockCommand)(nil),     // 11: kura.dfs.v1.ReplicateBlockCommand
-	(*BlockReportCommand)(nil),        // 12: kura.dfs.v1.BlockReportCommand
-	(*BlockRef)(nil),                  // 13: kura.dfs.v1.BlockRef
-	(*ReportedBlock)(nil),             // 14: kura.dfs.v1.ReportedBlock
-	(*BlockReportRequest)(nil),        // 15: kura.dfs.v1.BlockReportRequest
-	(*BlockReportResponse)(nil),       // 16: kura.dfs.v1.BlockReportResponse
-	(*BlockEvent)(nil),                // 17: kura.dfs.v1.BlockEvent
-	(*BlockReceivedRequest)(nil),      // 18: kura.dfs.v1.BlockReceivedRequest
-	(*BlockReceivedResponse)(nil),     // 19: kura.dfs.v1.BlockReceivedResponse
-	(*WriteHeader)(nil),               // 20: kura.dfs.v1.WriteHeader
-	(*Packet)(nil),                    // 21: kura.dfs.v1.Packet
-	(*WriteBlockRequest)(nil),         // 22: kura.dfs.v1.WriteBlockRequest
-	(*PipelineAck)(nil),               // 23: kura.dfs.v1.PipelineAck
-	(*ReadBlockRequest)(nil),          // 24: kura.dfs.v1.ReadBlockRequest
-	(*ReadHeader)(nil),                // 25: kura.dfs.v1.ReadHeader
-	(*ReadBlockResponse)(nil),         // 26: kura.dfs.v1.ReadBlockResponse
-	(*FileStatus)(nil),                // 27: kura.dfs.v1.FileStatus
-	(*Location)(nil),                  // 28: kura.dfs.v1.Location
-	(*LocatedBlock)(nil),              // 29: kura.dfs.v1.LocatedBlock
-	(*CreateRequest)(nil),             // 30: kura.dfs.v1.CreateRequest
-	(*CreateResponse)(nil),            // 31: kura.dfs.v1.CreateResponse
-	(*AddBlockRequest)(nil),           // 32: kura.dfs.v1.AddBlockRequest
-	(*AddBlockResponse)(nil),          // 33: kura.dfs.v1.AddBlockResponse
-	(*AbandonBlockRequest)(nil),       // 34: kura.dfs.v1.AbandonBlockRequest
-	(*AbandonBlockResponse)(nil),      // 35: kura.dfs.v1.AbandonBlockResponse
-	(*CompleteRequest)(nil),           // 36: kura.dfs.v1.CompleteRequest
-	(*CompleteResponse)(nil),          // 37: kura.dfs.v1.CompleteResponse
-	(*GetBlockLocationsRequest)(nil),  // 38: kura.dfs.v1.GetBlockLocationsRequest
-	(*GetBlockLocationsResponse)(nil), // 39: kura.dfs.v1.GetBlockLocationsResponse
-	(*RenewLeaseRequest)(nil),         // 40: kura.dfs.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),        // 41: kura.dfs.v1.RenewLeaseResponse
-	(*GetFileInfoRequest)(nil),        // 42: kura.dfs.v1.GetFileInfoRequest
-	(*GetFileInfoResponse)(nil),       // 43: kura.dfs.v1.GetFileInfoResponse
-	(*MkdirsRequest)(nil),             // 44: kura.dfs.v1.MkdirsRequest
-	(*MkdirsResponse)(nil),            // 45: kura.dfs.v1.MkdirsResponse
-	(*DeleteRequest)(nil),             // 46: kura.dfs.v1.DeleteRequest
-	(*DeleteResponse)(nil),            // 47: kura.dfs.v1.DeleteResponse
-	(*RenameRequest)(nil),             // 48: kura.dfs.v1.RenameRequest
-	(*RenameResponse)(nil),            // 49: kura.dfs.v1.RenameResponse
-	(*ListRequest)(nil),               // 50: kura.dfs.v1.ListRequest
-	(*ListResponse)(nil),              // 51: kura.dfs.v1.ListResponse
-	(*SetPermissionRequest)(nil),      // 52: kura.dfs.v1.SetPermissionRequest
-	(*SetPermissionResponse)(nil),     // 53: kura.dfs.v1.SetPermissionResponse
-	(*SetOwnerRequest)(nil),           // 54: kura.dfs.v1.SetOwnerRequest
-	(*SetOwnerResponse)(nil),          // 55: kura.dfs.v1.SetOwnerResponse
-	(*SetReplicationRequest)(nil),     // 56: kura.dfs.v1.SetReplicationRequest
-	(*SetReplicationResponse)(nil),    // 57: kura.dfs.v1.SetReplicationResponse
-	(*GetContentSummaryRequest)(nil),  // 58: kura.dfs.v1.GetContentSummaryRequest
-	(*GetContentSummaryResponse)(nil), // 59: kura.dfs.v1.GetContentSummaryResponse
-	(*AppendRequest)(nil),             // 60: kura.dfs.v1.AppendRequest
-	(*AppendResponse)(nil),            // 61: kura.dfs.v1.AppendResponse
-	(*UpdatePipelineRequest)(nil),     // 62: kura.dfs.v1.UpdatePipelineRequest
-	(*UpdatePipelineResponse)(nil),    // 63: kura.dfs.v1.UpdatePipelineResponse
-	(*SetTimesRequest)(nil),           // 64: kura.dfs.v1.SetTimesRequest
-	(*SetTimesResponse)(nil),          // 65: kura.dfs.v1.SetTimesResponse
-	(*GetFsStatsRequest)(nil),         // 66: kura.dfs.v1.GetFsStatsRequest
-	(*GetFsStatsResponse)(nil),        // 67: kura.dfs.v1.GetFsStatsResponse
-	(*RecoverLeaseRequest)(nil),       // 68: kura.dfs.v1.RecoverLeaseRequest
-	(*RecoverLeaseResponse)(nil),      // 69: kura.dfs.v1.RecoverLeaseResponse
+	(ReplicaState)(0),                          // 0: kura.dfs.v1.ReplicaState
+	(BlockEventKind)(0),                        // 1: kura.dfs.v1.BlockEventKind
+	(AckStatus)(0),                             // 2: kura.dfs.v1.AckStatus
+	(*DatanodeInfo)(nil),                       // 3: kura.dfs.v1.DatanodeInfo
+	(*RegisterRequest)(nil),                    // 4: kura.dfs.v1.RegisterRequest
+	(*RegisterResponse)(nil),                   // 5: kura.dfs.v1.RegisterResponse
+	(*StorageUsage)(nil),                       // 6: kura.dfs.v1.StorageUsage
+	(*HeartbeatRequest)(nil),                   // 7: kura.dfs.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),                  // 8: kura.dfs.v1.HeartbeatResponse
+	(*DatanodeCommand)(nil),                    // 9: kura.dfs.v1.DatanodeCommand
+	(*DeleteBlocksCommand)(nil),                // 10: kura.dfs.v1.DeleteBlocksCommand
+	(*ReplicateBlockCommand)(nil),              // 11: kura.dfs.v1.ReplicateBlockCommand
+	(*BlockReportCommand)(nil),                 // 12: kura.dfs.v1.BlockReportCommand
+	(*BlockRef)(nil),                           // 13: kura.dfs.v1.BlockRef
+	(*ReportedBlock)(nil),                      // 14: kura.dfs.v1.ReportedBlock
+	(*BlockReportRequest)(nil),                 // 15: kura.dfs.v1.BlockReportRequest
+	(*BlockReportResponse)(nil),                // 16: kura.dfs.v1.BlockReportResponse
+	(*BlockEvent)(nil),                         // 17: kura.dfs.v1.BlockEvent
+	(*BlockReceivedRequest)(nil),               // 18: kura.dfs.v1.BlockReceivedRequest
+	(*BlockReceivedResponse)(nil),              // 19: kura.dfs.v1.BlockReceivedResponse
+	(*InitReplicaRecoveryRequest)(nil),         // 20: kura.dfs.v1.InitReplicaRecoveryRequest
+	(*InitReplicaRecoveryResponse)(nil),        // 21: kura.dfs.v1.InitReplicaRecoveryResponse
+	(*UpdateReplicaUnderRecoveryRequest)(nil),  // 22: kura.dfs.v1.UpdateReplicaUnderRecoveryRequest
+	(*UpdateReplicaUnderRecoveryResponse)(nil), // 23: kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
+	(*WriteHeader)(nil),                        // 24: kura.dfs.v1.WriteHeader
+	(*Packet)(nil),                             // 25: kura.dfs.v1.Packet
+	(*WriteBlockRequest)(nil),                  // 26: kura.dfs.v1.WriteBlockRequest
+	(*PipelineAck)(nil),                        // 27: kura.dfs.v1.PipelineAck
+	(*ReadBlockRequest)(nil),                   // 28: kura.dfs.v1.ReadBlockRequest
+	(*ReadHeader)(nil),                         // 29: kura.dfs.v1.ReadHeader
+	(*ReadBlockResponse)(nil),                  // 30: kura.dfs.v1.ReadBlockResponse
+	(*FileStatus)(nil),                         // 31: kura.dfs.v1.FileStatus
+	(*Location)(nil),                           // 32: kura.dfs.v1.Location
+	(*LocatedBlock)(nil),                       // 33: kura.dfs.v1.LocatedBlock
+	(*CreateRequest)(nil),                      // 34: kura.dfs.v1.CreateRequest
+	(*CreateResponse)(nil),                     // 35: kura.dfs.v1.CreateResponse
+	(*AddBlockRequest)(nil),                    // 36: kura.dfs.v1.AddBlockRequest
+	(*AddBlockResponse)(nil),                   // 37: kura.dfs.v1.AddBlockResponse
+	(*AbandonBlockRequest)(nil),                // 38: kura.dfs.v1.AbandonBlockRequest
+	(*AbandonBlockResponse)(nil),               // 39: kura.dfs.v1.AbandonBlockResponse
+	(*CompleteRequest)(nil),                    // 40: kura.dfs.v1.CompleteRequest
+	(*CompleteResponse)(nil),                   // 41: kura.dfs.v1.CompleteResponse
+	(*GetBlockLocationsRequest)(nil),           // 42: kura.dfs.v1.GetBlockLocationsRequest
+	(*GetBlockLocationsResponse)(nil),          // 43: kura.dfs.v1.GetBlockLocationsResponse
+	(*RenewLeaseRequest)(nil),                  // 44: kura.dfs.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),                 // 45: kura.dfs.v1.RenewLeaseResponse
+	(*GetFileInfoRequest)(nil),                 // 46: kura.dfs.v1.GetFileInfoRequest
+	(*GetFileInfoResponse)(nil),                // 47: kura.dfs.v1.GetFileInfoResponse
+	(*MkdirsRequest)(nil),                      // 48: kura.dfs.v1.MkdirsRequest
+	(*MkdirsResponse)(nil),                     // 49: kura.dfs.v1.MkdirsResponse
+	(*DeleteRequest)(nil),                      // 50: kura.dfs.v1.DeleteRequest
+	(*DeleteResponse)(nil),                     // 51: kura.dfs.v1.DeleteResponse
+	(*RenameRequest)(nil),                      // 52: kura.dfs.v1.RenameRequest
+	(*RenameResponse)(nil),                     // 53: kura.dfs.v1.RenameResponse
+	(*ListRequest)(nil),                        // 54: kura.dfs.v1.ListRequest
+	(*ListResponse)(nil),                       // 55: kura.dfs.v1.ListResponse
+	(*SetPermissionRequest)(nil),               // 56: kura.dfs.v1.SetPermissionRequest
+	(*SetPermissionResponse)(nil),              // 57: kura.dfs.v1.SetPermissionResponse
+	(*SetOwnerRequest)(nil),                    // 58: kura.dfs.v1.SetOwnerRequest
+	(*SetOwnerResponse)(nil),                   // 59: kura.dfs.v1.SetOwnerResponse
+	(*SetReplicationRequest)(nil),              // 60: kura.dfs.v1.SetReplicationRequest
+	(*SetReplicationResponse)(nil),             // 61: kura.dfs.v1.SetReplicationResponse
+	(*GetContentSummaryRequest)(nil),           // 62: kura.dfs.v1.GetContentSummaryRequest
+	(*GetContentSummaryResponse)(nil),          // 63: kura.dfs.v1.GetContentSummaryResponse
+	(*AppendRequest)(nil),                      // 64: kura.dfs.v1.AppendRequest
+	(*AppendResponse)(nil),                     // 65: kura.dfs.v1.AppendResponse
+	(*UpdatePipelineRequest)(nil),              // 66: kura.dfs.v1.UpdatePipelineRequest
+	(*UpdatePipelineResponse)(nil),             // 67: kura.dfs.v1.UpdatePipelineResponse
+	(*SetTimesRequest)(nil),                    // 68: kura.dfs.v1.SetTimesRequest
+	(*SetTimesResponse)(nil),                   // 69: kura.dfs.v1.SetTimesResponse
+	(*GetFsStatsRequest)(nil),                  // 70: kura.dfs.v1.GetFsStatsRequest
+	(*GetFsStatsResponse)(nil),                 // 71: kura.dfs.v1.GetFsStatsResponse
+	(*RecoverLeaseRequest)(nil),                // 72: kura.dfs.v1.RecoverLeaseRequest
+	(*RecoverLeaseResponse)(nil),               // 73: kura.dfs.v1.RecoverLeaseResponse
+	(*FsyncRequest)(nil),                       // 74: kura.dfs.v1.FsyncRequest
+	(*FsyncResponse)(nil),                      // 75: kura.dfs.v1.FsyncResponse
 }
 var file_dfspb_dfs_proto_depIdxs = []int32{
 	3,  // 0: kura.dfs.v1.RegisterRequest.datanode:type_name -> kura.dfs.v1.DatanodeInfo
@@ -4774,84 +5156,94 @@ var file_dfspb_dfs_proto_depIdxs = []int32{
 	1,  // 11: kura.dfs.v1.BlockEvent.kind:type_name -> kura.dfs.v1.BlockEventKind
 	14, // 12: kura.dfs.v1.BlockEvent.block:type_name -> kura.dfs.v1.ReportedBlock
 	17, // 13: kura.dfs.v1.BlockReceivedRequest.events:type_name -> kura.dfs.v1.BlockEvent
-	13, // 14: kura.dfs.v1.WriteHeader.block:type_name -> kura.dfs.v1.BlockRef
-	20, // 15: kura.dfs.v1.WriteBlockRequest.header:type_name -> kura.dfs.v1.WriteHeader
-	21, // 16: kura.dfs.v1.WriteBlockRequest.packet:type_name -> kura.dfs.v1.Packet
-	2,  // 17: kura.dfs.v1.PipelineAck.replies:type_name -> kura.dfs.v1.AckStatus
-	13, // 18: kura.dfs.v1.ReadBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
-	25, // 19: kura.dfs.v1.ReadBlockResponse.header:type_name -> kura.dfs.v1.ReadHeader
-	21, // 20: kura.dfs.v1.ReadBlockResponse.packet:type_name -> kura.dfs.v1.Packet
-	13, // 21: kura.dfs.v1.LocatedBlock.block:type_name -> kura.dfs.v1.BlockRef
-	28, // 22: kura.dfs.v1.LocatedBlock.locations:type_name -> kura.dfs.v1.Location
-	27, // 23: kura.dfs.v1.CreateResponse.status:type_name -> kura.dfs.v1.FileStatus
-	13, // 24: kura.dfs.v1.AddBlockRequest.previous:type_name -> kura.dfs.v1.BlockRef
-	29, // 25: kura.dfs.v1.AddBlockResponse.block:type_name -> kura.dfs.v1.LocatedBlock
-	13, // 26: kura.dfs.v1.AbandonBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
-	13, // 27: kura.dfs.v1.CompleteRequest.last:type_name -> kura.dfs.v1.BlockRef
-	29, // 28: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
-	27, // 29: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
-	27, // 30: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
-	27, // 31: kura.dfs.v1.AppendResponse.status:type_name -> kura.dfs.v1.FileStatus
-	29, // 32: kura.dfs.v1.AppendResponse.last_block:type_name -> kura.dfs.v1.LocatedBlock
-	13, // 33: kura.dfs.v1.UpdatePipelineRequest.block:type_name -> kura.dfs.v1.BlockRef
-	29, // 34: kura.dfs.v1.UpdatePipelineResponse.block:type_name -> kura.dfs.v1.LocatedBlock
-	4,  // 35: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
-	7,  // 36: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
-	15, // 37: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
-	18, // 38: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
-	22, // 39: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
-	24, // 40: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
-	30, // 41: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
-	32, // 42: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
-	34, // 43: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
-	36, // 44: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
-	38, // 45: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
-	40, // 46: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
-	42, // 47: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
-	44, // 48: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
-	46, // 49: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
-	48, // 50: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
-	50, // 51: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
-	52, // 52: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
-	54, // 53: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
-	56, // 54: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
-	58, // 55: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
-	60, // 56: kura.dfs.v1.ClientProtocol.Append:input_type -> kura.dfs.v1.AppendRequest
-	62, // 57: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
-	64, // 58: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
-	66, // 59: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
-	68, // 60: kura.dfs.v1.ClientProtocol.RecoverLease:input_type -> kura.dfs.v1.RecoverLeaseRequest
-	5,  // 61: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
-	8,  // 62: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
-	16, // 63: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
-	19, // 64: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
-	23, // 65: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
-	26, // 66: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
-	31, // 67: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
-	33, // 68: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
-	35, // 69: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
-	37, // 70: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
-	39, // 71: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
-	41, // 72: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
-	43, // 73: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
-	45, // 74: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
-	47, // 75: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
-	49, // 76: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
-	51, // 77: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
-	53, // 78: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
-	55, // 79: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
-	57, // 80: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
-	59, // 81: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
-	61, // 82: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
-	63, // 83: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
-	65, // 84: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
-	67, // 85: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
-	69, // 86: kura.dfs.v1.ClientProtocol.RecoverLease:output_type -> kura.dfs.v1.RecoverLeaseResponse
-	61, // [61:87] is the sub-list for method output_type
-	35, // [35:61] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	13, // 14: kura.dfs.v1.InitReplicaRecoveryRequest.block:type_name -> kura.dfs.v1.BlockRef
+	0,  // 15: kura.dfs.v1.InitReplicaRecoveryResponse.state:type_name -> kura.dfs.v1.ReplicaState
+	13, // 16: kura.dfs.v1.UpdateReplicaUnderRecoveryRequest.block:type_name -> kura.dfs.v1.BlockRef
+	13, // 17: kura.dfs.v1.WriteHeader.block:type_name -> kura.dfs.v1.BlockRef
+	24, // 18: kura.dfs.v1.WriteBlockRequest.header:type_name -> kura.dfs.v1.WriteHeader
+	25, // 19: kura.dfs.v1.WriteBlockRequest.packet:type_name -> kura.dfs.v1.Packet
+	2,  // 20: kura.dfs.v1.PipelineAck.replies:type_name -> kura.dfs.v1.AckStatus
+	13, // 21: kura.dfs.v1.ReadBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
+	29, // 22: kura.dfs.v1.ReadBlockResponse.header:type_name -> kura.dfs.v1.ReadHeader
+	25, // 23: kura.dfs.v1.ReadBlockResponse.packet:type_name -> kura.dfs.v1.Packet
+	13, // 24: kura.dfs.v1.LocatedBlock.block:type_name -> kura.dfs.v1.BlockRef
+	32, // 25: kura.dfs.v1.LocatedBlock.locations:type_name -> kura.dfs.v1.Location
+	31, // 26: kura.dfs.v1.CreateResponse.status:type_name -> kura.dfs.v1.FileStatus
+	13, // 27: kura.dfs.v1.AddBlockRequest.previous:type_name -> kura.dfs.v1.BlockRef
+	33, // 28: kura.dfs.v1.AddBlockResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	13, // 29: kura.dfs.v1.AbandonBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
+	13, // 30: kura.dfs.v1.CompleteRequest.last:type_name -> kura.dfs.v1.BlockRef
+	33, // 31: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
+	31, // 32: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
+	31, // 33: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
+	31, // 34: kura.dfs.v1.AppendResponse.status:type_name -> kura.dfs.v1.FileStatus
+	33, // 35: kura.dfs.v1.AppendResponse.last_block:type_name -> kura.dfs.v1.LocatedBlock
+	13, // 36: kura.dfs.v1.UpdatePipelineRequest.block:type_name -> kura.dfs.v1.BlockRef
+	33, // 37: kura.dfs.v1.UpdatePipelineResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	13, // 38: kura.dfs.v1.FsyncRequest.block:type_name -> kura.dfs.v1.BlockRef
+	4,  // 39: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
+	7,  // 40: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
+	15, // 41: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
+	18, // 42: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
+	26, // 43: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
+	28, // 44: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
+	20, // 45: kura.dfs.v1.DataTransfer.InitReplicaRecovery:input_type -> kura.dfs.v1.InitReplicaRecoveryRequest
+	22, // 46: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:input_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryRequest
+	34, // 47: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
+	36, // 48: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
+	38, // 49: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
+	40, // 50: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
+	42, // 51: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
+	44, // 52: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
+	46, // 53: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
+	48, // 54: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
+	50, // 55: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
+	52, // 56: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
+	54, // 57: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
+	56, // 58: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
+	58, // 59: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
+	60, // 60: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
+	62, // 61: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
+	64, // 62: kura.dfs.v1.ClientProtocol.Append:input_type -> kura.dfs.v1.AppendRequest
+	66, // 63: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
+	68, // 64: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
+	70, // 65: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
+	72, // 66: kura.dfs.v1.ClientProtocol.RecoverLease:input_type -> kura.dfs.v1.RecoverLeaseRequest
+	74, // 67: kura.dfs.v1.ClientProtocol.Fsync:input_type -> kura.dfs.v1.FsyncRequest
+	5,  // 68: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
+	8,  // 69: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
+	16, // 70: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
+	19, // 71: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
+	27, // 72: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
+	30, // 73: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
+	21, // 74: kura.dfs.v1.DataTransfer.InitReplicaRecovery:output_type -> kura.dfs.v1.InitReplicaRecoveryResponse
+	23, // 75: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:output_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
+	35, // 76: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
+	37, // 77: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
+	39, // 78: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
+	41, // 79: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
+	43, // 80: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
+	45, // 81: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
+	47, // 82: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
+	49, // 83: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
+	51, // 84: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
+	53, // 85: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
+	55, // 86: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
+	57, // 87: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
+	59, // 88: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
+	61, // 89: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
+	63, // 90: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
+	65, // 91: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
+	67, // 92: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
+	69, // 93: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
+	71, // 94: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
+	73, // 95: kura.dfs.v1.ClientProtocol.RecoverLease:output_type -> kura.dfs.v1.RecoverLeaseResponse
+	75, // 96: kura.dfs.v1.ClientProtocol.Fsync:output_type -> kura.dfs.v1.FsyncResponse
+	68, // [68:97] is the sub-list for method output_type
+	39, // [39:68] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_dfspb_dfs_proto_init() }
@@ -4864,11 +5256,11 @@ func file_dfspb_dfs_proto_init() {
 		(*DatanodeCommand_Replicate)(nil),
 		(*DatanodeCommand_BlockReport)(nil),
 	}
-	file_dfspb_dfs_proto_msgTypes[19].OneofWrappers = []any{
+	file_dfspb_dfs_proto_msgTypes[23].OneofWrappers = []any{
 		(*WriteBlockRequest_Header)(nil),
 		(*WriteBlockRequest_Packet)(nil),
 	}
-	file_dfspb_dfs_proto_msgTypes[23].OneofWrappers = []any{
+	file_dfspb_dfs_proto_msgTypes[27].OneofWrappers = []any{
 		(*ReadBlockResponse_Header)(nil),
 		(*ReadBlockResponse_Packet)(nil),
 	}
@@ -4878,7 +5270,7 @@ func file_dfspb_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfspb_dfs_proto_rawDesc), len(file_dfspb_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   67,
+			NumMessages:   73,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -268,8 +268,10 @@ var DatanodeProtocol_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	DataTransfer_WriteBlock_FullMethodName = "/kura.dfs.v1.DataTransfer/WriteBlock"
-	DataTransfer_ReadBlock_FullMethodName  = "/kura.dfs.v1.DataTransfer/ReadBlock"
+	DataTransfer_WriteBlock_FullMethodName                 = "/kura.dfs.v1.DataTransfer/WriteBlock"
+	DataTransfer_ReadBlock_FullMethodName                  = "/kura.dfs.v1.DataTransfer/ReadBlock"
+	DataTransfer_InitReplicaRecovery_FullMethodName        = "/kura.dfs.v1.DataTransfer/InitReplicaRecovery"
+	DataTransfer_UpdateReplicaUnderRecovery_FullMethodName = "/kura.dfs.v1.DataTransfer/UpdateReplicaUnderRecovery"
 )
 
 // DataTransferClient is the client API for DataTransfer service.
@@ -289,6 +291,19 @@ type DataTransferClient interface {
 	// ReadBlock streams a replica's data with its stored checksums: first a
 	// header, then packets from the chunk boundary at or before offset.
 	ReadBlock(ctx context.Context, in *ReadBlockRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ReadBlockResponse], error)
+	// InitReplicaRecovery is the first step of block recovery, called by a
+	// namenode recovering the last block of a file whose writer is gone
+	// (HDFS's InterDatanodeProtocol.initReplicaRecovery): the datanode stops
+	// any pipeline still writing the replica (fencing its writer off) and
+	// answers with the replica's length, generation stamp and state. A
+	// replica older than the block's stamp, or already recovered under a
+	// stamp at or past the recovery id, is refused (FAILED_PRECONDITION); a
+	// missing one is NOT_FOUND.
+	InitReplicaRecovery(ctx context.Context, in *InitReplicaRecoveryRequest, opts ...grpc.CallOption) (*InitReplicaRecoveryResponse, error)
+	// UpdateReplicaUnderRecovery is block recovery's second step (HDFS's
+	// updateReplicaUnderRecovery): the replica is cut back to new_length,
+	// takes the recovery id as its generation stamp and is finalized.
+	UpdateReplicaUnderRecovery(ctx context.Context, in *UpdateReplicaUnderRecoveryRequest, opts ...grpc.CallOption) (*UpdateReplicaUnderRecoveryResponse, error)
 }
 
 type dataTransferClient struct {
@@ -331,6 +346,26 @@ func (c *dataTransferClient) ReadBlock(ctx context.Context, in *ReadBlockRequest
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DataTransfer_ReadBlockClient = grpc.ServerStreamingClient[ReadBlockResponse]
 
+func (c *dataTransferClient) InitReplicaRecovery(ctx context.Context, in *InitReplicaRecoveryRequest, opts ...grpc.CallOption) (*InitReplicaRecoveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InitReplicaRecoveryResponse)
+	err := c.cc.Invoke(ctx, DataTransfer_InitReplicaRecovery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *dataTransferClient) UpdateReplicaUnderRecovery(ctx context.Context, in *UpdateReplicaUnderRecoveryRequest, opts ...grpc.CallOption) (*UpdateReplicaUnderRecoveryResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateReplicaUnderRecoveryResponse)
+	err := c.cc.Invoke(ctx, DataTransfer_UpdateReplicaUnderRecovery_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DataTransferServer is the server API for DataTransfer service.
 // All implementations must embed UnimplementedDataTransferServer
 // for forward compatibility.
@@ -348,6 +383,19 @@ type DataTransferServer interface {
 	// ReadBlock streams a replica's data with its stored checksums: first a
 	// header, then packets from the chunk boundary at or before offset.
 	ReadBlock(*ReadBlockRequest, grpc.ServerStreamingServer[ReadBlockResponse]) error
+	// InitReplicaRecovery is the first step of block recovery, called by a
+	// namenode recovering the last block of a file whose writer is gone
+	// (HDFS's InterDatanodeProtocol.initReplicaRecovery): the datanode stops
+	// any pipeline still writing the replica (fencing its writer off) and
+	// answers with the replica's length, generation stamp and state. A
+	// replica older than the block's stamp, or already recovered under a
+	// stamp at or past the recovery id, is refused (FAILED_PRECONDITION); a
+	// missing one is NOT_FOUND.
+	InitReplicaRecovery(context.Context, *InitReplicaRecoveryRequest) (*InitReplicaRecoveryResponse, error)
+	// UpdateReplicaUnderRecovery is block recovery's second step (HDFS's
+	// updateReplicaUnderRecovery): the replica is cut back to new_length,
+	// takes the recovery id as its generation stamp and is finalized.
+	UpdateReplicaUnderRecovery(context.Context, *UpdateReplicaUnderRecoveryRequest) (*UpdateReplicaUnderRecoveryResponse, error)
 	mustEmbedUnimplementedDataTransferServer()
 }
 
@@ -363,6 +411,12 @@ func (UnimplementedDataTransferServer) WriteBlock(grpc.BidiStreamingServer[Write
 }
 func (UnimplementedDataTransferServer) ReadBlock(*ReadBlockRequest, grpc.ServerStreamingServer[ReadBlockResponse]) error {
 	return status.Errorf(codes.Unimplemented, "method ReadBlock not implemented")
+}
+func (UnimplementedDataTransferServer) InitReplicaRecovery(context.Context, *InitReplicaRecoveryRequest) (*InitReplicaRecoveryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method InitReplicaRecovery not implemented")
+}
+func (UnimplementedDataTransferServer) UpdateReplicaUnderRecovery(context.Context, *UpdateReplicaUnderRecoveryRequest) (*UpdateReplicaUnderRecoveryResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UpdateReplicaUnderRecovery not implemented")
 }
 func (UnimplementedDataTransferServer) mustEmbedUnimplementedDataTransferServer() {}
 func (UnimplementedDataTransferServer) testEmbeddedByValue()                      {}
@@ -403,13 +457,58 @@ func _DataTransfer_ReadBlock_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DataTransfer_ReadBlockServer = grpc.ServerStreamingServer[ReadBlockResponse]
 
+func _DataTransfer_InitReplicaRecovery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InitReplicaRecoveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataTransferServer).InitReplicaRecovery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataTransfer_InitReplicaRecovery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataTransferServer).InitReplicaRecovery(ctx, req.(*InitReplicaRecoveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _DataTransfer_UpdateReplicaUnderRecovery_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateReplicaUnderRecoveryRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DataTransferServer).UpdateReplicaUnderRecovery(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DataTransfer_UpdateReplicaUnderRecovery_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DataTransferServer).UpdateReplicaUnderRecovery(ctx, req.(*UpdateReplicaUnderRecoveryRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DataTransfer_ServiceDesc is the grpc.ServiceDesc for DataTransfer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var DataTransfer_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "kura.dfs.v1.DataTransfer",
 	HandlerType: (*DataTransferServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "InitReplicaRecovery",
+			Handler:    _DataTransfer_InitReplicaRecovery_Handler,
+		},
+		{
+			MethodName: "UpdateReplicaUnderRecovery",
+			Handler:    _DataTransfer_UpdateReplicaUnderRecovery_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "WriteBlock",
@@ -447,6 +546,7 @@ const (
 	ClientProtocol_SetTimes_FullMethodName          = "/kura.dfs.v1.ClientProtocol/SetTimes"
 	ClientProtocol_GetFsStats_FullMethodName        = "/kura.dfs.v1.ClientProtocol/GetFsStats"
 	ClientProtocol_RecoverLease_FullMethodName      = "/kura.dfs.v1.ClientProtocol/RecoverLease"
+	ClientProtocol_Fsync_FullMethodName             = "/kura.dfs.v1.ClientProtocol/Fsync"
 )
 
 // ClientProtocolClient is the client API for ClientProtocol service.
@@ -512,6 +612,12 @@ type ClientProtocolClient interface {
 	// RecoverLease closes a file open for writing now, as the expiry of its
 	// writer's lease would; closed true once it is closed.
 	RecoverLease(ctx context.Context, in *RecoverLeaseRequest, opts ...grpc.CallOption) (*RecoverLeaseResponse, error)
+	// Fsync records the length of the file's last block, under construction,
+	// after the writer's hflush: every datanode of the pipeline acknowledged
+	// last_block_length bytes of it (HDFS's fsync with the last block's
+	// length). Readers then see the file up to there, and lease recovery
+	// keeps at least that much.
+	Fsync(ctx context.Context, in *FsyncRequest, opts ...grpc.CallOption) (*FsyncResponse, error)
 }
 
 type clientProtocolClient struct {
@@ -722,6 +828,16 @@ func (c *clientProtocolClient) RecoverLease(ctx context.Context, in *RecoverLeas
 	return out, nil
 }
 
+func (c *clientProtocolClient) Fsync(ctx context.Context, in *FsyncRequest, opts ...grpc.CallOption) (*FsyncResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(FsyncResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_Fsync_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClientProtocolServer is the server API for ClientProtocol service.
 // All implementations must embed UnimplementedClientProtocolServer
 // for forward compatibility.
@@ -785,6 +901,12 @@ type ClientProtocolServer interface {
 	// RecoverLease closes a file open for writing now, as the expiry of its
 	// writer's lease would; closed true once it is closed.
 	RecoverLease(context.Context, *RecoverLeaseRequest) (*RecoverLeaseResponse, error)
+	// Fsync records the length of the file's last block, under construction,
+	// after the writer's hflush: every datanode of the pipeline acknowledged
+	// last_block_length bytes of it (HDFS's fsync with the last block's
+	// length). Readers then see the file up to there, and lease recovery
+	// keeps at least that much.
+	Fsync(context.Context, *FsyncRequest) (*FsyncResponse, error)
 	mustEmbedUnimplementedClientProtocolServer()
 }
 
@@ -854,6 +976,9 @@ func (UnimplementedClientProtocolServer) GetFsStats(context.Context, *GetFsStats
 }
 func (UnimplementedClientProtocolServer) RecoverLease(context.Context, *RecoverLeaseRequest) (*RecoverLeaseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RecoverLease not implemented")
+}
+func (UnimplementedClientProtocolServer) Fsync(context.Context, *FsyncRequest) (*FsyncResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Fsync not implemented")
 }
 func (UnimplementedClientProtocolServer) mustEmbedUnimplementedClientProtocolServer() {}
 func (UnimplementedClientProtocolServer) testEmbeddedByValue()                        {}
@@ -1236,6 +1361,24 @@ func _ClientProtocol_RecoverLease_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClientProtocol_Fsync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(FsyncRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).Fsync(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_Fsync_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).Fsync(ctx, req.(*FsyncRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClientProtocol_ServiceDesc is the grpc.ServiceDesc for ClientProtocol service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1322,6 +1465,10 @@ var ClientProtocol_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecoverLease",
 			Handler:    _ClientProtocol_RecoverLease_Handler,
+		},
+		{
+			MethodName: "Fsync",
+			Handler:    _ClientProtocol_Fsync_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
