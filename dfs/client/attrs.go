@@ -108,11 +108,41 @@ func (c *Client) FsStats(ctx context.Context) (*FsStats, error) {
 	}, nil
 }
 
+// ServerDefaults are the namenode's defaults for new files and the data
+// transfer's parameters (HDFS's FsServerDefaults).
+type ServerDefaults struct {
+	// BlockSize and Replication apply to a file created without them.
+	BlockSize   int64
+	Replication int
+	// BytesPerChecksum is the data covered by one CRC; WritePacketSize the
+	// data carried by one packet.
+	BytesPerChecksum, WritePacketSize int
+	// ChecksumType is the checksum: 1 CRC32, 2 CRC32C (as HDFS numbers
+	// them).
+	ChecksumType int
+}
+
+// ServerDefaults asks a namenode for its defaults (HDFS's
+// getServerDefaults); the namenode reads no metadata to answer.
+func (c *Client) ServerDefaults(ctx context.Context) (*ServerDefaults, error) {
+	resp, err := call(ctx, c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.GetServerDefaultsResponse, error) {
+		return nn.GetServerDefaults(ctx, &dfspb.GetServerDefaultsRequest{})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ServerDefaults{
+		BlockSize: resp.BlockSize, Replication: int(resp.Replication), BytesPerChecksum: int(resp.BytesPerChecksum),
+		WritePacketSize: int(resp.WritePacketSize), ChecksumType: int(resp.ChecksumType),
+	}, nil
+}
+
 // RecoverLease closes the file path now if it is open for writing, as the
 // expiry of its writer's lease would (HDFS's recoverLease): for a file whose
-// writer is gone or gave up (Writer.Abort). The last block keeps the length
-// the namenode last recorded for it. It returns true once the file is
-// closed.
+// writer is gone or gave up (Writer.Abort). A last block still being
+// written goes through block recovery first: it keeps what every reachable
+// replica holds (at least what the writer's Hflush got acknowledged). It
+// returns true once the file is closed.
 func (c *Client) RecoverLease(ctx context.Context, path string) (bool, error) {
 	resp, err := call(ctx, c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.RecoverLeaseResponse, error) {
 		return nn.RecoverLease(ctx, &dfspb.RecoverLeaseRequest{Path: path, User: c.cfg.User})

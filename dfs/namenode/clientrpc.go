@@ -9,6 +9,8 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/kura-dev/kura/dfs/blockstore"
+	"github.com/kura-dev/kura/dfs/datanode"
 	"github.com/kura-dev/kura/dfs/dnmanager"
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namespace"
@@ -339,6 +341,17 @@ func (s *clientRPC) GetFsStats(ctx context.Context, _ *dfspb.GetFsStatsRequest) 
 	return &dfspb.GetFsStatsResponse{
 		Capacity: st.Capacity, Used: st.Used, Remaining: st.Remaining, Files: st.Files, Dirs: st.Dirs,
 		Blocks: st.Blocks, UnderConstruction: st.UnderConstruction, Length: st.Length,
+	}, nil
+}
+
+// GetServerDefaults returns the defaults for new files and the data
+// transfer's parameters; it reads no metadata.
+func (s *clientRPC) GetServerDefaults(context.Context, *dfspb.GetServerDefaultsRequest) (*dfspb.GetServerDefaultsResponse, error) {
+	d := s.ns.ServerDefaults()
+	return &dfspb.GetServerDefaultsResponse{
+		BlockSize: d.BlockSize, Replication: int32(d.Replication),
+		BytesPerChecksum: blockstore.DefaultBytesPerChecksum, WritePacketSize: datanode.PacketSize,
+		ChecksumType: uint32(blockstore.ChecksumCRC32C),
 	}, nil
 }
 

@@ -34,6 +34,7 @@ import (
 
 // The phases of 'kura dfs bench', in the order they run.
 const (
+	dfsBenchRPC    = "rpc"
 	dfsBenchCreate = "create"
 	dfsBenchStat   = "stat"
 	dfsBenchList   = "list"
@@ -45,7 +46,7 @@ const (
 
 // dfsBenchPhases returns every phase in running order.
 func dfsBenchPhases() []string {
-	return []string{dfsBenchCreate, dfsBenchStat, dfsBenchList, dfsBenchRename, dfsBenchDelete, dfsBenchWrite, dfsBenchRead}
+	return []string{dfsBenchRPC, dfsBenchCreate, dfsBenchStat, dfsBenchList, dfsBenchRename, dfsBenchDelete, dfsBenchWrite, dfsBenchRead}
 }
 
 const (
@@ -105,6 +106,9 @@ namenode's RPC and the datanodes' DataTransfer) and prints one row per phase.
 
 Metadata phases: --clients goroutines, each with its own client (its own
 connection), work in their own directory, DIR/c<k>, on --files files each:
+  rpc      GetServerDefaults, a namenode call that reads no metadata: the
+           ceiling of every metadata operation over the same connections
+           (the RPC alone, no database)
   create   Create + Close of an empty file (two namenode calls: create, complete)
   stat     Stat of each file
   list     a listing of the client's whole directory (--files entries), once
@@ -884,6 +888,9 @@ func dfsBenchLatencies(d []time.Duration) (mean, p50, p99 float64) {
 func (r *dfsBenchRun) metaOp(ctx context.Context, c *dfsclient.Client, ph string, k, i int) (int, error) {
 	name := r.fileName(k, i)
 	switch ph {
+	case dfsBenchRPC:
+		_, err := c.ServerDefaults(ctx)
+		return 0, err
 	case dfsBenchCreate:
 		w, err := c.Create(ctx, name, dfsclient.CreateOptions{})
 		if err != nil {

@@ -196,7 +196,7 @@ func TestDFSBenchJSON(t *testing.T) {
 			t.Errorf("metadata row %+v: want %d ops and positive figures", m, wantOps)
 		}
 	}
-	if want := []string{"create", "stat", "list", "rename", "delete"}; !slices.Equal(phases, want) {
+	if want := []string{"rpc", "create", "stat", "list", "rename", "delete"}; !slices.Equal(phases, want) {
 		t.Errorf("metadata phases %v, want %v", phases, want)
 	}
 	d := rep.Data
@@ -313,7 +313,7 @@ func TestDFSBenchRefusesUsedNamespace(t *testing.T) {
 	}
 }
 
-// TestDFSBenchInterrupt cancels a run (Ctrl-C) in its create phase: it
+// TestDFSBenchInterrupt cancels a run (Ctrl-C) in its first phase: it
 // stops promptly, says so, and still removes its directory and temporary
 // files.
 func TestDFSBenchInterrupt(t *testing.T) {
@@ -337,8 +337,8 @@ func TestDFSBenchInterrupt(t *testing.T) {
 	cancel()
 	select {
 	case code := <-done:
-		if code != 1 || !strings.Contains(errOut.String(), "interrupted during create") {
-			t.Errorf("exit %d, stderr:\n%s\nwant 1 and 'interrupted during create'", code, errOut.String())
+		if code != 1 || !strings.Contains(errOut.String(), "interrupted during rpc") {
+			t.Errorf("exit %d, stderr:\n%s\nwant 1 and 'interrupted during rpc'", code, errOut.String())
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("bench still running 30s after the interrupt")

@@ -4460,6 +4460,121 @@ func (x *GetFsStatsResponse) GetLength() int64 {
 	return 0
 }
 
+type GetServerDefaultsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerDefaultsRequest) Reset() {
+	*x = GetServerDefaultsRequest{}
+	mi := &file_dfspb_dfs_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerDefaultsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerDefaultsRequest) ProtoMessage() {}
+
+func (x *GetServerDefaultsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerDefaultsRequest.ProtoReflect.Descriptor instead.
+func (*GetServerDefaultsRequest) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{69}
+}
+
+type GetServerDefaultsResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	BlockSize   int64                  `protobuf:"varint,1,opt,name=block_size,json=blockSize,proto3" json:"block_size,omitempty"`
+	Replication int32                  `protobuf:"varint,2,opt,name=replication,proto3" json:"replication,omitempty"`
+	// bytes_per_checksum: data bytes per CRC (512).
+	BytesPerChecksum int32 `protobuf:"varint,3,opt,name=bytes_per_checksum,json=bytesPerChecksum,proto3" json:"bytes_per_checksum,omitempty"`
+	// write_packet_size: data bytes per packet (64 KiB).
+	WritePacketSize int32 `protobuf:"varint,4,opt,name=write_packet_size,json=writePacketSize,proto3" json:"write_packet_size,omitempty"`
+	// checksum_type is blockstore's: 1 CRC32, 2 CRC32C.
+	ChecksumType  uint32 `protobuf:"varint,5,opt,name=checksum_type,json=checksumType,proto3" json:"checksum_type,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetServerDefaultsResponse) Reset() {
+	*x = GetServerDefaultsResponse{}
+	mi := &file_dfspb_dfs_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetServerDefaultsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetServerDefaultsResponse) ProtoMessage() {}
+
+func (x *GetServerDefaultsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetServerDefaultsResponse.ProtoReflect.Descriptor instead.
+func (*GetServerDefaultsResponse) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{70}
+}
+
+func (x *GetServerDefaultsResponse) GetBlockSize() int64 {
+	if x != nil {
+		return x.BlockSize
+	}
+	return 0
+}
+
+func (x *GetServerDefaultsResponse) GetReplication() int32 {
+	if x != nil {
+		return x.Replication
+	}
+	return 0
+}
+
+func (x *GetServerDefaultsResponse) GetBytesPerChecksum() int32 {
+	if x != nil {
+		return x.BytesPerChecksum
+	}
+	return 0
+}
+
+func (x *GetServerDefaultsResponse) GetWritePacketSize() int32 {
+	if x != nil {
+		return x.WritePacketSize
+	}
+	return 0
+}
+
+func (x *GetServerDefaultsResponse) GetChecksumType() uint32 {
+	if x != nil {
+		return x.ChecksumType
+	}
+	return 0
+}
+
 type RecoverLeaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
@@ -4470,7 +4585,7 @@ type RecoverLeaseRequest struct {
 
 func (x *RecoverLeaseRequest) Reset() {
 	*x = RecoverLeaseRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[69]
+	mi := &file_dfspb_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4482,7 +4597,7 @@ func (x *RecoverLeaseRequest) String() string {
 func (*RecoverLeaseRequest) ProtoMessage() {}
 
 func (x *RecoverLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[69]
+	mi := &file_dfspb_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4495,7 +4610,7 @@ func (x *RecoverLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RecoverLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *RecoverLeaseRequest) GetPath() string {
@@ -4521,7 +4636,7 @@ type RecoverLeaseResponse struct {
 
 func (x *RecoverLeaseResponse) Reset() {
 	*x = RecoverLeaseResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[70]
+	mi := &file_dfspb_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4533,7 +4648,7 @@ func (x *RecoverLeaseResponse) String() string {
 func (*RecoverLeaseResponse) ProtoMessage() {}
 
 func (x *RecoverLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[70]
+	mi := &file_dfspb_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4546,7 +4661,7 @@ func (x *RecoverLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RecoverLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RecoverLeaseResponse) GetClosed() bool {
@@ -4570,7 +4685,7 @@ type FsyncRequest struct {
 
 func (x *FsyncRequest) Reset() {
 	*x = FsyncRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[71]
+	mi := &file_dfspb_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4582,7 +4697,7 @@ func (x *FsyncRequest) String() string {
 func (*FsyncRequest) ProtoMessage() {}
 
 func (x *FsyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[71]
+	mi := &file_dfspb_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4595,7 +4710,7 @@ func (x *FsyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsyncRequest.ProtoReflect.Descriptor instead.
 func (*FsyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *FsyncRequest) GetPath() string {
@@ -4641,7 +4756,7 @@ type FsyncResponse struct {
 
 func (x *FsyncResponse) Reset() {
 	*x = FsyncResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[72]
+	mi := &file_dfspb_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4653,7 +4768,7 @@ func (x *FsyncResponse) String() string {
 func (*FsyncResponse) ProtoMessage() {}
 
 func (x *FsyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[72]
+	mi := &file_dfspb_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4666,7 +4781,7 @@ func (x *FsyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsyncResponse.ProtoReflect.Descriptor instead.
 func (*FsyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 var File_dfspb_dfs_proto protoreflect.FileDescriptor
@@ -4985,7 +5100,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x04dirs\x18\x05 \x01(\x03R\x04dirs\x12\x16\n" +
 	"\x06blocks\x18\x06 \x01(\x03R\x06blocks\x12-\n" +
 	"\x12under_construction\x18\a \x01(\x03R\x11underConstruction\x12\x16\n" +
-	"\x06length\x18\b \x01(\x03R\x06length\"=\n" +
+	"\x06length\x18\b \x01(\x03R\x06length\"\x1a\n" +
+	"\x18GetServerDefaultsRequest\"\xdb\x01\n" +
+	"\x19GetServerDefaultsResponse\x12\x1d\n" +
+	"\n" +
+	"block_size\x18\x01 \x01(\x03R\tblockSize\x12 \n" +
+	"\vreplication\x18\x02 \x01(\x05R\vreplication\x12,\n" +
+	"\x12bytes_per_checksum\x18\x03 \x01(\x05R\x10bytesPerChecksum\x12*\n" +
+	"\x11write_packet_size\x18\x04 \x01(\x05R\x0fwritePacketSize\x12#\n" +
+	"\rchecksum_type\x18\x05 \x01(\rR\fchecksumType\"=\n" +
 	"\x13RecoverLeaseRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\".\n" +
@@ -5023,7 +5146,7 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"WriteBlock\x12\x1e.kura.dfs.v1.WriteBlockRequest\x1a\x18.kura.dfs.v1.PipelineAck(\x010\x01\x12L\n" +
 	"\tReadBlock\x12\x1d.kura.dfs.v1.ReadBlockRequest\x1a\x1e.kura.dfs.v1.ReadBlockResponse0\x01\x12h\n" +
 	"\x13InitReplicaRecovery\x12'.kura.dfs.v1.InitReplicaRecoveryRequest\x1a(.kura.dfs.v1.InitReplicaRecoveryResponse\x12}\n" +
-	"\x1aUpdateReplicaUnderRecovery\x12..kura.dfs.v1.UpdateReplicaUnderRecoveryRequest\x1a/.kura.dfs.v1.UpdateReplicaUnderRecoveryResponse2\xf0\f\n" +
+	"\x1aUpdateReplicaUnderRecovery\x12..kura.dfs.v1.UpdateReplicaUnderRecoveryRequest\x1a/.kura.dfs.v1.UpdateReplicaUnderRecoveryResponse2\xd4\r\n" +
 	"\x0eClientProtocol\x12A\n" +
 	"\x06Create\x12\x1a.kura.dfs.v1.CreateRequest\x1a\x1b.kura.dfs.v1.CreateResponse\x12G\n" +
 	"\bAddBlock\x12\x1c.kura.dfs.v1.AddBlockRequest\x1a\x1d.kura.dfs.v1.AddBlockResponse\x12S\n" +
@@ -5046,7 +5169,8 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\bSetTimes\x12\x1c.kura.dfs.v1.SetTimesRequest\x1a\x1d.kura.dfs.v1.SetTimesResponse\x12M\n" +
 	"\n" +
 	"GetFsStats\x12\x1e.kura.dfs.v1.GetFsStatsRequest\x1a\x1f.kura.dfs.v1.GetFsStatsResponse\x12S\n" +
-	"\fRecoverLease\x12 .kura.dfs.v1.RecoverLeaseRequest\x1a!.kura.dfs.v1.RecoverLeaseResponse\x12>\n" +
+	"\fRecoverLease\x12 .kura.dfs.v1.RecoverLeaseRequest\x1a!.kura.dfs.v1.RecoverLeaseResponse\x12b\n" +
+	"\x11GetServerDefaults\x12%.kura.dfs.v1.GetServerDefaultsRequest\x1a&.kura.dfs.v1.GetServerDefaultsResponse\x12>\n" +
 	"\x05Fsync\x12\x19.kura.dfs.v1.FsyncRequest\x1a\x1a.kura.dfs.v1.FsyncResponseB&Z$github.com/kura-dev/kura/proto/dfspbb\x06proto3"
 
 var (
@@ -5062,7 +5186,7 @@ func file_dfspb_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfspb_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 73)
+var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
 var file_dfspb_dfs_proto_goTypes = []any{
 	(ReplicaState)(0),                          // 0: kura.dfs.v1.ReplicaState
 	(BlockEventKind)(0),                        // 1: kura.dfs.v1.BlockEventKind
@@ -5136,10 +5260,12 @@ var file_dfspb_dfs_proto_goTypes = []any{
 	(*SetTimesResponse)(nil),                   // 69: kura.dfs.v1.SetTimesResponse
 	(*GetFsStatsRequest)(nil),                  // 70: kura.dfs.v1.GetFsStatsRequest
 	(*GetFsStatsResponse)(nil),                 // 71: kura.dfs.v1.GetFsStatsResponse
-	(*RecoverLeaseRequest)(nil),                // 72: kura.dfs.v1.RecoverLeaseRequest
-	(*RecoverLeaseResponse)(nil),               // 73: kura.dfs.v1.RecoverLeaseResponse
-	(*FsyncRequest)(nil),                       // 74: kura.dfs.v1.FsyncRequest
-	(*FsyncResponse)(nil),                      // 75: kura.dfs.v1.FsyncResponse
+	(*GetServerDefaultsRequest)(nil),           // 72: kura.dfs.v1.GetServerDefaultsRequest
+	(*GetServerDefaultsResponse)(nil),          // 73: kura.dfs.v1.GetServerDefaultsResponse
+	(*RecoverLeaseRequest)(nil),                // 74: kura.dfs.v1.RecoverLeaseRequest
+	(*RecoverLeaseResponse)(nil),               // 75: kura.dfs.v1.RecoverLeaseResponse
+	(*FsyncRequest)(nil),                       // 76: kura.dfs.v1.FsyncRequest
+	(*FsyncResponse)(nil),                      // 77: kura.dfs.v1.FsyncResponse
 }
 var file_dfspb_dfs_proto_depIdxs = []int32{
 	3,  // 0: kura.dfs.v1.RegisterRequest.datanode:type_name -> kura.dfs.v1.DatanodeInfo
@@ -5208,39 +5334,41 @@ var file_dfspb_dfs_proto_depIdxs = []int32{
 	66, // 63: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
 	68, // 64: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
 	70, // 65: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
-	72, // 66: kura.dfs.v1.ClientProtocol.RecoverLease:input_type -> kura.dfs.v1.RecoverLeaseRequest
-	74, // 67: kura.dfs.v1.ClientProtocol.Fsync:input_type -> kura.dfs.v1.FsyncRequest
-	5,  // 68: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
-	8,  // 69: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
-	16, // 70: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
-	19, // 71: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
-	27, // 72: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
-	30, // 73: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
-	21, // 74: kura.dfs.v1.DataTransfer.InitReplicaRecovery:output_type -> kura.dfs.v1.InitReplicaRecoveryResponse
-	23, // 75: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:output_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
-	35, // 76: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
-	37, // 77: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
-	39, // 78: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
-	41, // 79: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
-	43, // 80: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
-	45, // 81: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
-	47, // 82: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
-	49, // 83: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
-	51, // 84: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
-	53, // 85: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
-	55, // 86: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
-	57, // 87: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
-	59, // 88: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
-	61, // 89: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
-	63, // 90: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
-	65, // 91: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
-	67, // 92: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
-	69, // 93: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
-	71, // 94: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
-	73, // 95: kura.dfs.v1.ClientProtocol.RecoverLease:output_type -> kura.dfs.v1.RecoverLeaseResponse
-	75, // 96: kura.dfs.v1.ClientProtocol.Fsync:output_type -> kura.dfs.v1.FsyncResponse
-	68, // [68:97] is the sub-list for method output_type
-	39, // [39:68] is the sub-list for method input_type
+	74, // 66: kura.dfs.v1.ClientProtocol.RecoverLease:input_type -> kura.dfs.v1.RecoverLeaseRequest
+	72, // 67: kura.dfs.v1.ClientProtocol.GetServerDefaults:input_type -> kura.dfs.v1.GetServerDefaultsRequest
+	76, // 68: kura.dfs.v1.ClientProtocol.Fsync:input_type -> kura.dfs.v1.FsyncRequest
+	5,  // 69: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
+	8,  // 70: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
+	16, // 71: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
+	19, // 72: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
+	27, // 73: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
+	30, // 74: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
+	21, // 75: kura.dfs.v1.DataTransfer.InitReplicaRecovery:output_type -> kura.dfs.v1.InitReplicaRecoveryResponse
+	23, // 76: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:output_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
+	35, // 77: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
+	37, // 78: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
+	39, // 79: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
+	41, // 80: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
+	43, // 81: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
+	45, // 82: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
+	47, // 83: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
+	49, // 84: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
+	51, // 85: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
+	53, // 86: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
+	55, // 87: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
+	57, // 88: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
+	59, // 89: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
+	61, // 90: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
+	63, // 91: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
+	65, // 92: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
+	67, // 93: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
+	69, // 94: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
+	71, // 95: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
+	75, // 96: kura.dfs.v1.ClientProtocol.RecoverLease:output_type -> kura.dfs.v1.RecoverLeaseResponse
+	73, // 97: kura.dfs.v1.ClientProtocol.GetServerDefaults:output_type -> kura.dfs.v1.GetServerDefaultsResponse
+	77, // 98: kura.dfs.v1.ClientProtocol.Fsync:output_type -> kura.dfs.v1.FsyncResponse
+	69, // [69:99] is the sub-list for method output_type
+	39, // [39:69] is the sub-list for method input_type
 	39, // [39:39] is the sub-list for extension type_name
 	39, // [39:39] is the sub-list for extension extendee
 	0,  // [0:39] is the sub-list for field type_name
@@ -5270,7 +5398,7 @@ func file_dfspb_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfspb_dfs_proto_rawDesc), len(file_dfspb_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   73,
+			NumMessages:   75,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

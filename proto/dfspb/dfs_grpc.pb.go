@@ -546,6 +546,7 @@ const (
 	ClientProtocol_SetTimes_FullMethodName          = "/kura.dfs.v1.ClientProtocol/SetTimes"
 	ClientProtocol_GetFsStats_FullMethodName        = "/kura.dfs.v1.ClientProtocol/GetFsStats"
 	ClientProtocol_RecoverLease_FullMethodName      = "/kura.dfs.v1.ClientProtocol/RecoverLease"
+	ClientProtocol_GetServerDefaults_FullMethodName = "/kura.dfs.v1.ClientProtocol/GetServerDefaults"
 	ClientProtocol_Fsync_FullMethodName             = "/kura.dfs.v1.ClientProtocol/Fsync"
 )
 
@@ -612,6 +613,11 @@ type ClientProtocolClient interface {
 	// RecoverLease closes a file open for writing now, as the expiry of its
 	// writer's lease would; closed true once it is closed.
 	RecoverLease(ctx context.Context, in *RecoverLeaseRequest, opts ...grpc.CallOption) (*RecoverLeaseResponse, error)
+	// GetServerDefaults returns the namenode's defaults for new files and
+	// the data transfer's parameters (HDFS's getServerDefaults). It reads no
+	// metadata: 'kura dfs bench' measures it as the ceiling of every
+	// metadata call over the same connections.
+	GetServerDefaults(ctx context.Context, in *GetServerDefaultsRequest, opts ...grpc.CallOption) (*GetServerDefaultsResponse, error)
 	// Fsync records the length of the file's last block, under construction,
 	// after the writer's hflush: every datanode of the pipeline acknowledged
 	// last_block_length bytes of it (HDFS's fsync with the last block's
@@ -828,6 +834,16 @@ func (c *clientProtocolClient) RecoverLease(ctx context.Context, in *RecoverLeas
 	return out, nil
 }
 
+func (c *clientProtocolClient) GetServerDefaults(ctx context.Context, in *GetServerDefaultsRequest, opts ...grpc.CallOption) (*GetServerDefaultsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetServerDefaultsResponse)
+	err := c.cc.Invoke(ctx, ClientProtocol_GetServerDefaults_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *clientProtocolClient) Fsync(ctx context.Context, in *FsyncRequest, opts ...grpc.CallOption) (*FsyncResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(FsyncResponse)
@@ -901,6 +917,11 @@ type ClientProtocolServer interface {
 	// RecoverLease closes a file open for writing now, as the expiry of its
 	// writer's lease would; closed true once it is closed.
 	RecoverLease(context.Context, *RecoverLeaseRequest) (*RecoverLeaseResponse, error)
+	// GetServerDefaults returns the namenode's defaults for new files and
+	// the data transfer's parameters (HDFS's getServerDefaults). It reads no
+	// metadata: 'kura dfs bench' measures it as the ceiling of every
+	// metadata call over the same connections.
+	GetServerDefaults(context.Context, *GetServerDefaultsRequest) (*GetServerDefaultsResponse, error)
 	// Fsync records the length of the file's last block, under construction,
 	// after the writer's hflush: every datanode of the pipeline acknowledged
 	// last_block_length bytes of it (HDFS's fsync with the last block's
@@ -976,6 +997,9 @@ func (UnimplementedClientProtocolServer) GetFsStats(context.Context, *GetFsStats
 }
 func (UnimplementedClientProtocolServer) RecoverLease(context.Context, *RecoverLeaseRequest) (*RecoverLeaseResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RecoverLease not implemented")
+}
+func (UnimplementedClientProtocolServer) GetServerDefaults(context.Context, *GetServerDefaultsRequest) (*GetServerDefaultsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method GetServerDefaults not implemented")
 }
 func (UnimplementedClientProtocolServer) Fsync(context.Context, *FsyncRequest) (*FsyncResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Fsync not implemented")
@@ -1361,6 +1385,24 @@ func _ClientProtocol_RecoverLease_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClientProtocol_GetServerDefaults_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetServerDefaultsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClientProtocolServer).GetServerDefaults(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClientProtocol_GetServerDefaults_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClientProtocolServer).GetServerDefaults(ctx, req.(*GetServerDefaultsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ClientProtocol_Fsync_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(FsyncRequest)
 	if err := dec(in); err != nil {
@@ -1465,6 +1507,10 @@ var ClientProtocol_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RecoverLease",
 			Handler:    _ClientProtocol_RecoverLease_Handler,
+		},
+		{
+			MethodName: "GetServerDefaults",
+			Handler:    _ClientProtocol_GetServerDefaults_Handler,
 		},
 		{
 			MethodName: "Fsync",
