@@ -10,7 +10,10 @@
 //
 // Calls go to the namenodes round-robin; a namenode that answers
 // UNAVAILABLE (unreachable, or a RetriableException) is skipped for the
-// next one. Errors carry the namenode's Hadoop exception: errors.Is(err,
+// next one. Create and Append that meet a lease recovery (the file's
+// writer passed its soft limit and the namenode recovers its last block,
+// RecoveryInProgressException) are retried with backoff until it ends, for
+// up to 90 s. Errors carry the namenode's Hadoop exception: errors.Is(err,
 // hdfs.ErrFileNotFound), hdfs.ErrAlreadyBeingCreated and the other dfs/hdfs
 // sentinels hold.
 //
@@ -185,10 +188,63 @@ func (c *Client) Close() error {
 	return errors.Join(errs...)
 }
 
+// How Create and Append wait for a lease recovery they ran into: the file
+// they want was being written by a client whose lease passed the soft
+// limit, and the namenode recovers its last block before handing it over
+// (RecoveryInProgressException). The calls are sent again after a backoff
+// from recoveryRetryFirst doubling up to recoveryRetryMax, for up to
+// recoveryRetryFor (a block recovery's datanode calls take up to the
+// namenode's recovery timeout, 30 s by default), or until ctx ends.
+const (
+	recoveryRetryFirst = 100 * time.Millisecond
+	recoveryRetryMax   = 2 * time.Second
+	recoveryRetryFor   = 90 * time.Second
+)
+
+// waitsForRecovery reports whether the call answered with T is retried on
+// a RecoveryInProgressException: Create and Append, which a lease
+// recovery holds up until it closes the file. (A writer's own calls on a
+// file whose lease was recovered get it too, and must not wait: the file
+// is no longer theirs.)
+func waitsForRecovery[T any]() bool {
+	var zero T
+	switch any(zero).(type) {
+	case *dfspb.CreateResponse, *dfspb.AppendResponse:
+		return true
+	}
+	return false
+}
+
 // call runs fn against the namenodes, starting at the next in round-robin
 // order and moving on while they answer UNAVAILABLE; the error is mapped
-// back to a dfs/hdfs exception.
+// back to a dfs/hdfs exception. Create and Append answered with a
+// RecoveryInProgressException are sent again with backoff (see
+// recoveryRetryFor).
 func call[T any](ctx context.Context, c *Client, fn func(ctx context.Context, nn dfspb.ClientProtocolClient) (T, error)) (T, error) {
+	res, err := callOnce(ctx, c, fn)
+	if err == nil || !waitsForRecovery[T]() || !errors.Is(err, hdfs.ErrRecoveryInProgress) {
+		return res, err
+	}
+	deadline := time.Now().Add(recoveryRetryFor)
+	for delay := recoveryRetryFirst; time.Now().Add(delay).Before(deadline); delay = min(2*delay, recoveryRetryMax) {
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, fmt.Errorf("client: waiting for a lease recovery: %w (last answer: %w)", ctx.Err(), err)
+		case <-t.C:
+		}
+		res, err = callOnce(ctx, c, fn)
+		if err == nil || !errors.Is(err, hdfs.ErrRecoveryInProgress) {
+			return res, err
+		}
+	}
+	return res, err
+}
+
+// callOnce is one round of call: fn against the namenodes, moving on while
+// they answer UNAVAILABLE.
+func callOnce[T any](ctx context.Context, c *Client, fn func(ctx context.Context, nn dfspb.ClientProtocolClient) (T, error)) (T, error) {
 	start := int(c.sh.next.Add(1) - 1)
 	var (
 		res T

@@ -111,8 +111,8 @@ type Tx interface {
 	GetBlock(ctx context.Context, blockID int64) (*Block, error)
 	// AddBlock inserts b and its block-lookup row.
 	AddBlock(ctx context.Context, b *Block) error
-	// UpdateBlock rewrites index, length, generation stamp and state of the
-	// block (b.InodeID, b.BlockID).
+	// UpdateBlock rewrites index, length, generation stamp, state and
+	// recovery id of the block (b.InodeID, b.BlockID).
 	UpdateBlock(ctx context.Context, b *Block) error
 	// DeleteBlock deletes a block, its lookup row and its replicas.
 	DeleteBlock(ctx context.Context, inodeID, blockID int64) error

@@ -35,7 +35,7 @@ func Migrations() []Migration {
 	return []Migration{
 		{Version: 1, Name: "initial schema: inodes, blocks, replicas, leases, variables", Statements: schemaV1},
 		{Version: 2, Name: "inodes.children: a directory's stored number of entries", Statements: schemaV2},
-		{Version: 3, Name: "le_descriptors: namenodes in leader election", Statements: schemaV3},
+		{Version: 3, Name: "le_descriptors: namenodes in leader election; blocks.recovery_id", Statements: schemaV3},
 	}
 }
 
@@ -200,9 +200,12 @@ func schemaV2(Dialect) []string {
 // schemaV3 adds HopsFS's leader election: a row per namenode taking part
 // (le_descriptors: id, a counter it advances every round, its addresses),
 // the counter that hands out namenode ids and the one that serialises the
-// rounds.
+// rounds. It also adds blocks.recovery_id, the stamp a block recovery is
+// giving a block's replicas, kept apart from the block's own stamp until
+// the recovery commits (0: none).
 func schemaV3(Dialect) []string {
 	return []string{
+		`ALTER TABLE blocks ADD COLUMN recovery_id BIGINT NOT NULL DEFAULT 0`,
 		`CREATE TABLE le_descriptors (
 			id BIGINT PRIMARY KEY,
 			counter BIGINT NOT NULL,

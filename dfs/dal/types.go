@@ -148,10 +148,17 @@ type Block struct {
 	Index int32
 	// NumBytes is the block's length in bytes.
 	NumBytes int64
-	// GenerationStamp is bumped on pipeline recovery and append.
+	// GenerationStamp is bumped on pipeline recovery and append: the stamp
+	// of the block's current replicas. Block recovery changes it only when
+	// it commits (to RecoveryID).
 	GenerationStamp int64
 	// State is the block's life-cycle state.
 	State BlockState
+	// RecoveryID is the generation stamp block recovery is giving the
+	// block's replicas while it is BlockUnderRecovery (HDFS's
+	// BlockUnderConstructionFeature.blockRecoveryId); 0 when no recovery
+	// runs. Since schema version 3.
+	RecoveryID int64
 }
 
 // ReplicaState is the state of one replica of a block on a datanode.

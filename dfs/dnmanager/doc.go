@@ -79,10 +79,10 @@
 //   - in the table, not reported: the row is removed, unless it is a replica
 //     being written (a pipeline's expected location, which the datanode
 //     reports once the block is finalized).
-//   - a replica older than a block under recovery (lease recovery's block
-//     recovery gave the block the recovery id as its stamp, which the
-//     replicas take only as the recovery reaches them): left alone, rows
-//     and replica; the recovery decides.
+//   - a replica older than a block under recovery: left alone, rows and
+//     replica, until the recovery ends (the recovery id is kept apart from
+//     the block's stamp, which stays its replicas'; the recovery decides,
+//     and the first report after it deletes the replica if still stale).
 //
 // Incremental reports (BlockReceived): a finalized replica is recorded with
 // namespace.BlockReceived (a block no file has is to be deleted: queued for

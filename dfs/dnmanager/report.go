@@ -119,9 +119,14 @@ func reconcileChunk(ctx context.Context, tx dal.Tx, sid string, rows []*dal.Repl
 			return fmt.Errorf("read block %d: %w", id, err)
 		}
 		if blk.State == dal.BlockUnderRecovery && b.Genstamp < uint64(max(blk.GenerationStamp, 0)) {
-			// The block's recovery gave it a stamp (the recovery id) that
-			// its replicas take only as the recovery reaches them: it
-			// decides what becomes of them, not this report.
+			// While a block is under recovery its stamp stays its
+			// replicas' (the recovery id is apart, in RecoveryID, until the
+			// recovery commits): a replica older than that takes no part
+			// in the recovery, but the recovery decides what becomes of
+			// the block's replicas, not this report; the first report
+			// after it deletes this one if still stale. Replicas at the
+			// block's stamp or newer (an earlier recovery's id) are
+			// recorded as for any block.
 			continue
 		}
 		if b.Genstamp < uint64(max(blk.GenerationStamp, 0)) {

@@ -382,6 +382,16 @@ func AlreadyBeingCreated(op LeaseOp, p, holder, clientMachine, owner, ownerMachi
 		clientMachine + " because this file lease is currently owned by " + owner + " on " + ownerMachine)
 }
 
+// RecoveryInProgress refuses a writer while the file's lease recovery
+// runs (FSNamesystem.recoverLeaseInternal): "Failed to APPEND_FILE /f for
+// DFSClient_b on 10.0.0.2 because lease recovery is in progress. Try again
+// later." (the call started it) or "... because another recovery is in
+// progress by DFSClient_a on 10.0.0.1". Clients retry it.
+func RecoveryInProgress(op LeaseOp, p, holder, clientMachine, reason string) *RemoteException {
+	return ErrRecoveryInProgress.New("Failed to " + string(op) + " " + p + " for " + holder + " on " +
+		clientMachine + " because " + reason)
+}
+
 // NoLease is a write by a client without the file's lease: "No lease on /f
 // (inode 16388): File is not open for writing. Holder DFSClient_a does not
 // have any open files." reason is "File does not exist." or "File is not

@@ -103,6 +103,8 @@ func TestConstructors(t *testing.T) {
 		{NotEmptyDirectory("/a"), ErrPathIsNotEmptyDirectory, "`/a is non empty': Directory is not empty"},
 		{AlreadyBeingCreated(LeaseOpAppend, "/f", "DFSClient_b", "10.0.0.2", "DFSClient_a", "10.0.0.1"), ErrAlreadyBeingCreated,
 			"Failed to APPEND_FILE /f for DFSClient_b on 10.0.0.2 because this file lease is currently owned by DFSClient_a on 10.0.0.1"},
+		{RecoveryInProgress(LeaseOpAppend, "/f", "DFSClient_b", "10.0.0.2", "lease recovery is in progress. Try again later."), ErrRecoveryInProgress,
+			"Failed to APPEND_FILE /f for DFSClient_b on 10.0.0.2 because lease recovery is in progress. Try again later."},
 		{NoLease("/f", 16388, "File is not open for writing.", "DFSClient_a"), ErrLeaseExpired,
 			"No lease on /f (inode 16388): File is not open for writing. Holder DFSClient_a does not have any open files."},
 		{SafeMode("create directory /a"), ErrSafeMode, "Cannot create directory /a. Name node is in safe mode."},

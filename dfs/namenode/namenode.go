@@ -252,6 +252,9 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		}
 		n.rec = &blockRecoverer{dnm: dnm, dn: datanode.NewClient("namenode " + rpcLn.Addr().String()), timeout: timeout,
 			log: log.With("component", "block recovery")}
+		// A writer taking a file over past its writer's soft limit has its
+		// last block recovered first, in the background until Close.
+		ns.SetBlockRecoverer(runCtx, n.rec, n.rec.log)
 		n.rpc = grpc.NewServer()
 		dnm.RegisterService(n.rpc)
 		crpc := newClientRPC(ns, dnm, cfg)

@@ -63,8 +63,13 @@ type LocatedBlock struct {
 // without CreateParent is a FileNotFoundException ("Parent directory doesn't
 // exist: /a"); a file above the path a ParentNotDirectoryException;
 // replication and block size out of bounds IOExceptions. A file whose
-// writer's lease passed the soft limit is taken over: closed with the block
-// lengths known, then overwritten (or refused as existing). Checks:
+// writer's lease passed the soft limit is overwritten at once (as HDFS's
+// create does, its blocks and the old writer's unfinished bytes go with
+// it); without Overwrite its lease is recovered first, as Append's
+// takeover does (a RecoveryInProgressException while its last block is
+// recovered), and then it is a FileAlreadyExistsException. A file whose
+// last block is under recovery while its writer's lease is current is a
+// RecoveryInProgressException. Checks:
 // traverse, WRITE on the deepest existing ancestor, and WRITE on the file
 // when overwriting; limits as Mkdirs. The new file belongs to the caller and
 // takes its parent's group.
@@ -80,8 +85,9 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 	}
 	var st *FileStatus
 	var created *dal.Inode
+	var started *takeover
 	err := ns.update(ctx, "create", path, func(tx dal.Tx) error {
-		created = nil
+		st, created, started = nil, nil, nil
 		p, err := ns.resolve(ctx, tx, path)
 		if err != nil {
 			return err
@@ -138,8 +144,21 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 				if err != nil {
 					return err
 				}
-				if !ok {
-					return hdfs.AlreadyBeingCreated(hdfs.LeaseOpCreate, p.path, o.ClientName, o.ClientMachine, last.ClientName, last.ClientMachine)
+				if !ok || !o.Overwrite {
+					blocks, err := tx.ListBlocks(ctx, last.ID)
+					if err != nil {
+						return err
+					}
+					if !ok {
+						return ns.leaseHeld(hdfs.LeaseOpCreate, p.path, o.ClientName, o.ClientMachine, last, blocks)
+					}
+					// The file stays: recover its lease (and its last
+					// block) before saying it exists, as HDFS does.
+					tk, err := ns.takeoverRecovery(ctx, tx, hdfs.LeaseOpCreate, p.path, o.ClientName, o.ClientMachine, last, blocks)
+					if err != nil || tk != nil {
+						started = tk
+						return err
+					}
 				}
 			}
 			if !o.Overwrite {
@@ -184,6 +203,10 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 		created = in
 		return nil
 	})
+	if err == nil && started != nil {
+		ns.startTakeover(started)
+		return nil, wrapErr("create", path, takeoverBusy(hdfs.LeaseOpCreate, started.br.Path, o.ClientName, o.ClientMachine))
+	}
 	if err == nil && created != nil && ns.rcache != nil {
 		// The writer's next calls (addBlock, complete) resolve the path
 		// again: let them find the new file in the cache (a hint, checked
@@ -229,9 +252,10 @@ func (ns *Namespace) leaseRecoverable(ctx context.Context, tx dal.Tx, in *dal.In
 // closeBlocks is lease recovery's block step: with the lengths known, an
 // empty block still under construction (or under an unfinished recovery)
 // at the end (allocated, never written, or never hflushed) is dropped and
-// the others become complete. It returns the kept
-// blocks' total length. It writes blocks only: call it after the inode and
-// lease writes.
+// the others become complete, with their generation stamps (a recovery
+// that did not commit leaves no trace: its id is cleared). It returns the
+// kept blocks' total length. It writes blocks only: call it after the
+// inode and lease writes.
 func closeBlocks(ctx context.Context, tx dal.Tx, blocks []*dal.Block) (int64, error) {
 	for len(blocks) > 0 {
 		b := blocks[len(blocks)-1]
@@ -246,8 +270,8 @@ func closeBlocks(ctx context.Context, tx dal.Tx, blocks []*dal.Block) (int64, er
 	var size int64
 	for _, b := range blocks {
 		size += b.NumBytes
-		if b.State != dal.BlockComplete {
-			b.State = dal.BlockComplete
+		if b.State != dal.BlockComplete || b.RecoveryID != 0 {
+			b.State, b.RecoveryID = dal.BlockComplete, 0
 			if err := tx.UpdateBlock(ctx, b); err != nil {
 				return 0, err
 			}
@@ -285,15 +309,26 @@ type AppendResult struct {
 // Append opens the closed file path for writing by clientName
 // (ClientProtocol.append, WebHDFS APPEND). Errors: a missing path is a
 // FileNotFoundException, a directory too ("Path is not a file: /a"); a file
-// being written is an AlreadyBeingCreatedException unless its writer's
-// lease passed the soft limit (the file is then taken over as in Create).
+// being written is an AlreadyBeingCreatedException (a
+// RecoveryInProgressException while its last block is under recovery)
+// unless its writer's lease passed the soft limit. The file is then taken
+// over (HDFS's lease recovery on append): with a BlockRecoverer set (see
+// SetBlockRecoverer) and its last block still being written with replicas
+// recorded, block recovery starts and the call fails with a
+// RecoveryInProgressException ("... lease recovery is in progress. Try
+// again later."), which clients retry until the recovery has closed the
+// file with what the replicas agree on (at least every byte the old
+// writer hflushed); otherwise (nothing to recover, or no recoverer) the
+// file is closed at once with the block lengths recorded and reopened.
 // Checks: traverse, WRITE on the file.
 func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, clientMachine string) (*AppendResult, error) {
 	if clientName == "" {
 		return nil, wrapErr("append", path, hdfs.ErrIllegalArgument.New("append "+path+": client name is empty"))
 	}
 	var res *AppendResult
+	var started *takeover
 	err := ns.update(ctx, "append", path, func(tx dal.Tx) error {
+		res, started = nil, nil
 		p, err := ns.resolve(ctx, tx, path)
 		if err != nil {
 			return err
@@ -315,6 +350,10 @@ func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, 
 			return err
 		}
 		now := ns.now()
+		blocks, err := tx.ListBlocks(ctx, in.ID)
+		if err != nil {
+			return err
+		}
 		recovering := false
 		if in.UnderConstruction {
 			ok, err := ns.leaseRecoverable(ctx, tx, in, clientName, now)
@@ -322,13 +361,14 @@ func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, 
 				return err
 			}
 			if !ok {
-				return hdfs.AlreadyBeingCreated(hdfs.LeaseOpAppend, p.path, clientName, clientMachine, in.ClientName, in.ClientMachine)
+				return ns.leaseHeld(hdfs.LeaseOpAppend, p.path, clientName, clientMachine, in, blocks)
+			}
+			tk, err := ns.takeoverRecovery(ctx, tx, hdfs.LeaseOpAppend, p.path, clientName, clientMachine, in, blocks)
+			if err != nil || tk != nil {
+				started = tk
+				return err
 			}
 			recovering = true
-		}
-		blocks, err := tx.ListBlocks(ctx, in.ID)
-		if err != nil {
-			return err
 		}
 		// inode
 		if recovering {
@@ -383,7 +423,23 @@ func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, 
 		res.LastBlock = &LocatedBlock{Block: *lb, Offset: in.Size - lb.NumBytes, Targets: targetsOf(reps)}
 		return nil
 	})
+	if err == nil && started != nil {
+		ns.startTakeover(started)
+		return nil, wrapErr("append", path, takeoverBusy(hdfs.LeaseOpAppend, started.br.Path, clientName, clientMachine))
+	}
 	return res, err
+}
+
+// leaseHeld is the error of a writer (holder on machine) that wants the
+// file in while its writer's lease is current: a
+// RecoveryInProgressException when another client's file has its last
+// block under recovery (a lease recovery runs), else an
+// AlreadyBeingCreatedException.
+func (ns *Namespace) leaseHeld(op hdfs.LeaseOp, path, holder, machine string, in *dal.Inode, blocks []*dal.Block) error {
+	if n := len(blocks); n > 0 && in.ClientName != holder && blocks[n-1].State == dal.BlockUnderRecovery {
+		return recoveryRunning(op, path, holder, machine, in)
+	}
+	return hdfs.AlreadyBeingCreated(op, path, holder, machine, in.ClientName, in.ClientMachine)
 }
 
 // targetsOf lists the usable replicas' storages.
@@ -925,31 +981,56 @@ func (ns *Namespace) RecoverLeaseWith(ctx context.Context, u hdfs.User, path str
 // before cutoff); false when the file changed hands or the lease was
 // renewed meanwhile. With rec, a last block still being written with
 // replicas recorded goes through block recovery first (HDFS's): a
-// transaction gives it a new generation stamp, the recovery id; outside
-// any transaction rec has the datanodes agree on a length, cut their
-// replicas to it and re-stamp them; a second transaction commits the
-// block and closes the file, unless the file moved on meanwhile. When the
-// recovery fails (no datanode answered) the file is closed as without rec:
-// with the lengths recorded (those of the writer's last hflush), an empty
-// unfinished last block dropped, so that no file stays open forever.
+// transaction gives it a recovery id, a new generation stamp for its
+// replicas; outside any transaction rec has the datanodes agree on a
+// length, cut their replicas to it and re-stamp them; a second
+// transaction commits the block (its stamp now the recovery id) and
+// closes the file, unless the file moved on meanwhile (see
+// finishBlockRecovery).
 func (ns *Namespace) recoverFile(ctx context.Context, holder string, lp *dal.LeasePath, cutoff, now int64, rec BlockRecoverer) (bool, error) {
-	var failed *BlockRecovery
 	if rec != nil {
 		br, err := ns.startBlockRecovery(ctx, holder, lp, cutoff)
 		if err != nil {
 			return false, err
 		}
 		if br != nil {
-			res, rerr := rec.RecoverBlock(ctx, *br)
-			if rerr == nil {
-				return ns.commitBlockRecovery(ctx, holder, lp, cutoff, now, br, res)
-			}
-			if ctx.Err() != nil {
-				return false, wrapErr("recover block of", lp.Path, ctx.Err())
-			}
-			failed = br
+			// A takeover meanwhile waits for this recovery rather than
+			// starting another.
+			ns.takeovers.enter(lp.InodeID)
+			defer ns.takeovers.leave(lp.InodeID)
+			return ns.finishBlockRecovery(ctx, holder, lp, cutoff, now, rec, br)
 		}
 	}
+	return ns.closeRecorded(ctx, holder, lp, cutoff, now, nil)
+}
+
+// finishBlockRecovery runs the recovery br, started for holder's file lp:
+// rec has the datanodes recover the block, then commitBlockRecovery
+// closes the file. When the recovery fails (no datanode answered) the file
+// is closed with the lengths recorded (closeRecorded), so that no file
+// stays open forever; when ctx ends first (the namenode stops) nothing
+// more is done and the block stays under recovery, for the next recovery
+// to take up with a new id.
+func (ns *Namespace) finishBlockRecovery(ctx context.Context, holder string, lp *dal.LeasePath, cutoff, now int64, rec BlockRecoverer, br *BlockRecovery) (bool, error) {
+	res, err := rec.RecoverBlock(ctx, *br)
+	if err == nil {
+		return ns.commitBlockRecovery(ctx, holder, lp, cutoff, now, br, res)
+	}
+	if ctx.Err() != nil {
+		return false, wrapErr("recover block of", lp.Path, ctx.Err())
+	}
+	return ns.closeRecorded(ctx, holder, lp, cutoff, now, br)
+}
+
+// closeRecorded closes holder's file lp (lease older than cutoff) with the
+// block lengths the namenode recorded (those of the writer's last hflush),
+// an empty unfinished last block dropped. After failed, a block recovery
+// that found no datanode, it does so only while the block is still under
+// that recovery (else another recovery took over: false): the block keeps
+// its generation stamp, the one its replicas have (they never took the
+// recovery id, or took it and will be reported with it, newer than the
+// block's), and loses the recovery id.
+func (ns *Namespace) closeRecorded(ctx context.Context, holder string, lp *dal.LeasePath, cutoff, now int64, failed *BlockRecovery) (bool, error) {
 	var ok bool
 	err := ns.update(ctx, "recover lease of", lp.Path, func(tx dal.Tx) error {
 		ok = false
@@ -959,13 +1040,8 @@ func (ns *Namespace) recoverFile(ctx context.Context, holder string, lp *dal.Lea
 		}
 		if n := len(blocks); failed != nil && n > 0 {
 			last := blocks[n-1]
-			if last.BlockID != failed.Block.BlockID || last.GenerationStamp != failed.RecoveryID {
+			if last.BlockID != failed.Block.BlockID || last.State != dal.BlockUnderRecovery || last.RecoveryID != failed.RecoveryID {
 				return nil // another recovery took over
-			}
-			if failed.Block.GenerationStamp > 0 {
-				// The replicas never took the recovery id: the block gets
-				// back the stamp they have (written by closeBlocks below).
-				last.GenerationStamp = failed.Block.GenerationStamp
 			}
 		}
 		// inode
@@ -979,7 +1055,7 @@ func (ns *Namespace) recoverFile(ctx context.Context, holder string, lp *dal.Lea
 		if err := tx.DeleteLeasePath(ctx, in.ID); err != nil && !errors.Is(err, dal.ErrNotFound) {
 			return err
 		}
-		// blocks
+		// blocks (closeBlocks clears the recovery id, keeping the stamp)
 		if _, err := closeBlocks(ctx, tx, blocks); err != nil {
 			return err
 		}

@@ -60,8 +60,9 @@ const maxFsckProblems = 1000
 //     PurgeDetached;
 //   - every reachable file's blocks are numbered 0..n-1, found by block id
 //     (the block lookup row) under that file, and, for a closed file,
-//     complete with lengths summing to the file's length; every replica
-//     belongs to one of its file's blocks;
+//     complete with lengths summing to the file's length; a block has a
+//     recovery id (newer than its stamp) exactly when it is under
+//     recovery; every replica belongs to one of its file's blocks;
 //   - a file is under construction exactly when it has a lease path, whose
 //     holder is the file's client and has a lease; every lease path of every
 //     lease names such a file.
@@ -221,6 +222,9 @@ func fsck(ctx context.Context, tx dal.Tx, r *FsckReport) error {
 				return err
 			case lb.InodeID != f.ID:
 				r.problem("%s: block %d is looked up under inode %d", path, b.BlockID, lb.InodeID)
+			}
+			if (b.RecoveryID != 0) != (b.State == dal.BlockUnderRecovery) || (b.RecoveryID != 0 && b.RecoveryID <= b.GenerationStamp) {
+				r.problem("%s: block %d in state %d has recovery id %d (stamp %d)", path, b.BlockID, b.State, b.RecoveryID, b.GenerationStamp)
 			}
 			if !f.UnderConstruction && b.State != dal.BlockComplete {
 				r.problem("%s: closed file has block %d in state %d", path, b.BlockID, b.State)

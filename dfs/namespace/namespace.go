@@ -223,6 +223,10 @@ type Namespace struct {
 	inodeIDs  *IDGen
 	blockIDs  *IDGen
 	genStamps *IDGen
+
+	// takeovers runs the block recoveries that writers taking over a
+	// file start (see SetBlockRecoverer).
+	takeovers takeovers
 }
 
 // New returns a Namespace over store, which must be open with the current
@@ -249,8 +253,11 @@ func New(store dal.Store, cfg Config) (*Namespace, error) {
 	}, nil
 }
 
-// Close stops the id generators' background work.
+// Close stops the block recoveries started in the background (see
+// SetBlockRecoverer), waiting for them, and the id generators' background
+// work.
 func (ns *Namespace) Close() error {
+	ns.takeovers.close()
 	ns.inodeIDs.Close()
 	ns.blockIDs.Close()
 	ns.genStamps.Close()

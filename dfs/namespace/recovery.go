@@ -31,12 +31,15 @@ type BlockRecoverer interface {
 type BlockRecovery struct {
 	// Path is the file's path (for messages).
 	Path string
-	// Block is the block as recorded before the recovery: its generation
-	// stamp is the one the replicas should have (0 when not known: a
-	// recovery that an earlier, interrupted one left the block to), its
-	// NumBytes the length the writer's hflush recorded.
+	// Block is the block as recorded when the recovery started: its
+	// generation stamp is the one the writer's replicas have (a recovery
+	// changes it only when it commits; replicas an earlier, interrupted
+	// recovery reached have that recovery's newer id), its NumBytes the
+	// length the writer's hflush recorded.
 	Block dal.Block
-	// RecoveryID is the generation stamp the recovery gives the block.
+	// RecoveryID is the generation stamp the recovery gives the block's
+	// replicas, and the block once it commits (dal.Block.RecoveryID while
+	// it runs).
 	RecoveryID int64
 	// Targets are the storages with a replica recorded (being written or
 	// finalized).
@@ -115,49 +118,60 @@ func (ns *Namespace) Fsync(ctx context.Context, path, clientName string, blockID
 
 // startBlockRecovery is block recovery's first transaction for one file
 // of an expired lease: when the file is still written by holder (whose
-// lease is older than cutoff) and its last block is unfinished with
-// replicas recorded, the block gets a new generation stamp, the recovery
-// id, and the state under recovery. It returns the recovery to run, or nil
-// when there is none (the caller then closes the file as it is).
+// lease is older than cutoff), markUnderRecovery. It returns the recovery
+// to run, or nil when there is none (the caller then closes the file as
+// it is).
 func (ns *Namespace) startBlockRecovery(ctx context.Context, holder string, lp *dal.LeasePath, cutoff int64) (*BlockRecovery, error) {
 	var br *BlockRecovery
 	err := ns.update(ctx, "start block recovery of", lp.Path, func(tx dal.Tx) error {
 		br = nil
 		in, blocks, err := ns.expiredFile(ctx, tx, holder, lp, cutoff)
-		if err != nil || in == nil || len(blocks) == 0 {
+		if err != nil || in == nil {
 			return err
 		}
-		last := blocks[len(blocks)-1]
-		if !unfinished(last) {
-			return nil
-		}
-		reps, err := tx.ListReplicas(ctx, in.ID, last.BlockID)
-		if err != nil {
-			return err
-		}
-		targets := targetsOf(reps)
-		if len(targets) == 0 {
-			return nil
-		}
-		gs, err := take(ns.genStamps)
-		if err != nil {
-			return err
-		}
-		before := *last
-		if last.State == dal.BlockUnderRecovery {
-			// An earlier recovery was interrupted: some replicas may have
-			// its stamp, others the writer's, which is not recorded.
-			before.GenerationStamp = 0
-		}
-		// block
-		last.GenerationStamp, last.State = gs, dal.BlockUnderRecovery
-		if err := tx.UpdateBlock(ctx, last); err != nil {
-			return err
-		}
-		br = &BlockRecovery{Path: lp.Path, Block: before, RecoveryID: gs, Targets: targets}
-		return nil
+		br, err = ns.markUnderRecovery(ctx, tx, in, blocks, lp.Path)
+		return err
 	})
 	return br, err
+}
+
+// markUnderRecovery starts block recovery inside tx for the file in
+// (write-locked) with blocks: when its last block is unfinished with
+// replicas recorded, the block gets a new recovery id (a new generation
+// stamp, for its replicas; the block keeps the stamp they have until the
+// recovery commits, as HDFS's blockRecoveryId) and the state under
+// recovery, which fences the writer off. A block already under an earlier
+// recovery (interrupted, or superseded) gets a new id too. It returns the
+// recovery to run, or nil when there is nothing to recover (no blocks, a
+// finished last block, no replicas recorded).
+func (ns *Namespace) markUnderRecovery(ctx context.Context, tx dal.Tx, in *dal.Inode, blocks []*dal.Block, path string) (*BlockRecovery, error) {
+	if len(blocks) == 0 {
+		return nil, nil
+	}
+	last := blocks[len(blocks)-1]
+	if !unfinished(last) {
+		return nil, nil
+	}
+	reps, err := tx.ListReplicas(ctx, in.ID, last.BlockID)
+	if err != nil {
+		return nil, err
+	}
+	targets := targetsOf(reps)
+	if len(targets) == 0 {
+		return nil, nil
+	}
+	rid, err := take(ns.genStamps)
+	if err != nil {
+		return nil, err
+	}
+	// block
+	last.State, last.RecoveryID = dal.BlockUnderRecovery, rid
+	if err := tx.UpdateBlock(ctx, last); err != nil {
+		return nil, err
+	}
+	before := *last
+	before.RecoveryID = 0
+	return &BlockRecovery{Path: path, Block: before, RecoveryID: rid, Targets: targets}, nil
 }
 
 // expiredFile reads (locked) the file of lp and its blocks when holder
@@ -191,10 +205,10 @@ func (ns *Namespace) expiredFile(ctx context.Context, tx dal.Tx, holder string, 
 // commitBlockRecovery is block recovery's second transaction (HDFS's
 // commitBlockSynchronization): when the file is still written by holder
 // (lease older than cutoff) and its last block is the one under br's
-// recovery, the block takes the agreed length and becomes complete (or,
-// agreed empty, is dropped), its replicas rows become the recovered
-// storages' (finalized), and the file is closed and its lease path
-// released. It returns false, changing nothing, when the file moved on
+// recovery, the block takes the agreed length and the recovery id as its
+// generation stamp and becomes complete (or, agreed empty, is dropped),
+// its replicas rows become the recovered storages' (finalized), and the
+// file is closed and its lease path released. It returns false, changing nothing, when the file moved on
 // meanwhile (another recovery, a new writer, a delete).
 func (ns *Namespace) commitBlockRecovery(ctx context.Context, holder string, lp *dal.LeasePath, cutoff, now int64, br *BlockRecovery, res RecoveredBlock) (bool, error) {
 	var ok bool
@@ -205,7 +219,7 @@ func (ns *Namespace) commitBlockRecovery(ctx context.Context, holder string, lp 
 			return err
 		}
 		last := blocks[len(blocks)-1]
-		if last.BlockID != br.Block.BlockID || last.State != dal.BlockUnderRecovery || last.GenerationStamp != br.RecoveryID {
+		if last.BlockID != br.Block.BlockID || last.State != dal.BlockUnderRecovery || last.RecoveryID != br.RecoveryID {
 			return nil
 		}
 		reps, err := tx.ListReplicas(ctx, in.ID, last.BlockID)
@@ -237,7 +251,8 @@ func (ns *Namespace) commitBlockRecovery(ctx context.Context, holder string, lp 
 				return err
 			}
 		} else {
-			last.State = dal.BlockComplete
+			// The replicas took the recovery id: so does the block.
+			last.State, last.GenerationStamp, last.RecoveryID = dal.BlockComplete, br.RecoveryID, 0
 			if err := tx.UpdateBlock(ctx, last); err != nil {
 				return err
 			}

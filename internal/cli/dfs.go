@@ -111,6 +111,9 @@ election.`,
 				cfg.Datanodes.DeadIntervals = dnmanager.DefaultDeadIntervals
 				cfg.Datanodes.HeartbeatInterval = max(deadAfter/time.Duration(dnmanager.DefaultDeadIntervals), time.Millisecond)
 			}
+			if cfg.RecoveryTimeout <= 0 {
+				return usagef("dfs namenode: --recovery-timeout %v: want a positive duration", cfg.RecoveryTimeout)
+			}
 			if p, d := cfg.Election.Period, cfg.Election.DeadAfter; p <= 0 || d < 2*p {
 				return usagef("dfs namenode: --election-period %v, --election-dead-after %v: want a positive period and a dead-after at least twice as long", p, d)
 			}
@@ -153,6 +156,8 @@ election.`,
 	fl.DurationVar(&cfg.Election.Period, "election-period", election.DefaultPeriod, "how often this namenode takes part in a leader-election round")
 	fl.DurationVar(&cfg.Election.DeadAfter, "election-dead-after", election.DefaultDeadAfter,
 		"time after which a namenode that stopped taking part in the election counts as dead (at least twice --election-period)")
+	fl.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", namenode.DefaultRecoveryTimeout,
+		"how long one block recovery (lease recovery of a file whose writer died or was taken over) waits for the datanodes before closing the file with the lengths recorded")
 	fl.DurationVar(&deadAfter, "datanode-dead-after", 0, "time without a heartbeat after which a datanode is dead (default 30s)")
 	fl.MarkHidden("datanode-dead-after") // for tests
 	newLogger = logFlags(c, e)

@@ -426,7 +426,7 @@ func testBlocks(t *testing.T, s dal.Store) {
 		}
 		// Out of order on purpose.
 		for _, b := range []*dal.Block{
-			{InodeID: file, BlockID: 5002, Index: 2, NumBytes: 10, GenerationStamp: 1001, State: dal.BlockUnderConstruction},
+			{InodeID: file, BlockID: 5002, Index: 2, NumBytes: 10, GenerationStamp: 1001, State: dal.BlockUnderRecovery, RecoveryID: 1003},
 			{InodeID: file, BlockID: 5000, Index: 0, NumBytes: 128, GenerationStamp: 1001, State: dal.BlockComplete},
 			{InodeID: file, BlockID: 5001, Index: 1, NumBytes: 128, GenerationStamp: 1001, State: dal.BlockComplete},
 		} {
@@ -452,8 +452,11 @@ func testBlocks(t *testing.T, s dal.Store) {
 		if err != nil {
 			return err
 		}
-		if *b != (dal.Block{InodeID: file, BlockID: 5002, Index: 2, NumBytes: 10, GenerationStamp: 1001, State: dal.BlockUnderConstruction}) {
+		if *b != (dal.Block{InodeID: file, BlockID: 5002, Index: 2, NumBytes: 10, GenerationStamp: 1001, State: dal.BlockUnderRecovery, RecoveryID: 1003}) {
 			t.Errorf("GetBlock = %+v", b)
+		}
+		if last := bs[len(bs)-1]; len(bs) != 3 || *last != *b || bs[0].RecoveryID != 0 {
+			t.Errorf("ListBlocks: last %+v, first %+v; want the recovery id on the last only", last, bs[0])
 		}
 		none, err := tx.ListBlocks(ctx, other)
 		if err != nil || len(none) != 0 {
@@ -471,8 +474,16 @@ func testBlocks(t *testing.T, s dal.Store) {
 	mustNotFound(t, "block of a missing inode", txErr(s, func(ctx context.Context, tx dal.Tx) error {
 		return tx.AddBlock(ctx, &dal.Block{InodeID: 404, BlockID: 6000})
 	}))
-	upd := dal.Block{InodeID: file, BlockID: 5002, Index: 2, NumBytes: 77, GenerationStamp: 1005, State: dal.BlockCommitted}
+	// The recovery id is written, and cleared, like the other columns.
+	rec := dal.Block{InodeID: file, BlockID: 5002, Index: 2, NumBytes: 20, GenerationStamp: 1001, State: dal.BlockUnderRecovery, RecoveryID: 1004}
+	upd := dal.Block{InodeID: file, BlockID: 5002, Index: 2, NumBytes: 77, GenerationStamp: 1004, State: dal.BlockComplete}
 	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		if err := tx.UpdateBlock(ctx, &rec); err != nil {
+			return err
+		}
+		if b, err := tx.GetBlock(ctx, 5002); err != nil || *b != rec {
+			t.Errorf("after update %+v %v, want %+v", b, err, rec)
+		}
 		if err := tx.UpdateBlock(ctx, &upd); err != nil {
 			return err
 		}

@@ -326,12 +326,12 @@ func (t *Tx) execOne(ctx context.Context, op, sql string, args ...any) error {
 	return t.exec(ctx, sql, args, true, t.one(op))
 }
 
-const blockCols = `inode_id, block_id, idx, num_bytes, generation_stamp, state`
+const blockCols = `inode_id, block_id, idx, num_bytes, generation_stamp, state, recovery_id`
 
 func scanBlock(r Row) (*dal.Block, error) {
 	var b dal.Block
 	var idx, state int64
-	if err := r.Scan(&b.InodeID, &b.BlockID, &idx, &b.NumBytes, &b.GenerationStamp, &state); err != nil {
+	if err := r.Scan(&b.InodeID, &b.BlockID, &idx, &b.NumBytes, &b.GenerationStamp, &state, &b.RecoveryID); err != nil {
 		return nil, err
 	}
 	b.Index, b.State = int32(idx), dal.BlockState(state)
@@ -363,7 +363,7 @@ func (t *Tx) ListBlocks(ctx context.Context, inodeID int64) ([]*dal.Block, error
 // GetBlock implements dal.Tx.
 func (t *Tx) GetBlock(ctx context.Context, blockID int64) (*dal.Block, error) {
 	op := fmt.Sprintf("get block %d", blockID)
-	b, err := scanBlock(t.c.QueryRow(ctx, `SELECT b.inode_id, b.block_id, b.idx, b.num_bytes, b.generation_stamp, b.state
+	b, err := scanBlock(t.c.QueryRow(ctx, `SELECT b.inode_id, b.block_id, b.idx, b.num_bytes, b.generation_stamp, b.state, b.recovery_id
 		FROM block_lookup l JOIN blocks b ON b.inode_id = l.inode_id AND b.block_id = l.block_id WHERE l.block_id = $1`, blockID))
 	if err != nil {
 		if t.d.IsNoRows(err) {
@@ -377,8 +377,8 @@ func (t *Tx) GetBlock(ctx context.Context, blockID int64) (*dal.Block, error) {
 // AddBlock implements dal.Tx.
 func (t *Tx) AddBlock(ctx context.Context, b *dal.Block) error {
 	op := fmt.Sprintf("add block %d to inode %d", b.BlockID, b.InodeID)
-	if err := t.exec(ctx, `INSERT INTO blocks (`+blockCols+`) VALUES ($1, $2, $3, $4, $5, $6)`,
-		[]any{b.InodeID, b.BlockID, int64(b.Index), b.NumBytes, b.GenerationStamp, int64(b.State)}, false, t.wrapped(op)); err != nil {
+	if err := t.exec(ctx, `INSERT INTO blocks (`+blockCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		[]any{b.InodeID, b.BlockID, int64(b.Index), b.NumBytes, b.GenerationStamp, int64(b.State), b.RecoveryID}, false, t.wrapped(op)); err != nil {
 		return err
 	}
 	return t.exec(ctx, `INSERT INTO block_lookup (block_id, inode_id) VALUES ($1, $2)`, []any{b.BlockID, b.InodeID}, false, t.wrapped(op))
@@ -387,8 +387,8 @@ func (t *Tx) AddBlock(ctx context.Context, b *dal.Block) error {
 // UpdateBlock implements dal.Tx.
 func (t *Tx) UpdateBlock(ctx context.Context, b *dal.Block) error {
 	return t.execOne(ctx, fmt.Sprintf("update block %d of inode %d", b.BlockID, b.InodeID),
-		`UPDATE blocks SET idx = $3, num_bytes = $4, generation_stamp = $5, state = $6 WHERE inode_id = $1 AND block_id = $2`,
-		b.InodeID, b.BlockID, int64(b.Index), b.NumBytes, b.GenerationStamp, int64(b.State))
+		`UPDATE blocks SET idx = $3, num_bytes = $4, generation_stamp = $5, state = $6, recovery_id = $7 WHERE inode_id = $1 AND block_id = $2`,
+		b.InodeID, b.BlockID, int64(b.Index), b.NumBytes, b.GenerationStamp, int64(b.State), b.RecoveryID)
 }
 
 // DeleteBlock implements dal.Tx.
