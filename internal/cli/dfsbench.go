@@ -12,6 +12,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -68,6 +69,7 @@ const (
 // dfsBenchOpts are the flags of 'kura dfs bench'.
 type dfsBenchOpts struct {
 	meta        string
+	metaDelay   time.Duration
 	namenodes   string
 	datanodes   int
 	dir         string
@@ -173,6 +175,7 @@ off (a test cluster): say so beside figures taken on it.`,
 	}
 	fl := c.Flags()
 	fl.StringVar(&o.meta, "meta", "", "metadata database of the embedded namenode: sqlite:///path/meta.db or postgres://... (default: a temporary SQLite database)")
+	fl.DurationVar(&o.metaDelay, "meta-delay", 0, "with a postgres:// --meta: reach the database through a proxy that holds every packet this long each way (a database on another machine: round trip 2x this)")
 	fl.StringVar(&o.namenodes, "namenode", "", "benchmark the running cluster at these namenode RPC addresses, HOST:PORT[,HOST:PORT...], instead of embedded servers")
 	fl.IntVar(&o.datanodes, "datanodes", 3, "embedded datanodes to start")
 	fl.StringVar(&o.dir, "dir", "", "benchmark directory, must not exist; created (with missing parents) and removed at the end (default /kura-bench-<random>)")
@@ -285,6 +288,9 @@ func (o *dfsBenchOpts) plan(fl *pflag.FlagSet) (*dfsBenchPlan, error) {
 		if err := namenode.CheckMetaURL(o.meta); err != nil {
 			return nil, usagef("dfs bench: --meta: %v", err)
 		}
+	}
+	if o.metaDelay < 0 || o.metaDelay > 0 && !strings.HasPrefix(o.meta, "postgres") {
+		return nil, usagef("dfs bench: --meta-delay %v: want a positive delay and a postgres:// --meta", o.metaDelay)
 	}
 	if data && o.datanodes < 1 {
 		return nil, usagef("dfs bench: --datanodes %d: the data phases need at least 1 (or leave write and read out of --phases)", o.datanodes)
@@ -419,9 +425,11 @@ type dfsBenchReport struct {
 	Meta string `json:"meta,omitempty"`
 	// Backend is the embedded namenode's ("sqlite", "postgres"; "" for a
 	// running cluster).
-	Backend   string   `json:"backend,omitempty"`
-	Embedded  bool     `json:"embedded"`
-	Namenodes []string `json:"namenodes"`
+	Backend string `json:"backend,omitempty"`
+	// MetaDelayMs is --meta-delay in milliseconds (0: none).
+	MetaDelayMs float64  `json:"meta_delay_ms,omitempty"`
+	Embedded    bool     `json:"embedded"`
+	Namenodes   []string `json:"namenodes"`
 	// Datanodes is the number of embedded datanodes (0 for a running
 	// cluster).
 	Datanodes      int               `json:"datanodes,omitempty"`
@@ -608,6 +616,7 @@ func (r *dfsBenchRun) startServers(ctx context.Context) (stop func() error, err 
 	}
 	var nn *namenode.Namenode
 	var dns []*datanode.Datanode
+	var proxy *delayProxy
 	stop = func() error {
 		var errs []error
 		for _, d := range dns {
@@ -620,7 +629,24 @@ func (r *dfsBenchRun) startServers(ctx context.Context) (stop func() error, err 
 				errs = append(errs, fmt.Errorf("namenode: %w", err))
 			}
 		}
+		if proxy != nil {
+			if err := proxy.Close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		return errors.Join(errs...)
+	}
+	if p.o.metaDelay > 0 {
+		u, err := url.Parse(meta)
+		if err != nil || u.Port() == "" {
+			return stop, usagef("dfs bench: --meta-delay needs a --meta URL with HOST:PORT, not %q", namenode.RedactURL(meta))
+		}
+		if proxy, err = startDelayProxy(u.Host, p.o.metaDelay); err != nil {
+			return stop, fmt.Errorf("dfs bench: %w", err)
+		}
+		u.Host = proxy.Addr()
+		meta = u.String()
+		r.rep.MetaDelayMs = float64(p.o.metaDelay) / float64(time.Millisecond)
 	}
 	nn, err = namenode.Start(ctx, namenode.Config{
 		MetaURL:  meta,
@@ -1252,6 +1278,10 @@ func (r *dfsBenchRun) print() {
 		where = fmt.Sprintf("embedded namenode on %s (%s), %d datanodes", rep.Meta, rep.Backend, rep.Datanodes)
 		if r.p.o.meta == "" {
 			where = fmt.Sprintf("embedded namenode on %s, %d datanodes", rep.Meta, rep.Datanodes)
+		}
+		if rep.MetaDelayMs > 0 {
+			where = fmt.Sprintf("embedded namenode on %s (%s, through a proxy holding packets %g ms each way), %d datanodes",
+				rep.Meta, rep.Backend, rep.MetaDelayMs, rep.Datanodes)
 		}
 	}
 	fmt.Fprintf(out, "kura dfs bench: %s; directory %s\n", where, rep.Dir)

@@ -251,3 +251,27 @@ func BenchmarkInsert(b *testing.B) {
 	defer s.Close()
 	daltest.BenchInsert(b, s)
 }
+
+// TestPoolSize: DefaultMaxConns unless the URL's pool_max_conns or
+// Options.MaxConns says otherwise.
+func TestPoolSize(t *testing.T) {
+	url := daltest.PostgresURL(t)
+	for _, tc := range []struct {
+		url  string
+		o    postgres.Options
+		want int32
+	}{
+		{url, postgres.Options{}, postgres.DefaultMaxConns},
+		{url + "&pool_max_conns=3", postgres.Options{}, 3},
+		{url, postgres.Options{MaxConns: 7}, 7},
+	} {
+		s, err := postgres.Open(context.Background(), tc.url, tc.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Pool().Config().MaxConns; got != tc.want {
+			t.Errorf("%s with %+v: pool of %d connections, want %d", tc.url, tc.o, got, tc.want)
+		}
+		s.Close()
+	}
+}
