@@ -376,12 +376,8 @@ func (w *Writer) Hflush(ctx context.Context) error {
 	if w.err != nil {
 		return w.err
 	}
-	// A reopened block takes its new stamp even when nothing was written.
-	if w.cur == nil && w.reopened != nil {
-		if err := w.openBlock(); err != nil {
-			w.err = err
-			return err
-		}
+	if err := w.openReopened(); err != nil {
+		return err
 	}
 	var id uint64
 	var length int64
@@ -442,6 +438,21 @@ func blockOf(lb *dfspb.LocatedBlock) datanode.Block {
 	return datanode.Block{ID: lb.Block.Id, GenStamp: lb.Block.Genstamp}
 }
 
+// openReopened opens the pipeline of an appended file's reopened last
+// block when nothing opened it yet: its replicas must take the new
+// generation stamp the namenode gave it even when nothing is written
+// (Hflush, Close). A failure is sticky.
+func (w *Writer) openReopened() error {
+	if w.cur != nil || w.reopened == nil {
+		return nil
+	}
+	if err := w.openBlock(); err != nil {
+		w.err = err
+		return err
+	}
+	return nil
+}
+
 // Abort stops writing without completing the file: the current block's
 // pipeline is torn down and the lease is no longer renewed, so the file
 // stays open (under construction, its finished blocks readable) until
@@ -474,13 +485,8 @@ func (w *Writer) Close() error {
 	if w.err != nil {
 		return w.err
 	}
-	// A reopened block is appended to even when nothing was written: its
-	// replicas must take the new generation stamp the namenode gave it.
-	if w.cur == nil && w.reopened != nil {
-		if err := w.openBlock(); err != nil {
-			w.err = err
-			return err
-		}
+	if err := w.openReopened(); err != nil {
+		return err
 	}
 	if w.cur != nil {
 		if err := w.finishBlock(); err != nil {

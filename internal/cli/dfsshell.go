@@ -595,16 +595,24 @@ func (sh *dfsShell) walk(it *item, recursive bool, fn func(it *item) bool) {
 	if !fn(it) || !recursive || it.st == nil || !it.st.IsDir {
 		return
 	}
+	sh.eachEntry(it, func(k *item) { sh.walk(k, recursive, fn) })
+}
+
+// eachEntry calls fn with each entry of directory it, page by page; a
+// listing error is reported (sh.fail) and ends it, as an interruption
+// does. It reports whether every entry was seen.
+func (sh *dfsShell) eachEntry(it *item, fn func(k *item)) bool {
 	for k, err := range sh.entries(it) {
 		if err != nil {
 			sh.fail(err)
-			return
+			return false
 		}
 		if sh.interrupted() {
-			return
+			return false
 		}
-		sh.walk(k, recursive, fn)
+		fn(k)
 	}
+	return true
 }
 
 // wordFlag accepts one of hdfs's single-dash words ("-skipTrash"): pflag

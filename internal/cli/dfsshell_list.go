@@ -99,19 +99,12 @@ func (l *lister) sorts() bool {
 func (l *lister) recurse(it *item) {
 	sh := l.sh
 	if l.o.pathOnly && !l.sorts() {
-		for k, err := range sh.entries(it) {
-			if err != nil {
-				sh.fail(err)
-				return
-			}
-			if sh.interrupted() {
-				return
-			}
+		sh.eachEntry(it, func(k *item) {
 			l.line(k)
 			if l.o.recursive && k.st.IsDir {
 				l.recurse(k)
 			}
-		}
+		})
 		return
 	}
 	var (
@@ -120,11 +113,7 @@ func (l *lister) recurse(it *item) {
 		n        int
 		w        colWidths
 	)
-	for k, err := range sh.entries(it) {
-		if err != nil {
-			sh.fail(err)
-			return
-		}
+	counted := sh.eachEntry(it, func(k *item) {
 		n++
 		w.add(k.st)
 		if !streamed {
@@ -133,6 +122,9 @@ func (l *lister) recurse(it *item) {
 				held, streamed = nil, true
 			}
 		}
+	})
+	if !counted {
+		return
 	}
 	if !streamed {
 		l.paths(it, held)
@@ -142,20 +134,13 @@ func (l *lister) recurse(it *item) {
 		fmt.Fprintf(sh.out, "Found %d items\n", n)
 	}
 	l.widen(w)
-	for k, err := range sh.entries(it) {
-		if err != nil {
-			sh.fail(err)
-			return
-		}
-		if sh.interrupted() {
-			return
-		}
+	sh.eachEntry(it, func(k *item) {
 		l.widen(widthsOf(k.st))
 		l.line(k)
 		if l.o.recursive && k.st.IsDir {
 			l.recurse(k)
 		}
-	}
+	})
 }
 
 // colWidths are the widths ls's columns need for some entries.
