@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ type cluster struct {
 	m    *Manager
 	ns   *namespace.Namespace
 	addr string
+	// leader is what the manager's Config.Leader reports (true at start).
+	leader *atomic.Bool
 }
 
 func startCluster(t *testing.T, url string) *cluster {
@@ -50,7 +53,9 @@ func startCluster(t *testing.T, url string) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	m := New(Config{HeartbeatInterval: hb, DeadIntervals: 20, ReportBatch: 2, Logger: testLogger()})
+	leader := &atomic.Bool{}
+	leader.Store(true)
+	m := New(Config{HeartbeatInterval: hb, DeadIntervals: 20, ReportBatch: 2, Logger: testLogger(), Leader: leader.Load})
 	t.Cleanup(func() { m.Close() })
 	ns, err := namespace.New(store, namespace.Config{Placement: m, Capacity: m, MinBlockSize: -1})
 	if err != nil {
@@ -66,7 +71,7 @@ func startCluster(t *testing.T, url string) *cluster {
 	m.RegisterService(srv)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-	return &cluster{m: m, ns: ns, addr: lis.Addr().String()}
+	return &cluster{m: m, ns: ns, addr: lis.Addr().String(), leader: leader}
 }
 
 func startDatanode(t *testing.T, dir string, namenodes ...string) *datanode.Datanode {
@@ -279,7 +284,10 @@ func testCluster(t *testing.T, url string) {
 	})
 
 	// A datanode stops: after the dead interval it is out of placement and
-	// locations, and its block is copied to the late datanode.
+	// locations, and its block is copied to the late datanode, but only by
+	// the leader: while this namenode is not the leader nothing is copied;
+	// once it leads, the blocks of the datanodes dead by then are.
+	c.leader.Store(false)
 	dead := dns[2].StorageID()
 	if err := dns[2].Close(); err != nil {
 		t.Fatal(err)
@@ -297,6 +305,11 @@ func testCluster(t *testing.T, url string) {
 	if got := storages(locations()); slices.Contains(got, dead) {
 		t.Fatalf("locations after a death = %v", got)
 	}
+	time.Sleep(10 * hb) // twenty monitor rounds
+	if slices.Contains(finalized(), late.StorageID()) {
+		t.Fatal("a namenode that is not the leader re-replicated the dead datanode's block")
+	}
+	c.leader.Store(true)
 	waitFor(t, "re-replication to the late datanode", func() bool {
 		return slices.Contains(finalized(), late.StorageID())
 	})
