@@ -140,6 +140,12 @@ type Tx interface {
 	PutLease(ctx context.Context, l *Lease) error
 	// DeleteLease deletes the lease of holder and its lease paths.
 	DeleteLease(ctx context.Context, holder string) error
+	// DeleteIdleLease deletes the lease of holder if, in one atomic step,
+	// it was last renewed before beforeMillis and holds no lease path; it
+	// reports whether it did. A concurrent renewal or create by the holder
+	// either waits for it (and then writes a new lease) or makes it a
+	// no-op: the holder never loses a lease path to it.
+	DeleteIdleLease(ctx context.Context, holder string, beforeMillis int64) (bool, error)
 	// ListExpiredLeases returns up to limit leases last renewed before
 	// beforeMillis, oldest first. limit <= 0 means no limit.
 	ListExpiredLeases(ctx context.Context, beforeMillis int64, limit int) ([]*Lease, error)

@@ -866,10 +866,10 @@ func (ns *Namespace) RecoverLeases(ctx context.Context, now time.Time) (int, err
 // block recovery with rec (see recoverFile): it keeps what every replica
 // still reachable holds. It handles up to 1000 leases per call, one file at
 // a time, and returns the number of files closed. The namenode's
-// housekeeping calls it periodically. (Known gap: a lease found without
-// files is deleted after a check that it is still expired; a create by
-// that very client racing with the deletion could lose its lease path. The
-// DAL needs an atomic "delete lease if expired and unused" for this.)
+// housekeeping calls it periodically. A lease left without files is
+// deleted only if, atomically, it is still expired and still without files
+// (dal.Tx.DeleteIdleLease), so a create by that very client racing with
+// the deletion keeps its lease path.
 func (ns *Namespace) RecoverLeasesWith(ctx context.Context, now time.Time, rec BlockRecoverer) (int, error) {
 	cutoff := now.UnixMilli() - ns.cfg.LeaseHardLimit.Milliseconds()
 	var leases []*dal.Lease
@@ -902,18 +902,8 @@ func (ns *Namespace) RecoverLeasesWith(ctx context.Context, now time.Time, rec B
 			}
 		}
 		err = ns.update(ctx, "recover lease", l.Holder, func(tx dal.Tx) error {
-			cur, err := tx.GetLease(ctx, l.Holder)
-			if errors.Is(err, dal.ErrNotFound) {
-				return nil
-			}
-			if err != nil || cur.LastRenewal >= cutoff {
-				return err
-			}
-			more, err := tx.HasLeasePaths(ctx, l.Holder, 0)
-			if err != nil || more {
-				return err
-			}
-			return tx.DeleteLease(ctx, l.Holder)
+			_, err := tx.DeleteIdleLease(ctx, l.Holder, cutoff)
+			return err
 		})
 		if err != nil {
 			return closed, err

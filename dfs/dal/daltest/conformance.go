@@ -36,6 +36,7 @@ func RunConformance(t *testing.T, open func(t testing.TB) dal.Store) {
 		{"Rollback", testRollback},
 		{"Deferred", testDeferred},
 		{"Namenodes", testNamenodes},
+		{"DeleteIdleLease", testDeleteIdleLease},
 		{"RetryTransient", testRetryTransient},
 		{"WriteLockWaits", testWriteLockWaits},
 		{"ReadTx", testReadTx},
@@ -967,6 +968,100 @@ func testNamenodes(t *testing.T, s dal.Store) {
 		first, err := tx.ReserveIDs(ctx, dal.VarNamenodeID, 1)
 		if err != nil || first.First != 1 {
 			t.Errorf("first namenode id = %v, %v; want 1", first, err)
+		}
+		return nil
+	})
+}
+
+// testDeleteIdleLease checks the atomic "delete the lease if expired and
+// without paths", also against a renewal and create by the holder that
+// holds the lease row when the deletion starts.
+func testDeleteIdleLease(t *testing.T, s dal.Store) {
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		for i := int64(10); i < 12; i++ {
+			if err := tx.InsertInode(ctx, newFile(i, dal.RootID, fmt.Sprintf("f%d", i))); err != nil {
+				return err
+			}
+		}
+		for _, l := range []*dal.Lease{{Holder: "idle", LastRenewal: 100}, {Holder: "busy", LastRenewal: 100}, {Holder: "fresh", LastRenewal: 900}, {Holder: "race", LastRenewal: 100}} {
+			if err := tx.PutLease(ctx, l); err != nil {
+				return err
+			}
+		}
+		return tx.AddLeasePath(ctx, &dal.LeasePath{InodeID: 10, Holder: "busy", Path: "/f10"})
+	})
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		for _, c := range []struct {
+			holder string
+			want   bool
+		}{{"idle", true}, {"busy", false}, {"fresh", false}, {"nobody", false}} {
+			got, err := tx.DeleteIdleLease(ctx, c.holder, 500)
+			if err != nil {
+				return err
+			}
+			if got != c.want {
+				t.Errorf("DeleteIdleLease(%q, 500) = %v, want %v", c.holder, got, c.want)
+			}
+		}
+		for _, h := range []string{"busy", "fresh"} {
+			if _, err := tx.GetLease(ctx, h); err != nil {
+				t.Errorf("lease %q: %v, want it kept", h, err)
+			}
+		}
+		_, err := tx.GetLease(ctx, "idle")
+		mustNotFound(t, "the idle lease", err)
+		return nil
+	})
+
+	// The holder renews and opens a file; the deletion starts while that
+	// transaction is open and must leave both once it commits.
+	ctx := context.Background()
+	inside, release := make(chan struct{}), make(chan struct{})
+	creator := make(chan error, 1)
+	go func() {
+		creator <- s.Tx(ctx, func(tx dal.Tx) error {
+			if err := tx.PutLease(ctx, &dal.Lease{Holder: "race", LastRenewal: 1000}); err != nil {
+				return err
+			}
+			if err := tx.AddLeasePath(ctx, &dal.LeasePath{InodeID: 11, Holder: "race", Path: "/f11"}); err != nil {
+				return err
+			}
+			select {
+			case <-inside:
+			default:
+				close(inside)
+			}
+			<-release
+			return nil
+		})
+	}()
+	<-inside
+	deleted := make(chan error, 1)
+	var got bool
+	go func() {
+		deleted <- s.Tx(ctx, func(tx dal.Tx) error {
+			var err error
+			got, err = tx.DeleteIdleLease(ctx, "race", 500)
+			return err
+		})
+	}()
+	time.Sleep(100 * time.Millisecond) // the deletion waits for the creator
+	close(release)
+	if err := <-creator; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if got {
+		t.Error("DeleteIdleLease deleted a lease renewed by a transaction it waited for")
+	}
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		if _, err := tx.GetLease(ctx, "race"); err != nil {
+			t.Errorf("the renewed lease: %v", err)
+		}
+		if _, err := tx.GetLeasePath(ctx, 11); err != nil {
+			t.Errorf("the new lease path: %v", err)
 		}
 		return nil
 	})

@@ -486,6 +486,19 @@ func (t *Tx) DeleteLease(ctx context.Context, holder string) error {
 	return t.execOne(ctx, fmt.Sprintf("delete lease of %q", holder), `DELETE FROM leases WHERE holder = $1`, holder)
 }
 
+// DeleteIdleLease implements dal.Tx. One statement: on PostgreSQL a
+// renewal committed while it waited for the row's lock is seen by the
+// re-check of its WHERE clause (READ COMMITTED), on SQLite the writer is
+// alone.
+func (t *Tx) DeleteIdleLease(ctx context.Context, holder string, beforeMillis int64) (bool, error) {
+	n, err := t.c.Exec(ctx, `DELETE FROM leases WHERE holder = $1 AND last_renewal < $2
+		AND NOT EXISTS (SELECT 1 FROM lease_paths WHERE lease_paths.holder = $1)`, holder, beforeMillis)
+	if err != nil {
+		return false, t.d.wrap(fmt.Sprintf("delete idle lease of %q", holder), err)
+	}
+	return n > 0, nil
+}
+
 // ListExpiredLeases implements dal.Tx.
 func (t *Tx) ListExpiredLeases(ctx context.Context, beforeMillis int64, limit int) ([]*dal.Lease, error) {
 	op := fmt.Sprintf("list leases renewed before %d", beforeMillis)
