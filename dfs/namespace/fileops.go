@@ -688,9 +688,8 @@ func (ns *Namespace) CompleteAfter(ctx context.Context, path, clientName string,
 		if err := w.UpdateInode(ctx, in); err != nil {
 			return err
 		}
-		// lease (written first: it orders this against the holder's creates),
-		// lease paths
-		if err := ns.releaseLeasePath(ctx, tx, clientName, in.ID, now); err != nil {
+		// lease path
+		if err := ns.releaseLeasePath(ctx, tx, in.ID); err != nil {
 			return err
 		}
 		// blocks
@@ -730,27 +729,19 @@ func (ns *Namespace) completedBefore(ctx context.Context, tx dal.Tx, path string
 	return b.BlockID == last && b.NumBytes == lastLength, nil
 }
 
-// releaseLeasePath removes holder's lease path of file id, and holder's
-// lease when that was its last file. Writing the lease row first (a
-// renewal) locks it against the holder's concurrent creates; a serial store
-// (SQLite's one writer transaction at a time) needs no such lock.
-func (ns *Namespace) releaseLeasePath(ctx context.Context, tx dal.Tx, holder string, id, now int64) error {
-	if !ns.serial {
-		if err := tx.Deferred().PutLease(ctx, &dal.Lease{Holder: holder, LastRenewal: now}); err != nil {
-			return err
-		}
-	}
-	more, err := tx.HasLeasePaths(ctx, holder, id)
-	if err != nil {
-		return err
-	}
-	if !more {
-		return tx.Deferred().DeleteLease(ctx, holder) // and, with it, this path
-	}
-	if err := tx.DeleteLeasePath(ctx, id); err != nil && !errors.Is(err, dal.ErrNotFound) {
-		return err
-	}
-	return nil
+// releaseLeasePath removes holder's lease path of file id. The lease
+// itself stays, even when that was its holder's last file: a path-less
+// lease is deleted by lease recovery once it has expired, atomically with
+// the check that it still has no paths (dal.Tx.DeleteIdleLease). Deleting
+// it here instead cost a writer three more statements per file (a renewal
+// that locks the lease row against the holder's concurrent creates, a look
+// for its other paths, the delete), and on PostgreSQL the look and the
+// delete scan every dead version the holder's earlier paths left in the
+// holder index until the next vacuum. The lease path exists: a file under
+// construction by holder has one (Fsck checks it), so the delete must
+// affect a row and is sent with the commit.
+func (ns *Namespace) releaseLeasePath(ctx context.Context, tx dal.Tx, id int64) error {
+	return tx.Deferred().DeleteLeasePath(ctx, id)
 }
 
 // BlockReceived records that storage storageID holds a finalized replica of

@@ -17,8 +17,10 @@ type FsckReport struct {
 	Dirs, Files, Blocks, Replicas int64
 	// OpenFiles counts files under construction.
 	OpenFiles int64
-	// Leases counts leases, LeasePaths the files they cover.
-	Leases, LeasePaths int64
+	// Leases counts leases that cover files, LeasePaths the files they
+	// cover; IdleLeases counts leases without files (their holder closed
+	// its last file; lease recovery deletes them once they expire).
+	Leases, LeasePaths, IdleLeases int64
 	// PendingDeletes counts inodes of detached subtrees awaiting
 	// PurgeDetached (not a problem).
 	PendingDeletes int64
@@ -268,10 +270,14 @@ func fsck(ctx context.Context, tx dal.Tx, r *FsckReport) error {
 		return err
 	}
 	for _, l := range leases {
-		r.Leases++
 		paths, err := tx.ListLeasePaths(ctx, l.Holder)
 		if err != nil {
 			return err
+		}
+		if len(paths) == 0 {
+			r.IdleLeases++
+		} else {
+			r.Leases++
 		}
 		for _, lp := range paths {
 			r.LeasePaths++

@@ -96,7 +96,7 @@ func TestLeases(t *testing.T) {
 		if r.Leases != 1 || r.LeasePaths != 1 || r.OpenFiles != 1 {
 			t.Errorf("leases after recovery: %+v", r)
 		}
-		// B finishes: its lease goes with its last file.
+		// B finishes: its lease stays, idle, until it expires.
 		_, err = ns.AddBlock(ctx, "/d/f", "B", 0, nil)
 		ok(t, err)
 		done, err := ns.Complete(ctx, "/d/f", "B", 10)
@@ -114,8 +114,19 @@ func TestLeases(t *testing.T) {
 		if !done {
 			t.Error("complete: not done")
 		}
-		if r := checkFsck(t, ns); r.Leases != 0 || r.OpenFiles != 0 {
+		if r := checkFsck(t, ns); r.Leases != 0 || r.IdleLeases != 1 || r.OpenFiles != 0 {
 			t.Errorf("after complete: %+v", r)
+		}
+		ok(t, ns.RenewLease(ctx, "B")) // an idle lease is still renewed
+		n, err = ns.RecoverLeases(ctx, clock.Now().Add(ns.cfg.LeaseHardLimit-time.Second))
+		ok(t, err)
+		if r := checkFsck(t, ns); n != 0 || r.IdleLeases != 1 {
+			t.Errorf("recovery before the idle lease expired: %d files, %+v", n, r)
+		}
+		n, err = ns.RecoverLeases(ctx, clock.Now().Add(ns.cfg.LeaseHardLimit+time.Second))
+		ok(t, err)
+		if r := checkFsck(t, ns); n != 0 || r.Leases != 0 || r.IdleLeases != 0 {
+			t.Errorf("recovery after the idle lease expired: %d files, %+v", n, r)
 		}
 	})
 }

@@ -148,6 +148,7 @@ func Open(ctx context.Context, connURL string, o Options) (*Store, error) {
 	case !strings.Contains(connURL, "pool_max_conns"):
 		cfg.MaxConns = DefaultMaxConns
 	}
+	cfg.AfterConnect = noBitmapScans
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
@@ -176,6 +177,33 @@ func Open(ctx context.Context, connURL string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open %s: %w", name, err)
 	}
 	return s, nil
+}
+
+// noBitmapScans turns bitmap scans off for a session of the store's pools.
+//
+// The namespace's hottest rows are directories, updated by every create or
+// delete in them (mtime, children). Between two vacuums each update that
+// does not fit its page as a HOT update leaves the row's old versions
+// behind with an index entry each. A plain index scan marks the entries of
+// dead versions it visits (kill_prior_tuple), so the next lookup skips them;
+// a bitmap scan never marks them and visits every dead version again.
+// PostgreSQL's planner picks bitmap scans for "id = ANY($1)" (the resolving
+// cache's one read per path): measured with 12 clients creating files in
+// 12 directories, that read took 830 us per call, most of the database's
+// time, against tens of microseconds as an index scan. Every query of the
+// DAL is a key lookup or a key range, so nothing needs a bitmap scan.
+// Databases that speak PostgreSQL's protocol without this setting
+// (SQLSTATE 42704, undefined object) keep their defaults.
+func noBitmapScans(ctx context.Context, c *pgx.Conn) error {
+	_, err := c.Exec(ctx, "SET enable_bitmapscan = off")
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42704" {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("postgres: set enable_bitmapscan = off: %w", err)
+	}
+	return nil
 }
 
 // Backend implements dal.Store.

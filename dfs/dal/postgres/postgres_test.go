@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kura-dev/kura/dfs/dal"
 	"github.com/kura-dev/kura/dfs/dal/daltest"
@@ -273,5 +275,49 @@ func TestPoolSize(t *testing.T) {
 			t.Errorf("%s with %+v: pool of %d connections, want %d", tc.url, tc.o, got, tc.want)
 		}
 		s.Close()
+	}
+}
+
+// TestNoBitmapScans checks that both pools' sessions plan the resolving
+// cache's read ("id = ANY($1)") as a plain index scan, which marks the
+// index entries of dead row versions it meets, and not as a bitmap scan,
+// which visits them all again on every read (see noBitmapScans).
+func TestNoBitmapScans(t *testing.T) {
+	s := openFresh(t)
+	ctx := context.Background()
+	// Enough rows for an index to beat a sequential scan.
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO inodes (partition_id, parent_id, name, id, is_dir, permission, owner, group_name, mtime, atime)
+		SELECT g, g, 'f', g, false, 420, 'u', 'g', 0, 0 FROM generate_series(1000, 20000) g`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, "ANALYZE inodes"); err != nil {
+		t.Fatal(err)
+	}
+	for name, pool := range map[string]*pgxpool.Pool{"read-write": s.Pool(), "read-only": s.ReadPool()} {
+		var setting string
+		if err := pool.QueryRow(ctx, "SHOW enable_bitmapscan").Scan(&setting); err != nil {
+			t.Fatalf("%s pool: %v", name, err)
+		}
+		if setting != "off" {
+			t.Errorf("%s pool: enable_bitmapscan = %s, want off", name, setting)
+		}
+		rows, err := pool.Query(ctx, "EXPLAIN SELECT id FROM inodes WHERE id = ANY($1) ORDER BY id", []int64{1000, 5000, 9000})
+		if err != nil {
+			t.Fatalf("%s pool: %v", name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var line string
+			if err := rows.Scan(&line); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, line)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if p := strings.Join(plan, "\n"); strings.Contains(p, "Bitmap") || !strings.Contains(p, "Index") {
+			t.Errorf("%s pool plans the read by ids as\n%s\nwant an index scan", name, p)
+		}
 	}
 }
