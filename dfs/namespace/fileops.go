@@ -86,8 +86,9 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 	var st *FileStatus
 	var created *dal.Inode
 	var started *takeover
+	var renewed int64 // when the lease was written; 0: not written
 	err := ns.update(ctx, "create", path, func(tx dal.Tx) error {
-		st, created, started = nil, nil, nil
+		st, created, started, renewed = nil, nil, nil, 0
 		p, err := ns.resolve(ctx, tx, path)
 		if err != nil {
 			return err
@@ -193,8 +194,11 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 			return err
 		}
 		w := tx.Deferred()
-		if err := w.PutLease(ctx, &dal.Lease{Holder: o.ClientName, LastRenewal: now}); err != nil {
-			return err
+		if !ns.renewals.fresh(o.ClientName, now) {
+			if err := w.PutLease(ctx, &dal.Lease{Holder: o.ClientName, LastRenewal: now}); err != nil {
+				return err
+			}
+			renewed = now
 		}
 		if err := w.AddLeasePath(ctx, &dal.LeasePath{InodeID: in.ID, Holder: o.ClientName, Path: p.path}); err != nil {
 			return err
@@ -203,6 +207,9 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 		created = in
 		return nil
 	})
+	if err == nil && renewed != 0 {
+		ns.renewals.wrote(o.ClientName, renewed)
+	}
 	if err == nil && started != nil {
 		ns.startTakeover(started)
 		return nil, wrapErr("create", path, takeoverBusy(hdfs.LeaseOpCreate, started.br.Path, o.ClientName, o.ClientMachine))
@@ -893,7 +900,10 @@ func (ns *Namespace) RecoverLeasesWith(ctx context.Context, now time.Time, rec B
 			}
 		}
 		err = ns.update(ctx, "recover lease", l.Holder, func(tx dal.Tx) error {
-			_, err := tx.DeleteIdleLease(ctx, l.Holder, cutoff)
+			deleted, err := tx.DeleteIdleLease(ctx, l.Holder, cutoff)
+			if deleted {
+				ns.renewals.forget(l.Holder) // before the commit: never too late
+			}
 			return err
 		})
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kura-dev/kura/dfs/dal"
 	"github.com/kura-dev/kura/dfs/hdfs"
 )
 
@@ -128,5 +129,61 @@ func TestLeases(t *testing.T) {
 		if r := checkFsck(t, ns); n != 0 || r.Leases != 0 || r.IdleLeases != 0 {
 			t.Errorf("recovery after the idle lease expired: %d files, %+v", n, r)
 		}
+	})
+}
+
+// TestLeaseWrittenOncePerWindow checks that a writer creating files in
+// quick succession has its lease written once per renewals window, and that
+// a create right after lease recovery deleted its idle lease writes it
+// again (its lease path references the lease).
+func TestLeaseWrittenOncePerWindow(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	cfg := Config{Clock: clock.Now, LeaseSoftLimit: time.Minute, LeaseHardLimit: time.Hour}
+	forEachBackend(t, cfg, func(t *testing.T, ns *Namespace) {
+		ok(t, ns.Mkdirs(ctx, super, "/d", 0o777, false))
+		renewal := func() int64 {
+			t.Helper()
+			var at int64
+			ok(t, ns.Store().ReadTx(ctx, func(tx dal.Tx) error {
+				l, err := tx.GetLease(ctx, "A")
+				if err == nil {
+					at = l.LastRenewal
+				}
+				return err
+			}))
+			return at
+		}
+		create := func(name string) {
+			t.Helper()
+			_, err := ns.Create(ctx, alice, "/d/"+name, CreateOptions{ClientName: "A"})
+			ok(t, err)
+			_, err = ns.Complete(ctx, "/d/"+name, "A", 0)
+			ok(t, err)
+		}
+		t0 := clock.Now().UnixMilli()
+		create("f1")
+		clock.Advance(500 * time.Millisecond)
+		create("f2")
+		if got := renewal(); got != t0 {
+			t.Errorf("lease written at %d by the create 500ms later, want it left at %d", got, t0)
+		}
+		clock.Advance(600 * time.Millisecond)
+		create("f3")
+		if got, want := renewal(), clock.Now().UnixMilli(); got != want {
+			t.Errorf("lease renewal %d after the window, want %d", got, want)
+		}
+		// Recovery deletes the idle lease (from an hour on); a create at
+		// once must write it again.
+		n, err := ns.RecoverLeases(ctx, clock.Now().Add(time.Hour+time.Second))
+		ok(t, err)
+		if r := checkFsck(t, ns); n != 0 || r.Leases+r.IdleLeases != 0 {
+			t.Fatalf("after recovery: %d files, %+v", n, r)
+		}
+		create("f4")
+		if got, want := renewal(), clock.Now().UnixMilli(); got != want {
+			t.Errorf("lease renewal %d after recovery deleted it, want %d", got, want)
+		}
+		checkFsck(t, ns)
 	})
 }

@@ -227,6 +227,10 @@ type Namespace struct {
 	// takeovers runs the block recoveries that writers taking over a
 	// file start (see SetBlockRecoverer).
 	takeovers takeovers
+
+	// renewals lets a writer's creates skip rewriting its lease (see
+	// renewals).
+	renewals *renewals
 }
 
 // New returns a Namespace over store, which must be open with the current
@@ -247,6 +251,7 @@ func New(store dal.Store, cfg Config) (*Namespace, error) {
 		limits:    *cfg.Limits,
 		serial:    store.Backend() == "sqlite",
 		rcache:    newResolveCache(cfg.ResolveCacheSize),
+		renewals:  newRenewals(cfg.LeaseSoftLimit),
 		inodeIDs:  NewIDGen(store, dal.VarInodeID, cfg.IDBatch),
 		blockIDs:  NewIDGen(store, dal.VarBlockID, cfg.IDBatch),
 		genStamps: NewIDGen(store, dal.VarGenerationStamp, cfg.IDBatch),
@@ -490,6 +495,8 @@ func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip,
 	}
 	p := &iip{path: hdfs.JoinComponents(comps), comps: comps, nodes: make([]*dal.Inode, len(comps)+1)}
 	start := 0 // components before start are resolved (nodes[start] set)
+	// absent: comps[start] is known not to exist in nodes[start].
+	absent := false
 	if c := ns.rcache; c != nil && len(comps) > 0 {
 		ids := []int64{dal.RootID}
 		parent := dal.RootID
@@ -501,33 +508,59 @@ func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip,
 			ids = append(ids, id)
 			parent = id
 		}
-		if len(ids) > 1 {
-			rows, err := tx.GetInodesByIDs(ctx, ids, dal.LockNone)
-			if err != nil {
-				return nil, err
+		// A component missing from the cache (typically the file being
+		// created) is read by name in the same statement.
+		missing := len(ids) <= len(comps)
+		var rows []*dal.Inode
+		var err error
+		if missing {
+			rows, err = tx.GetInodesByIDsAndChild(ctx, ids, parent, comps[len(ids)-1])
+		} else {
+			rows, err = tx.GetInodesByIDs(ctx, ids, dal.LockNone)
+		}
+		if err != nil {
+			return nil, err
+		}
+		byID := make(map[int64]*dal.Inode, len(rows))
+		var child *dal.Inode
+		for _, in := range rows {
+			if missing && in.ParentID == parent && in.Name == comps[len(ids)-1] && in.ID != dal.RootID {
+				child = in
+				continue
 			}
-			byID := make(map[int64]*dal.Inode, len(rows))
-			for _, in := range rows {
-				byID[in.ID] = in
-			}
-			root := byID[dal.RootID]
-			if root == nil {
-				return nil, fmt.Errorf("read root directory: %w", dal.ErrNotFound)
-			}
-			p.nodes[0] = root
-			for i := 1; i < len(ids); i++ {
-				prev, in := p.nodes[i-1], byID[ids[i]]
-				if !prev.IsDir || in == nil || in.ParentID != prev.ID || in.Name != comps[i-1] {
-					if prev.IsDir { // a non-directory ends the resolution anyway
-						c.evictKey(prev.ID, comps[i-1])
-						c.stale.Add(1)
-					}
-					break
+			byID[in.ID] = in
+		}
+		root := byID[dal.RootID]
+		if root == nil {
+			return nil, fmt.Errorf("read root directory: %w", dal.ErrNotFound)
+		}
+		p.nodes[0] = root
+		valid := true
+		for i := 1; i < len(ids); i++ {
+			prev, in := p.nodes[i-1], byID[ids[i]]
+			if !prev.IsDir || in == nil || in.ParentID != prev.ID || in.Name != comps[i-1] {
+				if prev.IsDir { // a non-directory ends the resolution anyway
+					c.evictKey(prev.ID, comps[i-1])
+					c.stale.Add(1)
 				}
-				p.nodes[i] = in
-				start = i
+				valid = false
+				break
 			}
-			c.hits.Add(int64(start))
+			p.nodes[i] = in
+			start = i
+		}
+		c.hits.Add(int64(start))
+		if missing && valid && p.nodes[start].IsDir {
+			// The cached prefix holds: the child read with it is the
+			// answer for comps[start], found or not.
+			c.misses.Add(1)
+			if child == nil {
+				absent = true
+			} else {
+				c.put(parent, child.Name, child.ID)
+				p.nodes[start+1] = child
+				start++
+			}
 		}
 	}
 	if p.nodes[0] == nil {
@@ -538,7 +571,7 @@ func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip,
 		p.nodes[0] = root
 	}
 	cur := p.nodes[start]
-	for i := start; i < len(comps); i++ {
+	for i := start; i < len(comps) && !absent; i++ {
 		if !cur.IsDir {
 			break
 		}

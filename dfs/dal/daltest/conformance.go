@@ -308,6 +308,39 @@ func testInodesByIDs(t *testing.T, s dal.Store) {
 			return nil
 		})
 	}
+	// The same read plus one child by name: d8 in d7 exists, "nope" in
+	// d7 does not; d5 is both asked by id and found as the child.
+	for _, c := range []struct {
+		ids    []int64
+		parent int64
+		name   string
+		want   []int64
+	}{
+		{[]int64{1, 3, 7}, 7, "d8", []int64{1, 3, 7, 8}},
+		{[]int64{1, 3, 7, 404}, 7, "nope", []int64{1, 3, 7}},
+		{[]int64{4, 5}, 4, "d5", []int64{4, 5, 5}},
+		{nil, 11, "d12", []int64{12}},
+		{nil, 11, "nope", nil},
+	} {
+		tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+			got, err := tx.GetInodesByIDsAndChild(ctx, c.ids, c.parent, c.name)
+			if err != nil {
+				return err
+			}
+			var ids []int64
+			for _, in := range got {
+				ids = append(ids, in.ID)
+				if in.ID > 2 && (in.ParentID != in.ID-1 || in.Name != fmt.Sprintf("d%d", in.ID)) {
+					t.Errorf("inode %d = %+v", in.ID, in)
+				}
+			}
+			slices.Sort(ids)
+			if !slices.Equal(ids, c.want) {
+				t.Errorf("GetInodesByIDsAndChild(%v, %d, %q) ids = %v, want %v", c.ids, c.parent, c.name, ids, c.want)
+			}
+			return nil
+		})
+	}
 }
 
 // childNames returns names whose byte order differs from case-insensitive

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/kura-dev/kura/dfs/dal"
 )
@@ -257,6 +258,28 @@ func (t *Tx) GetInodesByIDs(ctx context.Context, ids []int64, lock dal.LockMode)
 	cond, args := t.d.IDList("id", 1, ids)
 	return t.queryInodes(ctx, fmt.Sprintf("get %d inodes by id (%s lock)", len(ids), lock),
 		`SELECT `+inodeCols+` FROM inodes WHERE `+cond+` ORDER BY id`+t.d.LockSuffix(lock), args...)
+}
+
+// GetInodesByIDsAndChild implements dal.Tx.
+func (t *Tx) GetInodesByIDsAndChild(ctx context.Context, ids []int64, parentID int64, name string) ([]*dal.Inode, error) {
+	op := fmt.Sprintf("get %d inodes by id and %q in %d", len(ids), name, parentID)
+	if len(ids) == 0 {
+		in, err := t.GetInode(ctx, parentID, name, dal.LockNone)
+		if errors.Is(err, dal.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return []*dal.Inode{in}, nil
+	}
+	cond, args := t.d.IDList("id", 1, ids)
+	n := len(args)
+	return t.queryInodes(ctx, op,
+		`SELECT `+inodeCols+` FROM inodes WHERE `+cond+
+			` UNION ALL SELECT `+inodeCols+` FROM inodes WHERE partition_id = $`+strconv.Itoa(n+1)+
+			` AND parent_id = $`+strconv.Itoa(n+2)+` AND name = $`+strconv.Itoa(n+3),
+		append(args, dal.PartitionID(parentID, name), parentID, name)...)
 }
 
 // ListChildren implements dal.Tx.
