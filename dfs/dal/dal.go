@@ -85,12 +85,14 @@ type Tx interface {
 	// way), taking lock on each in ascending id order. Missing ids are left
 	// out; the result is in ascending id order.
 	GetInodesByIDs(ctx context.Context, ids []int64, lock LockMode) ([]*Inode, error)
-	// GetInodesByIDsAndChild is GetInodesByIDs (without locks) plus, in the
-	// same statement, the inode named name in directory parentID when it
-	// exists: a path whose cached prefix ends at parentID is resolved in one
-	// read even when its last component is not cached (a file being
-	// created). The result is in no particular order.
-	GetInodesByIDsAndChild(ctx context.Context, ids []int64, parentID int64, name string) ([]*Inode, error)
+	// ReadPath reads what resolving a path through the resolving cache
+	// needs, in one statement: the inodes with the given ids, without a lock
+	// except lockID (0: none), which is read with lock (waiting for it and
+	// returning its latest committed version); and, when child is not nil,
+	// the inode child names, if it exists (the first component the cache
+	// did not know, typically a file being created). Missing ids are left
+	// out; the result is in no particular order.
+	ReadPath(ctx context.Context, ids []int64, lockID int64, lock LockMode, child *InodeKey) ([]*Inode, error)
 	// ListChildren returns up to limit children of directory parentID whose
 	// names sort after after (byte order), in name order; after "" starts at
 	// the beginning. limit <= 0 means no limit.

@@ -236,3 +236,9 @@ type IDRange struct {
 
 // Len returns the number of ids in the range.
 func (r IDRange) Len() int64 { return r.Last - r.First + 1 }
+
+// InodeKey names an inode by its directory and its name.
+type InodeKey struct {
+	ParentID int64
+	Name     string
+}

@@ -28,7 +28,7 @@ const implicitUWX hdfs.FsPermission = 0o300
 // caller and take their parent's group.
 func (ns *Namespace) Mkdirs(ctx context.Context, u hdfs.User, path string, perm hdfs.FsPermission, createParents bool) error {
 	return ns.update(ctx, "mkdirs", path, func(tx dal.Tx) error {
-		p, err := ns.resolve(ctx, tx, path)
+		p, err := ns.resolveLocking(ctx, tx, path, lockNewChildParent())
 		if err != nil {
 			return err
 		}

@@ -89,7 +89,7 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 	var renewed int64 // when the lease was written; 0: not written
 	err := ns.update(ctx, "create", path, func(tx dal.Tx) error {
 		st, created, started, renewed = nil, nil, nil, 0
-		p, err := ns.resolve(ctx, tx, path)
+		p, err := ns.resolveLocking(ctx, tx, path, lockNewChildParent())
 		if err != nil {
 			return err
 		}
@@ -336,7 +336,7 @@ func (ns *Namespace) Append(ctx context.Context, u hdfs.User, path, clientName, 
 	var started *takeover
 	err := ns.update(ctx, "append", path, func(tx dal.Tx) error {
 		res, started = nil, nil
-		p, err := ns.resolve(ctx, tx, path)
+		p, err := ns.resolveLocking(ctx, tx, path, lockLast())
 		if err != nil {
 			return err
 		}
@@ -463,7 +463,7 @@ func targetsOf(reps []*dal.Replica) []Target {
 // checkLease resolves the file a writer addresses, locks it and checks that
 // holder writes it, with HDFS's FSNamesystem.checkLease errors.
 func (ns *Namespace) checkLease(ctx context.Context, tx dal.Tx, path, holder string) (*iip, *dal.Inode, error) {
-	p, err := ns.resolve(ctx, tx, path)
+	p, err := ns.resolveLocking(ctx, tx, path, lockLast())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -412,6 +412,10 @@ type iip struct {
 	path  string
 	comps []string
 	nodes []*dal.Inode
+	// locked is the inode the resolution read with a lock (lockHint; 0:
+	// none) and lockedMode that lock's mode.
+	locked     int64
+	lockedMode dal.LockMode
 }
 
 // last returns the inode the path names (nil when missing).
@@ -489,6 +493,31 @@ func (ns *Namespace) resolveExisting(ctx context.Context, tx dal.Tx, u hdfs.User
 }
 
 func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip, error) {
+	return ns.resolveLocking(ctx, tx, path, lockHint{})
+}
+
+// lockHint asks resolveLocking to take, in its read of the cached path, the
+// row lock that the operation's lockInodes would take next, saving that
+// statement: the inode fromEnd components from the end (0: the last, 1: its
+// parent), in mode. With newChild, only when the last component is not in
+// the resolving cache (a create: the parent is what gets locked). The zero
+// lockHint (mode dal.LockNone) takes no lock.
+type lockHint struct {
+	fromEnd  int
+	mode     dal.LockMode
+	newChild bool
+}
+
+// lockLast locks the inode the path names.
+func lockLast() lockHint { return lockHint{mode: dal.LockWrite} }
+
+// lockNewChildParent locks the parent of a child being created.
+func lockNewChildParent() lockHint { return lockHint{fromEnd: 1, mode: dal.LockWrite, newChild: true} }
+
+// resolveLocking is resolve taking the lock h asks for in the same read,
+// when the resolving cache knows the inode to lock (else lockInodes takes
+// it as usual). A serial store takes no locks.
+func (ns *Namespace) resolveLocking(ctx context.Context, tx dal.Tx, path string, h lockHint) (*iip, error) {
 	comps, err := hdfs.Split(path)
 	if err != nil {
 		return nil, err
@@ -511,21 +540,29 @@ func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip,
 		// A component missing from the cache (typically the file being
 		// created) is read by name in the same statement.
 		missing := len(ids) <= len(comps)
-		var rows []*dal.Inode
-		var err error
+		var child *dal.InodeKey
 		if missing {
-			rows, err = tx.GetInodesByIDsAndChild(ctx, ids, parent, comps[len(ids)-1])
-		} else {
-			rows, err = tx.GetInodesByIDs(ctx, ids, dal.LockNone)
+			child = &dal.InodeKey{ParentID: parent, Name: comps[len(ids)-1]}
 		}
+		var lockID int64
+		lockMode := dal.LockNone
+		if h.mode != dal.LockNone && !ns.serial {
+			if target := len(comps) - h.fromEnd; target >= 0 && target < len(ids) && (!h.newChild || missing && target == len(ids)-1) {
+				lockID, lockMode = ids[target], h.mode
+			}
+		}
+		rows, err := tx.ReadPath(ctx, ids, lockID, lockMode, child)
 		if err != nil {
 			return nil, err
 		}
+		if lockID != 0 {
+			p.locked, p.lockedMode = lockID, lockMode
+		}
 		byID := make(map[int64]*dal.Inode, len(rows))
-		var child *dal.Inode
+		var found *dal.Inode // the child, when it exists
 		for _, in := range rows {
 			if missing && in.ParentID == parent && in.Name == comps[len(ids)-1] && in.ID != dal.RootID {
-				child = in
+				found = in
 				continue
 			}
 			byID[in.ID] = in
@@ -554,11 +591,11 @@ func (ns *Namespace) resolve(ctx context.Context, tx dal.Tx, path string) (*iip,
 			// The cached prefix holds: the child read with it is the
 			// answer for comps[start], found or not.
 			c.misses.Add(1)
-			if child == nil {
+			if found == nil {
 				absent = true
 			} else {
-				c.put(parent, child.Name, child.ID)
-				p.nodes[start+1] = child
+				c.put(parent, found.Name, found.ID)
+				p.nodes[start+1] = found
 				start++
 			}
 		}
@@ -608,6 +645,15 @@ type lockRef struct {
 // each with the strongest mode asked for it, checks that each still has the
 // parent and name the resolution saw, and replaces the resolved inodes with
 // the locked (fresh) rows. A mismatch is a transient error (errStale).
+//
+// An inode resolveLocking already locked is not locked again. That lock
+// came first, so when it is a create's parent and the file turns out to
+// exist with a smaller id than its parent's, the two are locked out of
+// ascending order. Only a concurrent delete or rename of that same file
+// (which locks file then parent) can then deadlock with it; PostgreSQL
+// detects the deadlock and the transaction that loses is retried (40P01 is
+// transient). The resolution caches the file, so the retry of the create
+// does not lock its parent early again.
 func (ns *Namespace) lockInodes(ctx context.Context, tx dal.Tx, refs ...lockRef) error {
 	if ns.serial {
 		return nil
@@ -637,6 +683,9 @@ func (ns *Namespace) lockInodes(ctx context.Context, tx dal.Tx, refs ...lockRef)
 		e := byID[id]
 		if e.mode == dal.LockNone {
 			continue
+		}
+		if p := e.refs[0].p; p.locked == id && p.lockedMode >= e.mode {
+			continue // locked (and read fresh) by resolveLocking
 		}
 		in, err := tx.GetInodeByID(ctx, id, e.mode)
 		if errors.Is(err, dal.ErrNotFound) {

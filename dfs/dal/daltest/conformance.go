@@ -308,22 +308,32 @@ func testInodesByIDs(t *testing.T, s dal.Store) {
 			return nil
 		})
 	}
-	// The same read plus one child by name: d8 in d7 exists, "nope" in
-	// d7 does not; d5 is both asked by id and found as the child.
+	// ReadPath: the same read plus one child by name (d8 in d7 exists,
+	// "nope" in d7 does not; d5 is both asked by id and found as the
+	// child), with one of them locked or none.
 	for _, c := range []struct {
 		ids    []int64
+		lockID int64
 		parent int64
 		name   string
 		want   []int64
 	}{
-		{[]int64{1, 3, 7}, 7, "d8", []int64{1, 3, 7, 8}},
-		{[]int64{1, 3, 7, 404}, 7, "nope", []int64{1, 3, 7}},
-		{[]int64{4, 5}, 4, "d5", []int64{4, 5, 5}},
-		{nil, 11, "d12", []int64{12}},
-		{nil, 11, "nope", nil},
+		{[]int64{1, 3, 7}, 0, 7, "d8", []int64{1, 3, 7, 8}},
+		{[]int64{1, 3, 7}, 7, 7, "d8", []int64{1, 3, 7, 8}},
+		{[]int64{1, 3, 7, 404}, 3, 7, "nope", []int64{1, 3, 7}},
+		{[]int64{4, 5}, 0, 4, "d5", []int64{4, 5, 5}},
+		{[]int64{1, 4}, 9, 0, "", []int64{1, 4, 9}},
+		{[]int64{1, 4}, 0, 0, "", []int64{1, 4}},
+		{nil, 0, 11, "d12", []int64{12}},
+		{nil, 0, 11, "nope", nil},
+		{nil, 0, 0, "", nil},
 	} {
+		var child *dal.InodeKey
+		if c.name != "" {
+			child = &dal.InodeKey{ParentID: c.parent, Name: c.name}
+		}
 		tx(t, s, func(ctx context.Context, tx dal.Tx) error {
-			got, err := tx.GetInodesByIDsAndChild(ctx, c.ids, c.parent, c.name)
+			got, err := tx.ReadPath(ctx, c.ids, c.lockID, dal.LockWrite, child)
 			if err != nil {
 				return err
 			}
@@ -336,7 +346,7 @@ func testInodesByIDs(t *testing.T, s dal.Store) {
 			}
 			slices.Sort(ids)
 			if !slices.Equal(ids, c.want) {
-				t.Errorf("GetInodesByIDsAndChild(%v, %d, %q) ids = %v, want %v", c.ids, c.parent, c.name, ids, c.want)
+				t.Errorf("ReadPath(%v, lock %d, child %d/%q) ids = %v, want %v", c.ids, c.lockID, c.parent, c.name, ids, c.want)
 			}
 			return nil
 		})
@@ -1135,7 +1145,36 @@ func testRetryTransient(t *testing.T, s dal.Store) {
 }
 
 func testWriteLockWaits(t *testing.T, s dal.Store) {
-	tx(t, s, func(ctx context.Context, tx dal.Tx) error { return tx.InsertInode(ctx, newFile(2, dal.RootID, "hot")) })
+	for i, v := range []struct {
+		name string
+		lock func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error)
+	}{
+		{"GetInodeByID", func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error) {
+			return tx.GetInodeByID(ctx, id, dal.LockWrite)
+		}},
+		{"ReadPath", func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error) {
+			ins, err := tx.ReadPath(ctx, []int64{dal.RootID, id}, id, dal.LockWrite, &dal.InodeKey{ParentID: id, Name: "x"})
+			if err != nil {
+				return nil, err
+			}
+			for _, in := range ins {
+				if in.ID == id {
+					return in, nil
+				}
+			}
+			return nil, fmt.Errorf("ReadPath did not return inode %d: %v", id, ins)
+		}},
+	} {
+		t.Run(v.name, func(t *testing.T) { testWriteLockWaitsVia(t, s, int64(2+i), v.lock) })
+	}
+}
+
+// testWriteLockWaitsVia checks that a second writer locking inode id with
+// lock waits for the first writer's commit and then reads its write.
+func testWriteLockWaitsVia(t *testing.T, s dal.Store, id int64, lock func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error)) {
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		return tx.InsertInode(ctx, newFile(id, dal.RootID, fmt.Sprintf("hot%d", id)))
+	})
 	var mu sync.Mutex
 	var events []string
 	record := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
@@ -1145,7 +1184,7 @@ func testWriteLockWaits(t *testing.T, s dal.Store) {
 	go func() {
 		<-locked
 		secondDone <- txErr(s, func(ctx context.Context, tx dal.Tx) error {
-			in, err := tx.GetInodeByID(ctx, 2, dal.LockWrite)
+			in, err := lock(ctx, tx, id)
 			if err != nil {
 				return err
 			}
@@ -1155,7 +1194,7 @@ func testWriteLockWaits(t *testing.T, s dal.Store) {
 		})
 	}()
 	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
-		in, err := tx.GetInodeByID(ctx, 2, dal.LockWrite)
+		in, err := tx.GetInodeByID(ctx, id, dal.LockWrite)
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/kura-dev/kura/dfs/dal"
 )
@@ -260,26 +262,56 @@ func (t *Tx) GetInodesByIDs(ctx context.Context, ids []int64, lock dal.LockMode)
 		`SELECT `+inodeCols+` FROM inodes WHERE `+cond+` ORDER BY id`+t.d.LockSuffix(lock), args...)
 }
 
-// GetInodesByIDsAndChild implements dal.Tx.
-func (t *Tx) GetInodesByIDsAndChild(ctx context.Context, ids []int64, parentID int64, name string) ([]*dal.Inode, error) {
-	op := fmt.Sprintf("get %d inodes by id and %q in %d", len(ids), name, parentID)
-	if len(ids) == 0 {
-		in, err := t.GetInode(ctx, parentID, name, dal.LockNone)
-		if errors.Is(err, dal.ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		return []*dal.Inode{in}, nil
+// ReadPath implements dal.Tx. The locked row comes from a WITH query with
+// the lock clause (on PostgreSQL, READ COMMITTED, the latest version of the
+// row once its lock is granted); the other rows are read by the same
+// statement without locks.
+func (t *Tx) ReadPath(ctx context.Context, ids []int64, lockID int64, lock dal.LockMode, child *dal.InodeKey) ([]*dal.Inode, error) {
+	op := fmt.Sprintf("read path of %d inodes by id", len(ids))
+	var sb strings.Builder
+	var args []any
+	next := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
 	}
-	cond, args := t.d.IDList("id", 1, ids)
-	n := len(args)
-	return t.queryInodes(ctx, op,
-		`SELECT `+inodeCols+` FROM inodes WHERE `+cond+
-			` UNION ALL SELECT `+inodeCols+` FROM inodes WHERE partition_id = $`+strconv.Itoa(n+1)+
-			` AND parent_id = $`+strconv.Itoa(n+2)+` AND name = $`+strconv.Itoa(n+3),
-		append(args, dal.PartitionID(parentID, name), parentID, name)...)
+	locked := lockID != 0 && t.d.LockSuffix(lock) != ""
+	if lockID != 0 && !locked && !slices.Contains(ids, lockID) {
+		ids = append(slices.Clip(ids), lockID) // a backend that locks otherwise
+	}
+	if locked {
+		op += fmt.Sprintf(", %d with a %s lock", lockID, lock)
+		sb.WriteString(`WITH l AS (SELECT ` + inodeCols + ` FROM inodes WHERE id = ` + next(lockID) + t.d.LockSuffix(lock) + `) `)
+	}
+	parts := 0
+	union := func() {
+		if parts > 0 {
+			sb.WriteString(` UNION ALL `)
+		}
+		parts++
+	}
+	if len(ids) > 0 {
+		union()
+		cond, idArgs := t.d.IDList("id", len(args)+1, ids)
+		args = append(args, idArgs...)
+		sb.WriteString(`SELECT ` + inodeCols + ` FROM inodes WHERE ` + cond)
+		if locked {
+			sb.WriteString(` AND id <> ` + next(lockID))
+		}
+	}
+	if locked {
+		union()
+		sb.WriteString(`SELECT ` + inodeCols + ` FROM l`)
+	}
+	if child != nil {
+		op += fmt.Sprintf(", and %q in %d", child.Name, child.ParentID)
+		union()
+		sb.WriteString(`SELECT ` + inodeCols + ` FROM inodes WHERE partition_id = ` + next(dal.PartitionID(child.ParentID, child.Name)) +
+			` AND parent_id = ` + next(child.ParentID) + ` AND name = ` + next(child.Name))
+	}
+	if parts == 0 {
+		return nil, nil
+	}
+	return t.queryInodes(ctx, op, sb.String(), args...)
 }
 
 // ListChildren implements dal.Tx.
