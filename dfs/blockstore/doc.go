@@ -11,6 +11,7 @@
 //	DIR/rbw/blk_<id>_<genstamp>.meta       its checksums
 //	DIR/current/subdir<a>/subdir<b>/blk_<id>
 //	DIR/current/subdir<a>/subdir<b>/blk_<id>_<genstamp>.meta
+//	DIR/recovery/blk_<id>                  the recovery id a replica is under
 //
 // Block ids and generation stamps are unsigned decimal numbers. A finalized
 // replica lives in current/ under two levels of subdirectories chosen from
@@ -20,6 +21,15 @@
 // rbw/ and is moved to current/ by Writer.Finalize: the data file is renamed
 // first and the meta file second, each rename followed by an fsync of the
 // directories involved.
+//
+// A file in recovery/ holds, in decimal, the id of the newest block
+// recovery that initialized the replica (InitRecovery, HDFS's
+// ReplicaUnderRecovery) and has not yet re-stamped it: while it is there
+// the replica refuses older recoveries (their InitRecovery and Recover are
+// ErrStaleRecovery), after a restart too. It is written to a temporary
+// file renamed over the old one, and removed once the replica's stamp
+// reaches the recovery id (Recover, Append) or the namenode has the
+// replica finalized as it is (FinalizeAt).
 //
 // The data file holds the block's bytes and nothing else. The meta file is
 // HDFS's block metadata file: a 7-byte header, then one checksum per chunk.
@@ -50,6 +60,9 @@
 // data file is missing, is kept and reported by List with its Corrupt reason
 // rather than dropped, so that the namenode hears of it in the next block
 // report; reads that meet a checksum mismatch mark the replica the same way.
+// Recovery files of replicas that are gone, or whose stamp reached the
+// recovery id (a crash between the re-stamp and the file's removal), are
+// removed.
 //
 // # Concurrency
 //

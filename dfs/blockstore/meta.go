@@ -32,6 +32,12 @@ var (
 	ErrLocked = errors.New("data directory is in use")
 	// ErrClosed: the store, writer or reader was closed.
 	ErrClosed = errors.New("closed")
+	// ErrStaleRecovery: a block recovery older than the one the replica
+	// is under (or than its generation stamp), or a recovery's update
+	// whose recovery id is not the replica's current one (HDFS's
+	// RecoveryInProgressException from initReplicaRecovery and
+	// updateReplicaUnderRecovery).
+	ErrStaleRecovery = errors.New("stale block recovery")
 )
 
 // ChecksumType is the checksum algorithm of a meta file, numbered as HDFS's

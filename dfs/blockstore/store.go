@@ -116,6 +116,10 @@ type BlockInfo struct {
 	Corrupt string
 	// Writing says a Writer holds the replica.
 	Writing bool
+	// RecoveryID is the newest block recovery that initialized the replica
+	// (InitRecovery; HDFS's ReplicaUnderRecovery) and has not yet
+	// re-stamped it; 0 when none.
+	RecoveryID uint64
 }
 
 // Usage is what a heartbeat reports about the store's disk.
@@ -135,6 +139,7 @@ type Usage struct {
 // Store is an open block store. Its methods are safe for concurrent use.
 type Store struct {
 	dir, currentDir, rbwDir string
+	recoveryDir             string
 	opts                    Options
 	ck                      Checksum // of new replicas
 	lock                    *dirlock.Lock
@@ -165,13 +170,18 @@ type replica struct {
 	noMeta  bool     // the meta file is missing
 	extra   []string // other files of the block (several meta files)
 	deleted bool
+	// recoveryID is the newest block recovery that initialized the
+	// replica and has not re-stamped it (0: none), kept in
+	// recovery/blk_<id> so that it outlives a restart.
+	recoveryID uint64
 }
 
 func (r *replica) dataPath() string { return filepath.Join(r.dir, dataName(r.id)) }
 func (r *replica) metaPath() string { return filepath.Join(r.dir, metaName(r.id, r.gs)) }
 
 func (r *replica) info() BlockInfo {
-	return BlockInfo{ID: r.id, GenStamp: r.gs, Length: r.length, State: r.state, Corrupt: r.corrupt, Writing: r.writer != nil}
+	return BlockInfo{ID: r.id, GenStamp: r.gs, Length: r.length, State: r.state, Corrupt: r.corrupt, Writing: r.writer != nil,
+		RecoveryID: r.recoveryID}
 }
 
 func dataName(id uint64) string     { return "blk_" + strconv.FormatUint(id, 10) }
@@ -219,13 +229,14 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		dir:        dir,
-		currentDir: filepath.Join(dir, "current"),
-		rbwDir:     filepath.Join(dir, "rbw"),
-		opts:       opts,
-		ck:         Checksum{Type: ChecksumCRC32C, BytesPerChecksum: opts.BytesPerChecksum},
-		log:        opts.Logger.With("blockstore", dir),
-		reps:       make(map[uint64]*replica),
+		dir:         dir,
+		currentDir:  filepath.Join(dir, "current"),
+		rbwDir:      filepath.Join(dir, "rbw"),
+		recoveryDir: filepath.Join(dir, "recovery"),
+		opts:        opts,
+		ck:          Checksum{Type: ChecksumCRC32C, BytesPerChecksum: opts.BytesPerChecksum},
+		log:         opts.Logger.With("blockstore", dir),
+		reps:        make(map[uint64]*replica),
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("blockstore: open %s: %w", dir, err)
@@ -247,7 +258,7 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 func (s *Store) init() error {
-	for _, d := range []string{s.currentDir, s.rbwDir} {
+	for _, d := range []string{s.currentDir, s.rbwDir, s.recoveryDir} {
 		if err := mkdirSynced(d, !s.opts.NoSync); err != nil {
 			return fmt.Errorf("blockstore: open %s: %w", s.dir, err)
 		}
@@ -257,7 +268,10 @@ func (s *Store) init() error {
 		return fmt.Errorf("blockstore: open %s: %w", s.dir, err)
 	}
 	s.storageID = id
-	return s.scan()
+	if err := s.scan(); err != nil {
+		return err
+	}
+	return s.loadRecoveries()
 }
 
 // readVersion reads DIR/VERSION, writing it with a new storage id first
@@ -444,6 +458,10 @@ func (s *Store) Delete(ctx context.Context, id uint64) error {
 // removeFiles deletes rep's files; rep.mu is held.
 func (s *Store) removeFiles(rep *replica) error {
 	paths := append([]string{rep.dataPath(), rep.metaPath()}, rep.extra...)
+	if rep.recoveryID != 0 {
+		paths = append(paths, s.recoveryPath(rep.id))
+		rep.recoveryID = 0
+	}
 	var first error
 	for _, p := range paths {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && first == nil {
@@ -457,6 +475,13 @@ func (s *Store) removeFiles(rep *replica) error {
 	}
 	return first
 }
+
+// MarkCorrupt records why the replica of id at generation stamp gs is
+// corrupt (when it is still at that stamp and not already corrupt): List
+// and Stat report it so, and it is no longer read, appended to or
+// recovered. A datanode marks a replica corrupt that is shorter than the
+// complete block the namenode holds.
+func (s *Store) MarkCorrupt(id, gs uint64, reason string) { s.markCorrupt(id, gs, reason) }
 
 // markCorrupt records why the replica (id, gs) is corrupt, for List.
 func (s *Store) markCorrupt(id, gs uint64, reason string) {

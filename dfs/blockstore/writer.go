@@ -124,8 +124,12 @@ func (s *Store) newWriter(rep *replica, data, meta *os.File) *Writer {
 // moves back to rbw/. The last partial chunk is verified against its
 // stored checksum (a mismatch is ErrCorrupt) and its checksum is carried
 // on as data is added.
+//
+// A replica under a block recovery (InitRecovery) is reopened only under
+// a stamp newer than the recovery id (else ErrStaleRecovery: the writer
+// the recovery fenced off), and is then no longer under it.
 func (s *Store) Append(ctx context.Context, id, newGS uint64) (*Writer, error) {
-	return s.reopen(ctx, "append", id, newGS, -1)
+	return s.reopen(ctx, "append", id, newGS, -1, reopenAppend)
 }
 
 // AppendAt is Append after cutting the replica back to at bytes (no more
@@ -135,7 +139,7 @@ func (s *Store) AppendAt(ctx context.Context, id, newGS uint64, at int64) (*Writ
 	if at < 0 {
 		return nil, blockErr("append", id, "", fmt.Errorf("%w: offset %d is negative", ErrInvalid, at))
 	}
-	return s.reopen(ctx, "append", id, newGS, at)
+	return s.reopen(ctx, "append", id, newGS, at, reopenAppend)
 }
 
 // Recover finalizes the replica of id at length bytes (no more than it
@@ -143,12 +147,15 @@ func (s *Store) AppendAt(ctx context.Context, id, newGS uint64, at int64) (*Writ
 // updateReplicaUnderRecovery, which a datanode runs when the namenode
 // recovers a block whose writer died and has agreed a length with the
 // other replicas. The last partial chunk's checksum is recomputed after
-// the old chunk has been verified.
+// the old chunk has been verified. A replica under a block recovery
+// (InitRecovery) is recovered only to that recovery's id: another newGS
+// is ErrStaleRecovery (an older recovery overlapping a newer one must not
+// cut the replica the newer one agreed on).
 func (s *Store) Recover(ctx context.Context, id, newGS uint64, length int64) (BlockInfo, error) {
 	if length < 0 {
 		return BlockInfo{}, blockErr("recover", id, "", fmt.Errorf("%w: length %d is negative", ErrInvalid, length))
 	}
-	w, err := s.reopen(ctx, "recover", id, newGS, length)
+	w, err := s.reopen(ctx, "recover", id, newGS, length, reopenRecover)
 	if err != nil {
 		return BlockInfo{}, err
 	}
@@ -159,9 +166,47 @@ func (s *Store) Recover(ctx context.Context, id, newGS uint64, length int64) (Bl
 	return s.Stat(id)
 }
 
+// FinalizeAt finalizes the replica of id, being written at generation
+// stamp gs and held by no Writer, at length bytes (no more than it has),
+// keeping its stamp: what a datanode does when the namenode holds the
+// block complete at that stamp and length while the replica was left
+// being written (a lease recovery that closed the file without reaching
+// this datanode). The last partial chunk is verified and its checksum
+// recomputed as for Recover. The replica is then no longer under a block
+// recovery (the namenode decided the block). A finalized replica, another
+// stamp or a longer length is ErrInvalid; a held replica ErrBusy.
+func (s *Store) FinalizeAt(ctx context.Context, id, gs uint64, length int64) (BlockInfo, error) {
+	if length < 0 {
+		return BlockInfo{}, blockErr("finalize", id, "", fmt.Errorf("%w: length %d is negative", ErrInvalid, length))
+	}
+	w, err := s.reopen(ctx, "finalize", id, gs, length, reopenFinalize)
+	if err != nil {
+		return BlockInfo{}, err
+	}
+	if _, err := w.Finalize(ctx); err != nil {
+		w.Close()
+		return BlockInfo{}, err
+	}
+	return s.Stat(id)
+}
+
+// reopenKind says what a reopen is for, which decides the stamps allowed.
+type reopenKind int
+
+const (
+	// reopenAppend: a new stamp, greater than the replica's and than the
+	// recovery id it is under.
+	reopenAppend reopenKind = iota
+	// reopenRecover: a new stamp, the recovery id the replica is under
+	// when it is under one.
+	reopenRecover
+	// reopenFinalize: the replica's own stamp; a replica being written.
+	reopenFinalize
+)
+
 // reopen opens a Writer on an existing replica, truncating it to truncate
 // bytes first unless truncate is negative.
-func (s *Store) reopen(ctx context.Context, op string, id, newGS uint64, truncate int64) (*Writer, error) {
+func (s *Store) reopen(ctx context.Context, op string, id, newGS uint64, truncate int64, kind reopenKind) (*Writer, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, blockErr(op, id, "", err)
 	}
@@ -178,8 +223,14 @@ func (s *Store) reopen(ctx context.Context, op string, id, newGS uint64, truncat
 		return nil, blockErr(op, id, rep.dataPath(), ErrBusy)
 	case rep.corrupt != "":
 		return nil, blockErr(op, id, rep.dataPath(), fmt.Errorf("%w: %s", ErrCorrupt, rep.corrupt))
-	case newGS <= rep.gs:
+	case kind == reopenFinalize && (rep.state != BeingWritten || newGS != rep.gs):
+		return nil, blockErr(op, id, rep.metaPath(), fmt.Errorf("%w: the replica is %s at generation stamp %d, not being written at %d", ErrInvalid, rep.state, rep.gs, newGS))
+	case kind != reopenFinalize && newGS <= rep.gs:
 		return nil, blockErr(op, id, rep.metaPath(), fmt.Errorf("%w: new generation stamp %d is not greater than the replica's %d", ErrInvalid, newGS, rep.gs))
+	case kind == reopenRecover && rep.recoveryID != 0 && newGS != rep.recoveryID:
+		return nil, blockErr(op, id, s.recoveryPath(id), fmt.Errorf("%w: recovery %d is not the recovery %d the replica is under", ErrStaleRecovery, newGS, rep.recoveryID))
+	case kind == reopenAppend && rep.recoveryID != 0 && newGS <= rep.recoveryID:
+		return nil, blockErr(op, id, s.recoveryPath(id), fmt.Errorf("%w: generation stamp %d is not newer than the recovery %d the replica is under", ErrStaleRecovery, newGS, rep.recoveryID))
 	case truncate > rep.length:
 		return nil, blockErr(op, id, rep.dataPath(), fmt.Errorf("%w: length %d is more than the replica's %d", ErrInvalid, truncate, rep.length))
 	}
@@ -198,6 +249,16 @@ func (s *Store) reopen(ctx context.Context, op string, id, newGS uint64, truncat
 		data.Close()
 		meta.Close()
 		return nil, blockErr(op, id, path, err)
+	}
+	if kind == reopenFinalize {
+		// Forgotten first: a crash before the finalize leaves a replica
+		// being written that the namenode asks to finalize again, never a
+		// finalized one that an old recovery could still cut.
+		if err := s.clearRecovery(rep); err != nil {
+			data.Close()
+			meta.Close()
+			return nil, err
+		}
 	}
 
 	// Verify the chunk that will be the partial last one, and compute the
@@ -259,6 +320,14 @@ func (s *Store) reopen(ctx context.Context, op string, id, newGS uint64, truncat
 	}
 	rep.dir, rep.gs, rep.state = s.rbwDir, newGS, BeingWritten
 	w.dataPath, w.metaPath = ndpath, nmpath
+	// Re-stamped at or past the recovery id: no longer under it (a crash
+	// before the file goes is cleaned up by Open, which drops recovery
+	// ids the stamp reached).
+	if err := s.clearRecovery(rep); err != nil {
+		data.Close()
+		meta.Close()
+		return nil, err
+	}
 
 	if length != old {
 		if err := data.Truncate(length); err != nil {

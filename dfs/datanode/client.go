@@ -646,7 +646,7 @@ func toStatus(err error) error {
 		code = codes.NotFound
 	case errors.Is(err, blockstore.ErrExists):
 		code = codes.AlreadyExists
-	case errors.Is(err, blockstore.ErrBusy):
+	case errors.Is(err, blockstore.ErrBusy), errors.Is(err, blockstore.ErrStaleRecovery):
 		code = codes.FailedPrecondition
 	case errors.Is(err, blockstore.ErrCorrupt), errors.Is(err, blockstore.ErrPacketChecksum):
 		code = codes.DataLoss

@@ -276,6 +276,13 @@ func (d *Datanode) execute(ctx context.Context, from *actor, cmds []*dfspb.Datan
 			}()
 		case c.GetBlockReport() != nil:
 			from.requestReport()
+		case c.GetFinalize() != nil:
+			for _, fb := range c.GetFinalize().Blocks {
+				if fb.GetBlock() == nil {
+					continue
+				}
+				d.finalizeBlock(ctx, Block{ID: fb.Block.Id, GenStamp: fb.Block.Genstamp}, fb.Length, from.addr)
+			}
 		}
 	}
 }

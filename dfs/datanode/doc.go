@@ -3,7 +3,8 @@
 // and to other datanodes, and keeps itself known to every namenode through
 // DatanodeProtocol: Register, then a full block report, then heartbeats
 // (every 3s by default) whose answers carry commands (delete blocks,
-// replicate a block, report now), incremental reports (BlockReceived)
+// replicate a block, finalize replicas left being written, report now),
+// incremental reports (BlockReceived)
 // after each finalized or deleted replica, and a periodic full report. A
 // namenode that is down, at start or later, is retried with exponential
 // backoff; every reconnection registers again and sends a full report.
@@ -57,6 +58,21 @@
 // UpdateReplicaUnderRecovery cuts it to the length the namenode agreed,
 // gives it the recovery id as its stamp and finalizes it (reported to the
 // namenodes as received).
+//
+// As HDFS's ReplicaUnderRecovery, the replica keeps the id of the newest
+// recovery that initialized it (in the block store, on disk, so a restart
+// keeps it) until it is re-stamped: InitReplicaRecovery with an older id,
+// and UpdateReplicaUnderRecovery with any id but that one, are refused
+// (FAILED_PRECONDITION wrapping blockstore.ErrStaleRecovery). So of two
+// recoveries that overlap (two namenodes), only the newer changes the
+// replica: the older can no longer cut it shorter than the newer agreed.
+//
+// A replica left being written when the namenode closed its file without
+// it (lease recovery that reached no datanode) is finalized later on the
+// namenode's word: a block report naming it being written of a complete
+// block is answered with a finalize command (at the block's stamp and
+// length), which finalizes it at that length if it has that much and
+// marks it corrupt if it is shorter.
 //
 // # Reads
 //

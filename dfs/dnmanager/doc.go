@@ -43,12 +43,27 @@
 // each block whose finalized replicas on live datanodes are fewer than the
 // file's replication (but at least one), queues on a live holder a
 // replicate command whose targets Placement chooses among the other live
-// datanodes; the copies are recorded when the targets report them. This
-// is best effort: a replication that fails is not retried until the
-// datanode dies again or a later step adds a periodic under-replication
-// scan, and with several namenodes each queues its own copies (over-
-// replication; HopsFS leaves this work to the leader namenode, a later
-// step).
+// datanodes; the copies are recorded when the targets report them.
+//
+// The replication check (HDFS's ReplicationMonitor) makes sure they were:
+// every Config.ReplicationInterval the monitor walks the live storages'
+// replicas rows, a bounded batch per round (Config.ReplicationScanBatch
+// rows, at most Config.ReplicationsPerRound copies queued), resuming
+// where the last round stopped, and judges each block once per scan (on
+// the walk of its first live finalized holder): a block still short of
+// its file's replication, with at least one live finalized replica, is
+// queued again unless a copy queued before still has time to show up
+// (Config.ReplicationRetry, doubled with each attempt up to 32 times, so
+// a block whose copies keep failing is retried ever less often); a block
+// whose copy had its time is checked again at the start of the next
+// round, by its id, without waiting for the scan to come round to it; a
+// block seen fully replicated, or gone, is forgotten. A corrupt replica on a
+// live datanode is deleted once its block has a good one, which frees
+// that datanode for the copy. Manager.Replication reports the count of
+// under-replicated blocks of the last complete scan and the copies queued.
+// Only the leader (Config.Leader) marks datanodes dead, copies their
+// blocks and runs the check; the copies pending are kept in memory, so a
+// new leader starts its own.
 //
 // # Placement
 //
@@ -74,6 +89,13 @@
 //     construction); a replica of a block no file has, or older than its
 //     block, is to be deleted by the datanode (a delete command in the
 //     report's answer).
+//   - a replica being written of a complete block at the block's stamp
+//     (left so by a writer that died, when lease recovery closed the file
+//     with the recorded lengths without reaching this datanode): the
+//     report's answer carries a finalize command with the block's length;
+//     the datanode finalizes the replica at that length if it has as many
+//     bytes and marks it corrupt if not, and reports it either way (its
+//     row, left as it was until then, follows).
 //   - in both: the row's state follows the report (finalized, corrupt); a
 //     stale generation stamp removes the row and deletes the replica.
 //   - in the table, not reported: the row is removed, unless it is a replica
@@ -86,7 +108,8 @@
 //
 // Incremental reports (BlockReceived): a finalized replica is recorded with
 // namespace.BlockReceived (a block no file has is to be deleted: queued for
-// the next heartbeat); a deleted replica removes its row; replicas being
+// the next heartbeat); a corrupt one is recorded corrupt (one older than
+// its block is deleted); a deleted replica removes its row; replicas being
 // received are ignored (AddBlock recorded them). A datanode unknown to the
 // manager gets NOT_FOUND on reports, which makes it register again.
 //
@@ -98,8 +121,12 @@
 //
 // # Locks
 //
-// One mutex guards the datanode view; it is never held across a database
-// transaction or an RPC, so there is no lock order to keep. Database
+// One mutex (Manager.mu) guards the datanode view; it is never held across
+// a database transaction or an RPC. Manager.statsMu guards the replication
+// check's published status; the two are never held together, so there is
+// no lock order to keep. The replication check's own state (the copies
+// pending per block, the scan's cursor) belongs to the monitor goroutine
+// and takes no lock. Database
 // transactions touch blocks then replicas, in block id order, following
 // the namespace's entity order.
 package dnmanager

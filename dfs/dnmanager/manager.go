@@ -35,6 +35,21 @@ const (
 	// DefaultDeletesPerHeartbeat is the most replicas one heartbeat's
 	// answer asks to delete (HDFS's dfs.block.invalidate.limit).
 	DefaultDeletesPerHeartbeat = 1000
+	// DefaultReplicationInterval is the time between two rounds of the
+	// leader's replication check (HDFS's replication monitor runs every
+	// dfs.namenode.replication.interval, 3 s; a round here reads the
+	// database, so less often).
+	DefaultReplicationInterval = 10 * time.Second
+	// DefaultReplicationScanBatch is the most replicas rows one round of
+	// the replication check reads.
+	DefaultReplicationScanBatch = 1000
+	// DefaultReplicationsPerRound is the most copies one round of the
+	// replication check queues.
+	DefaultReplicationsPerRound = 100
+	// DefaultReplicationRetryIntervals is how many heartbeat intervals a
+	// queued copy of a block is given before the block is queued again
+	// (Config.ReplicationRetry).
+	DefaultReplicationRetryIntervals = 10
 )
 
 // Config configures a Manager. The zero value is usable.
@@ -53,6 +68,24 @@ type Config struct {
 	// DeletesPerHeartbeat bounds the deletes sent with one heartbeat
 	// (DefaultDeletesPerHeartbeat).
 	DeletesPerHeartbeat int
+	// ReplicationInterval is the time between two rounds of the leader's
+	// replication check, which re-queues copies of the blocks that have
+	// fewer finalized replicas on live datanodes than their file's
+	// replication (DefaultReplicationInterval; negative: no check, only
+	// the copies queued when a datanode dies).
+	ReplicationInterval time.Duration
+	// ReplicationScanBatch bounds the replicas rows one round reads
+	// (DefaultReplicationScanBatch); a scan of every live datanode's
+	// replicas takes as many rounds as it needs.
+	ReplicationScanBatch int
+	// ReplicationsPerRound bounds the copies one round queues
+	// (DefaultReplicationsPerRound).
+	ReplicationsPerRound int
+	// ReplicationRetry is how long a queued copy of a block is given to
+	// show up before the block may be queued again; it doubles with each
+	// attempt, up to 32 times (default DefaultReplicationRetryIntervals
+	// heartbeat intervals).
+	ReplicationRetry time.Duration
 	// Leader reports whether this namenode is the elected leader: only the
 	// leader marks datanodes dead and re-replicates their blocks, so that
 	// several namenodes do not each copy them (nil: always, as for a single
@@ -80,6 +113,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DeletesPerHeartbeat <= 0 {
 		c.DeletesPerHeartbeat = DefaultDeletesPerHeartbeat
+	}
+	if c.ReplicationInterval == 0 {
+		c.ReplicationInterval = DefaultReplicationInterval
+	}
+	if c.ReplicationScanBatch <= 0 {
+		c.ReplicationScanBatch = DefaultReplicationScanBatch
+	}
+	if c.ReplicationsPerRound <= 0 {
+		c.ReplicationsPerRound = DefaultReplicationsPerRound
+	}
+	if c.ReplicationRetry <= 0 {
+		c.ReplicationRetry = DefaultReplicationRetryIntervals * c.HeartbeatInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -137,6 +182,11 @@ type Manager struct {
 
 	mu    sync.Mutex
 	nodes map[string]*node // by storage id
+
+	// statsMu guards repl, the replication check's published status (a
+	// leaf lock: never held with mu).
+	statsMu sync.Mutex
+	repl    ReplicationStatus
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -457,8 +507,14 @@ func (m *Manager) BlockReport(ctx context.Context, req *dfspb.BlockReportRequest
 		return nil, status.Errorf(codes.Unavailable, "dnmanager: block report of %s: %v", sid, err)
 	}
 	m.queueDeletes(sid, res.deletes)
+	if len(res.finalize) > 0 {
+		m.queueCommand(sid, &dfspb.DatanodeCommand{Command: &dfspb.DatanodeCommand_Finalize{
+			Finalize: &dfspb.FinalizeBlocksCommand{Blocks: res.finalize}}})
+		m.log.Info("asking a datanode to finalize replicas left being written of complete blocks", "storage", sid, "blocks", len(res.finalize))
+	}
 	m.log.Debug("block report processed", "storage", sid, "blocks", len(req.GetBlocks()),
-		"added", res.added, "updated", res.updated, "removed", res.removed, "deletes", len(res.deletes), "took", time.Since(start))
+		"added", res.added, "updated", res.updated, "removed", res.removed, "deletes", len(res.deletes),
+		"finalize", len(res.finalize), "took", time.Since(start))
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := m.nodes[sid]
@@ -470,8 +526,8 @@ func (m *Manager) BlockReport(ctx context.Context, req *dfspb.BlockReportRequest
 
 // BlockReceived applies an incremental block report
 // (DatanodeProtocol.BlockReceived): finalized replicas are recorded,
-// deleted ones removed; a replica of a block no file has is queued for
-// deletion.
+// corrupt ones recorded as such, deleted ones removed; a replica of a
+// block no file has, or older than its block, is queued for deletion.
 func (m *Manager) BlockReceived(ctx context.Context, req *dfspb.BlockReceivedRequest) (*dfspb.BlockReceivedResponse, error) {
 	ns, err := m.namespace()
 	if err != nil {
@@ -489,7 +545,7 @@ func (m *Manager) BlockReceived(ctx context.Context, req *dfspb.BlockReceivedReq
 			continue
 		}
 		err := m.applyEvent(ctx, ns, sid, ev.GetKind(), b)
-		if errors.Is(err, namespace.ErrUnknownBlock) {
+		if errors.Is(err, namespace.ErrUnknownBlock) || errors.Is(err, errStaleReplica) {
 			deletes = append(deletes, &dfspb.BlockRef{Id: b.Id, Genstamp: b.Genstamp})
 			continue
 		}
@@ -515,7 +571,7 @@ func (m *Manager) applyEvent(ctx context.Context, ns *namespace.Namespace, sid s
 			return fmt.Errorf("%w %d", namespace.ErrUnknownBlock, b.Id)
 		}
 		if b.Corrupt != "" {
-			return nil // the next full report records it as corrupt
+			return recordCorrupt(ctx, ns.Store(), id, sid, b.Genstamp)
 		}
 		return ns.BlockReceived(ctx, id, sid)
 	case dfspb.BlockEventKind_DELETED:
@@ -540,6 +596,55 @@ func (m *Manager) applyEvent(ctx context.Context, ns *namespace.Namespace, sid s
 		}
 	}
 	return nil
+}
+
+// errStaleReplica is a reported replica older than its block: to delete.
+var errStaleReplica = errors.New("replica older than its block")
+
+// recordCorrupt records that storage sid holds a corrupt replica of block
+// id at stamp gs (a datanode's incremental report: a replica it found
+// corrupt, or one left being written shorter than its complete block). A
+// replica older than its block is errStaleReplica (deleted instead).
+func recordCorrupt(ctx context.Context, store dal.Store, id int64, sid string, gs uint64) error {
+	err := store.Tx(ctx, func(tx dal.Tx) error {
+		blk, err := tx.GetBlock(ctx, id)
+		if errors.Is(err, dal.ErrNotFound) {
+			return fmt.Errorf("%w %d", namespace.ErrUnknownBlock, id)
+		}
+		if err != nil {
+			return err
+		}
+		if gs < uint64(max(blk.GenerationStamp, 0)) {
+			if blk.State == dal.BlockUnderRecovery {
+				return nil // the recovery decides (as for full reports)
+			}
+			return errStaleReplica
+		}
+		// inode (locked first, in the namespace's order), then replicas.
+		if _, err := tx.GetInodeByID(ctx, blk.InodeID, dal.LockWrite); err != nil {
+			if errors.Is(err, dal.ErrNotFound) {
+				return fmt.Errorf("%w %d", namespace.ErrUnknownBlock, id)
+			}
+			return err
+		}
+		reps, err := tx.ListReplicas(ctx, blk.InodeID, id)
+		if err != nil {
+			return err
+		}
+		for _, r := range reps {
+			if r.StorageID == sid {
+				if r.State == dal.ReplicaCorrupt {
+					return nil
+				}
+				return tx.UpdateReplicaState(ctx, blk.InodeID, id, sid, dal.ReplicaCorrupt)
+			}
+		}
+		return tx.AddReplica(ctx, &dal.Replica{InodeID: blk.InodeID, BlockID: id, StorageID: sid, State: dal.ReplicaCorrupt})
+	})
+	if err != nil && !errors.Is(err, namespace.ErrUnknownBlock) && !errors.Is(err, errStaleReplica) {
+		return fmt.Errorf("record corrupt replica of block %d on %s: %w", id, sid, err)
+	}
+	return err
 }
 
 // blockID converts a datanode's block id; ids above the int64 range are

@@ -46,7 +46,9 @@ type cluster struct {
 	leader *atomic.Bool
 }
 
-func startCluster(t *testing.T, url string) *cluster {
+// startCluster starts a manager on the database at url; tweaks change
+// its configuration.
+func startCluster(t *testing.T, url string, tweaks ...func(*Config)) *cluster {
 	t.Helper()
 	store, err := open.Open(context.Background(), url)
 	if err != nil {
@@ -55,7 +57,11 @@ func startCluster(t *testing.T, url string) *cluster {
 	t.Cleanup(func() { store.Close() })
 	leader := &atomic.Bool{}
 	leader.Store(true)
-	m := New(Config{HeartbeatInterval: hb, DeadIntervals: 20, ReportBatch: 2, Logger: testLogger(), Leader: leader.Load})
+	cfg := Config{HeartbeatInterval: hb, DeadIntervals: 20, ReportBatch: 2, Logger: testLogger(), Leader: leader.Load}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	m := New(cfg)
 	t.Cleanup(func() { m.Close() })
 	ns, err := namespace.New(store, namespace.Config{Placement: m, Capacity: m, MinBlockSize: -1})
 	if err != nil {

@@ -2,21 +2,21 @@ package dnmanager
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/kura-dev/kura/dfs/dal"
-	"github.com/kura-dev/kura/proto/dfspb"
 )
 
 // monitor marks datanodes dead once their heartbeats stop and starts the
-// re-replication of their blocks, until ctx is done.
+// re-replication of their blocks, and runs the replication check every
+// Config.ReplicationInterval, until ctx is done. Only the leader does
+// either.
 func (m *Manager) monitor(ctx context.Context) {
 	defer close(m.done)
 	t := time.NewTicker(max(m.cfg.HeartbeatInterval/2, time.Millisecond))
 	defer t.Stop()
+	st := newReplState()
 	for {
 		select {
 		case <-ctx.Done():
@@ -27,8 +27,14 @@ func (m *Manager) monitor(ctx context.Context) {
 			continue
 		}
 		for _, sid := range m.newlyDead() {
-			if err := m.reReplicate(ctx, sid); err != nil && ctx.Err() == nil {
+			if err := m.reReplicate(ctx, st, sid); err != nil && ctx.Err() == nil {
 				m.log.Warn("re-replication of a dead datanode's blocks failed", "storage", sid, "error", err)
+			}
+		}
+		if now := m.cfg.Clock(); m.cfg.ReplicationInterval > 0 && now.Sub(st.lastRound) >= m.cfg.ReplicationInterval {
+			st.lastRound = now
+			if err := m.replicationRound(ctx, st); err != nil && ctx.Err() == nil {
+				m.log.Warn("replication check failed", "error", err)
 			}
 		}
 	}
@@ -52,26 +58,22 @@ func (m *Manager) newlyDead() []string {
 	return out
 }
 
-// reReplicate queues replicate commands for the blocks of dead storage sid
-// that have fewer finalized replicas on live datanodes than their file's
-// replication (and at least one).
-func (m *Manager) reReplicate(ctx context.Context, sid string) error {
+// reReplicate queues copies of the blocks of dead storage sid that have
+// fewer finalized replicas on live datanodes than their file's
+// replication (and at least one), at once (the replication check's
+// backoff does not hold them back; the copies count as attempts for it).
+func (m *Manager) reReplicate(ctx context.Context, st *replState, sid string) error {
 	ns := m.ns.Load()
 	if ns == nil {
 		return nil
 	}
 	store := ns.Store()
+	_, live := m.liveStorages()
 	var after int64
 	queued := 0
 	for {
 		var rows []*dal.Replica
-		type plan struct {
-			blk     *dal.Block
-			holders []string // live, finalized
-			all     []string // every storage with a row
-			want    int
-		}
-		var plans []plan
+		var plans []*replPlan
 		err := store.ReadTx(ctx, func(tx dal.Tx) error {
 			plans = plans[:0]
 			var err error
@@ -79,38 +81,13 @@ func (m *Manager) reReplicate(ctx context.Context, sid string) error {
 			if err != nil {
 				return err
 			}
+			inodes := map[int64]*dal.Inode{}
 			for _, r := range rows {
-				blk, err := tx.GetBlock(ctx, r.BlockID)
-				if errors.Is(err, dal.ErrNotFound) {
-					continue
-				}
+				p, err := planBlock(ctx, tx, r.BlockID, live, inodes)
 				if err != nil {
 					return err
 				}
-				if blk.State != dal.BlockComplete && blk.State != dal.BlockCommitted {
-					continue // a pipeline's business
-				}
-				in, err := tx.GetInodeByID(ctx, blk.InodeID, dal.LockNone)
-				if errors.Is(err, dal.ErrNotFound) {
-					continue
-				}
-				if err != nil {
-					return err
-				}
-				reps, err := tx.ListReplicas(ctx, blk.InodeID, blk.BlockID)
-				if err != nil {
-					return err
-				}
-				p := plan{blk: blk, want: int(in.Replication)}
-				for _, rr := range reps {
-					p.all = append(p.all, rr.StorageID)
-					if rr.State == dal.ReplicaFinalized {
-						if _, ok := m.Addr(rr.StorageID); ok {
-							p.holders = append(p.holders, rr.StorageID)
-						}
-					}
-				}
-				if len(p.holders) > 0 && len(p.holders) < p.want {
+				if p != nil && p.underReplicated() {
 					plans = append(plans, p)
 				}
 			}
@@ -119,21 +96,9 @@ func (m *Manager) reReplicate(ctx context.Context, sid string) error {
 		if err != nil {
 			return fmt.Errorf("scan replicas of %s after block %d: %w", sid, after, err)
 		}
+		now := m.cfg.Clock()
 		for _, p := range plans {
-			targets := m.choose(p.want-len(p.holders), 0, "", p.all)
-			if len(targets) == 0 {
-				continue
-			}
-			addrs := make([]string, len(targets))
-			for i, t := range targets {
-				addrs[i] = t.Addr
-			}
-			src := p.holders[rand.IntN(len(p.holders))]
-			cmd := &dfspb.DatanodeCommand{Command: &dfspb.DatanodeCommand_Replicate{Replicate: &dfspb.ReplicateBlockCommand{
-				Block:   &dfspb.BlockRef{Id: uint64(p.blk.BlockID), Genstamp: uint64(p.blk.GenerationStamp)},
-				Targets: addrs,
-			}}}
-			if m.queueCommand(src, cmd) {
+			if m.checkBlock(st, p, now, checkDeath) {
 				queued++
 			}
 		}
@@ -142,6 +107,7 @@ func (m *Manager) reReplicate(ctx context.Context, sid string) error {
 		}
 		after = rows[len(rows)-1].BlockID
 	}
+	m.publish(st, m.cfg.Clock())
 	if queued > 0 {
 		m.log.Info("queued re-replication of a dead datanode's blocks", "storage", sid, "blocks", queued)
 	}

@@ -15,6 +15,9 @@ import (
 type reportResult struct {
 	added, updated, removed int
 	deletes                 []*dfspb.BlockRef
+	// finalize are the replicas left being written of complete blocks,
+	// for the datanode to finalize.
+	finalize []*dfspb.FinalizeBlock
 }
 
 // reconcile brings storage sid's replicas rows in line with its full report
@@ -86,6 +89,7 @@ func reconcile(ctx context.Context, store dal.Store, sid string, blocks []*dfspb
 		res.updated += chunk.updated
 		res.removed += chunk.removed
 		res.deletes = append(res.deletes, chunk.deletes...)
+		res.finalize = append(res.finalize, chunk.finalize...)
 		for i < len(rep) && int64(rep[i].Id) <= end {
 			i++
 		}
@@ -140,9 +144,20 @@ func reconcileChunk(ctx context.Context, tx dal.Tx, sid string, rows []*dal.Repl
 			del(b)
 			continue
 		}
+		if leftBeingWritten(b, blk) {
+			// A replica a writer left being written, of a block the
+			// namenode holds complete at its stamp (lease recovery closed
+			// the file with the recorded lengths while this datanode was
+			// away, or its report was late): the datanode is to finalize
+			// it at the block's length, or mark it corrupt if it is
+			// shorter; its row follows its incremental report.
+			res.finalize = append(res.finalize, &dfspb.FinalizeBlock{
+				Block: &dfspb.BlockRef{Id: b.Id, Genstamp: b.Genstamp}, Length: blk.NumBytes})
+			continue
+		}
 		want, ok := wantedState(b, blk)
 		if !ok {
-			continue // an rbw replica of a closed block: leave it alone
+			continue // see wantedState
 		}
 		if row == nil {
 			err := tx.AddReplica(ctx, &dal.Replica{InodeID: blk.InodeID, BlockID: id, StorageID: sid, State: want})
@@ -175,9 +190,22 @@ func reconcileChunk(ctx context.Context, tx dal.Tx, sid string, rows []*dal.Repl
 	return nil
 }
 
-// wantedState is the replicas row state for a reported replica of blk;
-// false for a replica being written of a block no longer under
-// construction (neither recorded nor deleted).
+// leftBeingWritten reports whether b, a healthy replica reported being
+// written, is of the complete block blk at blk's generation stamp: a
+// replica to finalize (HDFS ignores these and relies on the pipeline's
+// finalization; kura's datanodes finalize them on the namenode's word,
+// since a writer that died leaves them being written for good).
+func leftBeingWritten(b *dfspb.ReportedBlock, blk *dal.Block) bool {
+	return b.Corrupt == "" && b.State != dfspb.ReplicaState_FINALIZED &&
+		blk.State == dal.BlockComplete && b.Genstamp == uint64(max(blk.GenerationStamp, 0))
+}
+
+// wantedState is the replicas row state for a reported replica of blk
+// (not older than blk); false for a replica being written of a block no
+// longer under construction that is not one to finalize (of a committed
+// block, whose pipeline finalizes it, or with a newer stamp than the
+// complete block's, which no pipeline or recovery leaves): neither
+// recorded nor deleted.
 func wantedState(b *dfspb.ReportedBlock, blk *dal.Block) (dal.ReplicaState, bool) {
 	switch {
 	case b.Corrupt != "":

@@ -588,6 +588,7 @@ type DatanodeCommand struct {
 	//	*DatanodeCommand_Delete
 	//	*DatanodeCommand_Replicate
 	//	*DatanodeCommand_BlockReport
+	//	*DatanodeCommand_Finalize
 	Command       isDatanodeCommand_Command `protobuf_oneof:"command"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -657,6 +658,15 @@ func (x *DatanodeCommand) GetBlockReport() *BlockReportCommand {
 	return nil
 }
 
+func (x *DatanodeCommand) GetFinalize() *FinalizeBlocksCommand {
+	if x != nil {
+		if x, ok := x.Command.(*DatanodeCommand_Finalize); ok {
+			return x.Finalize
+		}
+	}
+	return nil
+}
+
 type isDatanodeCommand_Command interface {
 	isDatanodeCommand_Command()
 }
@@ -674,11 +684,17 @@ type DatanodeCommand_BlockReport struct {
 	BlockReport *BlockReportCommand `protobuf:"bytes,3,opt,name=block_report,json=blockReport,proto3,oneof"`
 }
 
+type DatanodeCommand_Finalize struct {
+	Finalize *FinalizeBlocksCommand `protobuf:"bytes,4,opt,name=finalize,proto3,oneof"`
+}
+
 func (*DatanodeCommand_Delete) isDatanodeCommand_Command() {}
 
 func (*DatanodeCommand_Replicate) isDatanodeCommand_Command() {}
 
 func (*DatanodeCommand_BlockReport) isDatanodeCommand_Command() {}
+
+func (*DatanodeCommand_Finalize) isDatanodeCommand_Command() {}
 
 // DeleteBlocksCommand: delete these replicas (HDFS's DNA_INVALIDATE).
 type DeleteBlocksCommand struct {
@@ -816,6 +832,112 @@ func (*BlockReportCommand) Descriptor() ([]byte, []int) {
 	return file_dfspb_dfs_proto_rawDescGZIP(), []int{9}
 }
 
+// FinalizeBlocksCommand: finalize these replicas being written, of blocks
+// the namenode holds complete at that generation stamp and length (a
+// replica a writer left unfinalized, such as one whose datanode was away
+// when lease recovery closed its file with the recorded lengths). The
+// datanode finalizes a replica being written at exactly the block's stamp,
+// held by no writer and at least length bytes long, cut to length; it
+// marks one that is shorter corrupt; it leaves any other replica alone.
+type FinalizeBlocksCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Blocks        []*FinalizeBlock       `protobuf:"bytes,1,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinalizeBlocksCommand) Reset() {
+	*x = FinalizeBlocksCommand{}
+	mi := &file_dfspb_dfs_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinalizeBlocksCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinalizeBlocksCommand) ProtoMessage() {}
+
+func (x *FinalizeBlocksCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinalizeBlocksCommand.ProtoReflect.Descriptor instead.
+func (*FinalizeBlocksCommand) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *FinalizeBlocksCommand) GetBlocks() []*FinalizeBlock {
+	if x != nil {
+		return x.Blocks
+	}
+	return nil
+}
+
+// FinalizeBlock is one block of a FinalizeBlocksCommand.
+type FinalizeBlock struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// block is the block at the stamp the namenode holds complete.
+	Block *BlockRef `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
+	// length is the block's length.
+	Length        int64 `protobuf:"varint,2,opt,name=length,proto3" json:"length,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinalizeBlock) Reset() {
+	*x = FinalizeBlock{}
+	mi := &file_dfspb_dfs_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinalizeBlock) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinalizeBlock) ProtoMessage() {}
+
+func (x *FinalizeBlock) ProtoReflect() protoreflect.Message {
+	mi := &file_dfspb_dfs_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinalizeBlock.ProtoReflect.Descriptor instead.
+func (*FinalizeBlock) Descriptor() ([]byte, []int) {
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *FinalizeBlock) GetBlock() *BlockRef {
+	if x != nil {
+		return x.Block
+	}
+	return nil
+}
+
+func (x *FinalizeBlock) GetLength() int64 {
+	if x != nil {
+		return x.Length
+	}
+	return 0
+}
+
 // BlockRef names one block at a generation stamp.
 type BlockRef struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -827,7 +949,7 @@ type BlockRef struct {
 
 func (x *BlockRef) Reset() {
 	*x = BlockRef{}
-	mi := &file_dfspb_dfs_proto_msgTypes[10]
+	mi := &file_dfspb_dfs_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -839,7 +961,7 @@ func (x *BlockRef) String() string {
 func (*BlockRef) ProtoMessage() {}
 
 func (x *BlockRef) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[10]
+	mi := &file_dfspb_dfs_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -852,7 +974,7 @@ func (x *BlockRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockRef.ProtoReflect.Descriptor instead.
 func (*BlockRef) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{10}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BlockRef) GetId() uint64 {
@@ -884,7 +1006,7 @@ type ReportedBlock struct {
 
 func (x *ReportedBlock) Reset() {
 	*x = ReportedBlock{}
-	mi := &file_dfspb_dfs_proto_msgTypes[11]
+	mi := &file_dfspb_dfs_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +1018,7 @@ func (x *ReportedBlock) String() string {
 func (*ReportedBlock) ProtoMessage() {}
 
 func (x *ReportedBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[11]
+	mi := &file_dfspb_dfs_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +1031,7 @@ func (x *ReportedBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportedBlock.ProtoReflect.Descriptor instead.
 func (*ReportedBlock) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{11}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReportedBlock) GetId() uint64 {
@@ -957,7 +1079,7 @@ type BlockReportRequest struct {
 
 func (x *BlockReportRequest) Reset() {
 	*x = BlockReportRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[12]
+	mi := &file_dfspb_dfs_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -969,7 +1091,7 @@ func (x *BlockReportRequest) String() string {
 func (*BlockReportRequest) ProtoMessage() {}
 
 func (x *BlockReportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[12]
+	mi := &file_dfspb_dfs_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -982,7 +1104,7 @@ func (x *BlockReportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockReportRequest.ProtoReflect.Descriptor instead.
 func (*BlockReportRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{12}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *BlockReportRequest) GetStorageId() string {
@@ -1008,7 +1130,7 @@ type BlockReportResponse struct {
 
 func (x *BlockReportResponse) Reset() {
 	*x = BlockReportResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[13]
+	mi := &file_dfspb_dfs_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1142,7 @@ func (x *BlockReportResponse) String() string {
 func (*BlockReportResponse) ProtoMessage() {}
 
 func (x *BlockReportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[13]
+	mi := &file_dfspb_dfs_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1155,7 @@ func (x *BlockReportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockReportResponse.ProtoReflect.Descriptor instead.
 func (*BlockReportResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{13}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BlockReportResponse) GetCommands() []*DatanodeCommand {
@@ -1053,7 +1175,7 @@ type BlockEvent struct {
 
 func (x *BlockEvent) Reset() {
 	*x = BlockEvent{}
-	mi := &file_dfspb_dfs_proto_msgTypes[14]
+	mi := &file_dfspb_dfs_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1187,7 @@ func (x *BlockEvent) String() string {
 func (*BlockEvent) ProtoMessage() {}
 
 func (x *BlockEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[14]
+	mi := &file_dfspb_dfs_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1200,7 @@ func (x *BlockEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockEvent.ProtoReflect.Descriptor instead.
 func (*BlockEvent) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{14}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BlockEvent) GetKind() BlockEventKind {
@@ -1105,7 +1227,7 @@ type BlockReceivedRequest struct {
 
 func (x *BlockReceivedRequest) Reset() {
 	*x = BlockReceivedRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[15]
+	mi := &file_dfspb_dfs_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1239,7 @@ func (x *BlockReceivedRequest) String() string {
 func (*BlockReceivedRequest) ProtoMessage() {}
 
 func (x *BlockReceivedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[15]
+	mi := &file_dfspb_dfs_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1252,7 @@ func (x *BlockReceivedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockReceivedRequest.ProtoReflect.Descriptor instead.
 func (*BlockReceivedRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{15}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *BlockReceivedRequest) GetStorageId() string {
@@ -1155,7 +1277,7 @@ type BlockReceivedResponse struct {
 
 func (x *BlockReceivedResponse) Reset() {
 	*x = BlockReceivedResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[16]
+	mi := &file_dfspb_dfs_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1289,7 @@ func (x *BlockReceivedResponse) String() string {
 func (*BlockReceivedResponse) ProtoMessage() {}
 
 func (x *BlockReceivedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[16]
+	mi := &file_dfspb_dfs_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1302,7 @@ func (x *BlockReceivedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlockReceivedResponse.ProtoReflect.Descriptor instead.
 func (*BlockReceivedResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{16}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{18}
 }
 
 type InitReplicaRecoveryRequest struct {
@@ -1196,7 +1318,7 @@ type InitReplicaRecoveryRequest struct {
 
 func (x *InitReplicaRecoveryRequest) Reset() {
 	*x = InitReplicaRecoveryRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[17]
+	mi := &file_dfspb_dfs_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1330,7 @@ func (x *InitReplicaRecoveryRequest) String() string {
 func (*InitReplicaRecoveryRequest) ProtoMessage() {}
 
 func (x *InitReplicaRecoveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[17]
+	mi := &file_dfspb_dfs_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1343,7 @@ func (x *InitReplicaRecoveryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitReplicaRecoveryRequest.ProtoReflect.Descriptor instead.
 func (*InitReplicaRecoveryRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{17}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *InitReplicaRecoveryRequest) GetBlock() *BlockRef {
@@ -1250,7 +1372,7 @@ type InitReplicaRecoveryResponse struct {
 
 func (x *InitReplicaRecoveryResponse) Reset() {
 	*x = InitReplicaRecoveryResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[18]
+	mi := &file_dfspb_dfs_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1384,7 @@ func (x *InitReplicaRecoveryResponse) String() string {
 func (*InitReplicaRecoveryResponse) ProtoMessage() {}
 
 func (x *InitReplicaRecoveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[18]
+	mi := &file_dfspb_dfs_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1397,7 @@ func (x *InitReplicaRecoveryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InitReplicaRecoveryResponse.ProtoReflect.Descriptor instead.
 func (*InitReplicaRecoveryResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{18}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InitReplicaRecoveryResponse) GetLength() int64 {
@@ -1313,7 +1435,7 @@ type UpdateReplicaUnderRecoveryRequest struct {
 
 func (x *UpdateReplicaUnderRecoveryRequest) Reset() {
 	*x = UpdateReplicaUnderRecoveryRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[19]
+	mi := &file_dfspb_dfs_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1325,7 +1447,7 @@ func (x *UpdateReplicaUnderRecoveryRequest) String() string {
 func (*UpdateReplicaUnderRecoveryRequest) ProtoMessage() {}
 
 func (x *UpdateReplicaUnderRecoveryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[19]
+	mi := &file_dfspb_dfs_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1338,7 +1460,7 @@ func (x *UpdateReplicaUnderRecoveryRequest) ProtoReflect() protoreflect.Message 
 
 // Deprecated: Use UpdateReplicaUnderRecoveryRequest.ProtoReflect.Descriptor instead.
 func (*UpdateReplicaUnderRecoveryRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{19}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateReplicaUnderRecoveryRequest) GetBlock() *BlockRef {
@@ -1372,7 +1494,7 @@ type UpdateReplicaUnderRecoveryResponse struct {
 
 func (x *UpdateReplicaUnderRecoveryResponse) Reset() {
 	*x = UpdateReplicaUnderRecoveryResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[20]
+	mi := &file_dfspb_dfs_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1506,7 @@ func (x *UpdateReplicaUnderRecoveryResponse) String() string {
 func (*UpdateReplicaUnderRecoveryResponse) ProtoMessage() {}
 
 func (x *UpdateReplicaUnderRecoveryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[20]
+	mi := &file_dfspb_dfs_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1519,7 @@ func (x *UpdateReplicaUnderRecoveryResponse) ProtoReflect() protoreflect.Message
 
 // Deprecated: Use UpdateReplicaUnderRecoveryResponse.ProtoReflect.Descriptor instead.
 func (*UpdateReplicaUnderRecoveryResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{20}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateReplicaUnderRecoveryResponse) GetLength() int64 {
@@ -1432,7 +1554,7 @@ type WriteHeader struct {
 
 func (x *WriteHeader) Reset() {
 	*x = WriteHeader{}
-	mi := &file_dfspb_dfs_proto_msgTypes[21]
+	mi := &file_dfspb_dfs_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1444,7 +1566,7 @@ func (x *WriteHeader) String() string {
 func (*WriteHeader) ProtoMessage() {}
 
 func (x *WriteHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[21]
+	mi := &file_dfspb_dfs_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1457,7 +1579,7 @@ func (x *WriteHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteHeader.ProtoReflect.Descriptor instead.
 func (*WriteHeader) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{21}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WriteHeader) GetBlock() *BlockRef {
@@ -1525,7 +1647,7 @@ type Packet struct {
 
 func (x *Packet) Reset() {
 	*x = Packet{}
-	mi := &file_dfspb_dfs_proto_msgTypes[22]
+	mi := &file_dfspb_dfs_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1537,7 +1659,7 @@ func (x *Packet) String() string {
 func (*Packet) ProtoMessage() {}
 
 func (x *Packet) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[22]
+	mi := &file_dfspb_dfs_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1550,7 +1672,7 @@ func (x *Packet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Packet.ProtoReflect.Descriptor instead.
 func (*Packet) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{22}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Packet) GetSeqno() int64 {
@@ -1608,7 +1730,7 @@ type WriteBlockRequest struct {
 
 func (x *WriteBlockRequest) Reset() {
 	*x = WriteBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[23]
+	mi := &file_dfspb_dfs_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1620,7 +1742,7 @@ func (x *WriteBlockRequest) String() string {
 func (*WriteBlockRequest) ProtoMessage() {}
 
 func (x *WriteBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[23]
+	mi := &file_dfspb_dfs_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1633,7 +1755,7 @@ func (x *WriteBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteBlockRequest.ProtoReflect.Descriptor instead.
 func (*WriteBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{23}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WriteBlockRequest) GetMsg() isWriteBlockRequest_Msg {
@@ -1694,7 +1816,7 @@ type PipelineAck struct {
 
 func (x *PipelineAck) Reset() {
 	*x = PipelineAck{}
-	mi := &file_dfspb_dfs_proto_msgTypes[24]
+	mi := &file_dfspb_dfs_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1706,7 +1828,7 @@ func (x *PipelineAck) String() string {
 func (*PipelineAck) ProtoMessage() {}
 
 func (x *PipelineAck) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[24]
+	mi := &file_dfspb_dfs_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1719,7 +1841,7 @@ func (x *PipelineAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PipelineAck.ProtoReflect.Descriptor instead.
 func (*PipelineAck) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{24}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PipelineAck) GetSeqno() int64 {
@@ -1765,7 +1887,7 @@ type ReadBlockRequest struct {
 
 func (x *ReadBlockRequest) Reset() {
 	*x = ReadBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[25]
+	mi := &file_dfspb_dfs_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1777,7 +1899,7 @@ func (x *ReadBlockRequest) String() string {
 func (*ReadBlockRequest) ProtoMessage() {}
 
 func (x *ReadBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[25]
+	mi := &file_dfspb_dfs_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1790,7 +1912,7 @@ func (x *ReadBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBlockRequest.ProtoReflect.Descriptor instead.
 func (*ReadBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{25}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReadBlockRequest) GetBlock() *BlockRef {
@@ -1836,7 +1958,7 @@ type ReadHeader struct {
 
 func (x *ReadHeader) Reset() {
 	*x = ReadHeader{}
-	mi := &file_dfspb_dfs_proto_msgTypes[26]
+	mi := &file_dfspb_dfs_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +1970,7 @@ func (x *ReadHeader) String() string {
 func (*ReadHeader) ProtoMessage() {}
 
 func (x *ReadHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[26]
+	mi := &file_dfspb_dfs_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +1983,7 @@ func (x *ReadHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadHeader.ProtoReflect.Descriptor instead.
 func (*ReadHeader) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{26}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReadHeader) GetGenstamp() uint64 {
@@ -1905,7 +2027,7 @@ type ReadBlockResponse struct {
 
 func (x *ReadBlockResponse) Reset() {
 	*x = ReadBlockResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[27]
+	mi := &file_dfspb_dfs_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2039,7 @@ func (x *ReadBlockResponse) String() string {
 func (*ReadBlockResponse) ProtoMessage() {}
 
 func (x *ReadBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[27]
+	mi := &file_dfspb_dfs_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2052,7 @@ func (x *ReadBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadBlockResponse.ProtoReflect.Descriptor instead.
 func (*ReadBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{27}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReadBlockResponse) GetMsg() isReadBlockResponse_Msg {
@@ -2000,7 +2122,7 @@ type FileStatus struct {
 
 func (x *FileStatus) Reset() {
 	*x = FileStatus{}
-	mi := &file_dfspb_dfs_proto_msgTypes[28]
+	mi := &file_dfspb_dfs_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2134,7 @@ func (x *FileStatus) String() string {
 func (*FileStatus) ProtoMessage() {}
 
 func (x *FileStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[28]
+	mi := &file_dfspb_dfs_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2147,7 @@ func (x *FileStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileStatus.ProtoReflect.Descriptor instead.
 func (*FileStatus) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{28}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *FileStatus) GetFileId() int64 {
@@ -2138,7 +2260,7 @@ type Location struct {
 
 func (x *Location) Reset() {
 	*x = Location{}
-	mi := &file_dfspb_dfs_proto_msgTypes[29]
+	mi := &file_dfspb_dfs_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2150,7 +2272,7 @@ func (x *Location) String() string {
 func (*Location) ProtoMessage() {}
 
 func (x *Location) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[29]
+	mi := &file_dfspb_dfs_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2163,7 +2285,7 @@ func (x *Location) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Location.ProtoReflect.Descriptor instead.
 func (*Location) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{29}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Location) GetStorageId() string {
@@ -2193,7 +2315,7 @@ type LocatedBlock struct {
 
 func (x *LocatedBlock) Reset() {
 	*x = LocatedBlock{}
-	mi := &file_dfspb_dfs_proto_msgTypes[30]
+	mi := &file_dfspb_dfs_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2327,7 @@ func (x *LocatedBlock) String() string {
 func (*LocatedBlock) ProtoMessage() {}
 
 func (x *LocatedBlock) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[30]
+	mi := &file_dfspb_dfs_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2340,7 @@ func (x *LocatedBlock) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocatedBlock.ProtoReflect.Descriptor instead.
 func (*LocatedBlock) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{30}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LocatedBlock) GetBlock() *BlockRef {
@@ -2270,7 +2392,7 @@ type CreateRequest struct {
 
 func (x *CreateRequest) Reset() {
 	*x = CreateRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[31]
+	mi := &file_dfspb_dfs_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2282,7 +2404,7 @@ func (x *CreateRequest) String() string {
 func (*CreateRequest) ProtoMessage() {}
 
 func (x *CreateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[31]
+	mi := &file_dfspb_dfs_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2295,7 +2417,7 @@ func (x *CreateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateRequest.ProtoReflect.Descriptor instead.
 func (*CreateRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{31}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CreateRequest) GetPath() string {
@@ -2370,7 +2492,7 @@ type CreateResponse struct {
 
 func (x *CreateResponse) Reset() {
 	*x = CreateResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[32]
+	mi := &file_dfspb_dfs_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2504,7 @@ func (x *CreateResponse) String() string {
 func (*CreateResponse) ProtoMessage() {}
 
 func (x *CreateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[32]
+	mi := &file_dfspb_dfs_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2517,7 @@ func (x *CreateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateResponse.ProtoReflect.Descriptor instead.
 func (*CreateResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{32}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateResponse) GetStatus() *FileStatus {
@@ -2425,7 +2547,7 @@ type AddBlockRequest struct {
 
 func (x *AddBlockRequest) Reset() {
 	*x = AddBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[33]
+	mi := &file_dfspb_dfs_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2559,7 @@ func (x *AddBlockRequest) String() string {
 func (*AddBlockRequest) ProtoMessage() {}
 
 func (x *AddBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[33]
+	mi := &file_dfspb_dfs_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2572,7 @@ func (x *AddBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddBlockRequest.ProtoReflect.Descriptor instead.
 func (*AddBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{33}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *AddBlockRequest) GetPath() string {
@@ -2504,7 +2626,7 @@ type AddBlockResponse struct {
 
 func (x *AddBlockResponse) Reset() {
 	*x = AddBlockResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[34]
+	mi := &file_dfspb_dfs_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2516,7 +2638,7 @@ func (x *AddBlockResponse) String() string {
 func (*AddBlockResponse) ProtoMessage() {}
 
 func (x *AddBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[34]
+	mi := &file_dfspb_dfs_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2529,7 +2651,7 @@ func (x *AddBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddBlockResponse.ProtoReflect.Descriptor instead.
 func (*AddBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{34}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AddBlockResponse) GetBlock() *LocatedBlock {
@@ -2551,7 +2673,7 @@ type AbandonBlockRequest struct {
 
 func (x *AbandonBlockRequest) Reset() {
 	*x = AbandonBlockRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[35]
+	mi := &file_dfspb_dfs_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2563,7 +2685,7 @@ func (x *AbandonBlockRequest) String() string {
 func (*AbandonBlockRequest) ProtoMessage() {}
 
 func (x *AbandonBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[35]
+	mi := &file_dfspb_dfs_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2576,7 +2698,7 @@ func (x *AbandonBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbandonBlockRequest.ProtoReflect.Descriptor instead.
 func (*AbandonBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{35}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AbandonBlockRequest) GetPath() string {
@@ -2615,7 +2737,7 @@ type AbandonBlockResponse struct {
 
 func (x *AbandonBlockResponse) Reset() {
 	*x = AbandonBlockResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[36]
+	mi := &file_dfspb_dfs_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2749,7 @@ func (x *AbandonBlockResponse) String() string {
 func (*AbandonBlockResponse) ProtoMessage() {}
 
 func (x *AbandonBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[36]
+	mi := &file_dfspb_dfs_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2762,7 @@ func (x *AbandonBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AbandonBlockResponse.ProtoReflect.Descriptor instead.
 func (*AbandonBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{36}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{38}
 }
 
 type CompleteRequest struct {
@@ -2659,7 +2781,7 @@ type CompleteRequest struct {
 
 func (x *CompleteRequest) Reset() {
 	*x = CompleteRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[37]
+	mi := &file_dfspb_dfs_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2671,7 +2793,7 @@ func (x *CompleteRequest) String() string {
 func (*CompleteRequest) ProtoMessage() {}
 
 func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[37]
+	mi := &file_dfspb_dfs_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2684,7 +2806,7 @@ func (x *CompleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteRequest.ProtoReflect.Descriptor instead.
 func (*CompleteRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{37}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CompleteRequest) GetPath() string {
@@ -2731,7 +2853,7 @@ type CompleteResponse struct {
 
 func (x *CompleteResponse) Reset() {
 	*x = CompleteResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[38]
+	mi := &file_dfspb_dfs_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2743,7 +2865,7 @@ func (x *CompleteResponse) String() string {
 func (*CompleteResponse) ProtoMessage() {}
 
 func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[38]
+	mi := &file_dfspb_dfs_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,7 +2878,7 @@ func (x *CompleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteResponse.ProtoReflect.Descriptor instead.
 func (*CompleteResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{38}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *CompleteResponse) GetCompleted() bool {
@@ -2779,7 +2901,7 @@ type GetBlockLocationsRequest struct {
 
 func (x *GetBlockLocationsRequest) Reset() {
 	*x = GetBlockLocationsRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[39]
+	mi := &file_dfspb_dfs_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2791,7 +2913,7 @@ func (x *GetBlockLocationsRequest) String() string {
 func (*GetBlockLocationsRequest) ProtoMessage() {}
 
 func (x *GetBlockLocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[39]
+	mi := &file_dfspb_dfs_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2804,7 +2926,7 @@ func (x *GetBlockLocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlockLocationsRequest.ProtoReflect.Descriptor instead.
 func (*GetBlockLocationsRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{39}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetBlockLocationsRequest) GetPath() string {
@@ -2846,7 +2968,7 @@ type GetBlockLocationsResponse struct {
 
 func (x *GetBlockLocationsResponse) Reset() {
 	*x = GetBlockLocationsResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[40]
+	mi := &file_dfspb_dfs_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2858,7 +2980,7 @@ func (x *GetBlockLocationsResponse) String() string {
 func (*GetBlockLocationsResponse) ProtoMessage() {}
 
 func (x *GetBlockLocationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[40]
+	mi := &file_dfspb_dfs_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2871,7 +2993,7 @@ func (x *GetBlockLocationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetBlockLocationsResponse.ProtoReflect.Descriptor instead.
 func (*GetBlockLocationsResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{40}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *GetBlockLocationsResponse) GetFileLength() int64 {
@@ -2904,7 +3026,7 @@ type RenewLeaseRequest struct {
 
 func (x *RenewLeaseRequest) Reset() {
 	*x = RenewLeaseRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[41]
+	mi := &file_dfspb_dfs_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2916,7 +3038,7 @@ func (x *RenewLeaseRequest) String() string {
 func (*RenewLeaseRequest) ProtoMessage() {}
 
 func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[41]
+	mi := &file_dfspb_dfs_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2929,7 +3051,7 @@ func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{41}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RenewLeaseRequest) GetClientName() string {
@@ -2947,7 +3069,7 @@ type RenewLeaseResponse struct {
 
 func (x *RenewLeaseResponse) Reset() {
 	*x = RenewLeaseResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[42]
+	mi := &file_dfspb_dfs_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2959,7 +3081,7 @@ func (x *RenewLeaseResponse) String() string {
 func (*RenewLeaseResponse) ProtoMessage() {}
 
 func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[42]
+	mi := &file_dfspb_dfs_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2972,7 +3094,7 @@ func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{42}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{44}
 }
 
 type GetFileInfoRequest struct {
@@ -2985,7 +3107,7 @@ type GetFileInfoRequest struct {
 
 func (x *GetFileInfoRequest) Reset() {
 	*x = GetFileInfoRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[43]
+	mi := &file_dfspb_dfs_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3119,7 @@ func (x *GetFileInfoRequest) String() string {
 func (*GetFileInfoRequest) ProtoMessage() {}
 
 func (x *GetFileInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[43]
+	mi := &file_dfspb_dfs_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3132,7 @@ func (x *GetFileInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileInfoRequest.ProtoReflect.Descriptor instead.
 func (*GetFileInfoRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{43}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetFileInfoRequest) GetPath() string {
@@ -3036,7 +3158,7 @@ type GetFileInfoResponse struct {
 
 func (x *GetFileInfoResponse) Reset() {
 	*x = GetFileInfoResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[44]
+	mi := &file_dfspb_dfs_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3048,7 +3170,7 @@ func (x *GetFileInfoResponse) String() string {
 func (*GetFileInfoResponse) ProtoMessage() {}
 
 func (x *GetFileInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[44]
+	mi := &file_dfspb_dfs_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3061,7 +3183,7 @@ func (x *GetFileInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFileInfoResponse.ProtoReflect.Descriptor instead.
 func (*GetFileInfoResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{44}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetFileInfoResponse) GetStatus() *FileStatus {
@@ -3083,7 +3205,7 @@ type MkdirsRequest struct {
 
 func (x *MkdirsRequest) Reset() {
 	*x = MkdirsRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[45]
+	mi := &file_dfspb_dfs_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3095,7 +3217,7 @@ func (x *MkdirsRequest) String() string {
 func (*MkdirsRequest) ProtoMessage() {}
 
 func (x *MkdirsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[45]
+	mi := &file_dfspb_dfs_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3108,7 +3230,7 @@ func (x *MkdirsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirsRequest.ProtoReflect.Descriptor instead.
 func (*MkdirsRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{45}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *MkdirsRequest) GetPath() string {
@@ -3147,7 +3269,7 @@ type MkdirsResponse struct {
 
 func (x *MkdirsResponse) Reset() {
 	*x = MkdirsResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[46]
+	mi := &file_dfspb_dfs_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3159,7 +3281,7 @@ func (x *MkdirsResponse) String() string {
 func (*MkdirsResponse) ProtoMessage() {}
 
 func (x *MkdirsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[46]
+	mi := &file_dfspb_dfs_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3172,7 +3294,7 @@ func (x *MkdirsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MkdirsResponse.ProtoReflect.Descriptor instead.
 func (*MkdirsResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{46}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{48}
 }
 
 type DeleteRequest struct {
@@ -3186,7 +3308,7 @@ type DeleteRequest struct {
 
 func (x *DeleteRequest) Reset() {
 	*x = DeleteRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[47]
+	mi := &file_dfspb_dfs_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3198,7 +3320,7 @@ func (x *DeleteRequest) String() string {
 func (*DeleteRequest) ProtoMessage() {}
 
 func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[47]
+	mi := &file_dfspb_dfs_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3333,7 @@ func (x *DeleteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{47}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DeleteRequest) GetPath() string {
@@ -3244,7 +3366,7 @@ type DeleteResponse struct {
 
 func (x *DeleteResponse) Reset() {
 	*x = DeleteResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[48]
+	mi := &file_dfspb_dfs_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3256,7 +3378,7 @@ func (x *DeleteResponse) String() string {
 func (*DeleteResponse) ProtoMessage() {}
 
 func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[48]
+	mi := &file_dfspb_dfs_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3269,7 +3391,7 @@ func (x *DeleteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteResponse.ProtoReflect.Descriptor instead.
 func (*DeleteResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{48}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *DeleteResponse) GetDeleted() bool {
@@ -3296,7 +3418,7 @@ type RenameRequest struct {
 
 func (x *RenameRequest) Reset() {
 	*x = RenameRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[49]
+	mi := &file_dfspb_dfs_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3308,7 +3430,7 @@ func (x *RenameRequest) String() string {
 func (*RenameRequest) ProtoMessage() {}
 
 func (x *RenameRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[49]
+	mi := &file_dfspb_dfs_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3321,7 +3443,7 @@ func (x *RenameRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameRequest.ProtoReflect.Descriptor instead.
 func (*RenameRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{49}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RenameRequest) GetSrc() string {
@@ -3368,7 +3490,7 @@ type RenameResponse struct {
 
 func (x *RenameResponse) Reset() {
 	*x = RenameResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[50]
+	mi := &file_dfspb_dfs_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3380,7 +3502,7 @@ func (x *RenameResponse) String() string {
 func (*RenameResponse) ProtoMessage() {}
 
 func (x *RenameResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[50]
+	mi := &file_dfspb_dfs_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3393,7 +3515,7 @@ func (x *RenameResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameResponse.ProtoReflect.Descriptor instead.
 func (*RenameResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{50}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *RenameResponse) GetRenamed() bool {
@@ -3417,7 +3539,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[51]
+	mi := &file_dfspb_dfs_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3429,7 +3551,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[51]
+	mi := &file_dfspb_dfs_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3442,7 +3564,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{51}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ListRequest) GetPath() string {
@@ -3483,7 +3605,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[52]
+	mi := &file_dfspb_dfs_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3495,7 +3617,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[52]
+	mi := &file_dfspb_dfs_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +3630,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{52}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ListResponse) GetEntries() []*FileStatus {
@@ -3536,7 +3658,7 @@ type SetPermissionRequest struct {
 
 func (x *SetPermissionRequest) Reset() {
 	*x = SetPermissionRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[53]
+	mi := &file_dfspb_dfs_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +3670,7 @@ func (x *SetPermissionRequest) String() string {
 func (*SetPermissionRequest) ProtoMessage() {}
 
 func (x *SetPermissionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[53]
+	mi := &file_dfspb_dfs_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +3683,7 @@ func (x *SetPermissionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPermissionRequest.ProtoReflect.Descriptor instead.
 func (*SetPermissionRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{53}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *SetPermissionRequest) GetPath() string {
@@ -3593,7 +3715,7 @@ type SetPermissionResponse struct {
 
 func (x *SetPermissionResponse) Reset() {
 	*x = SetPermissionResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[54]
+	mi := &file_dfspb_dfs_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3605,7 +3727,7 @@ func (x *SetPermissionResponse) String() string {
 func (*SetPermissionResponse) ProtoMessage() {}
 
 func (x *SetPermissionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[54]
+	mi := &file_dfspb_dfs_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3618,7 +3740,7 @@ func (x *SetPermissionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPermissionResponse.ProtoReflect.Descriptor instead.
 func (*SetPermissionResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{54}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{56}
 }
 
 type SetOwnerRequest struct {
@@ -3634,7 +3756,7 @@ type SetOwnerRequest struct {
 
 func (x *SetOwnerRequest) Reset() {
 	*x = SetOwnerRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[55]
+	mi := &file_dfspb_dfs_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +3768,7 @@ func (x *SetOwnerRequest) String() string {
 func (*SetOwnerRequest) ProtoMessage() {}
 
 func (x *SetOwnerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[55]
+	mi := &file_dfspb_dfs_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +3781,7 @@ func (x *SetOwnerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOwnerRequest.ProtoReflect.Descriptor instead.
 func (*SetOwnerRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{55}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *SetOwnerRequest) GetPath() string {
@@ -3698,7 +3820,7 @@ type SetOwnerResponse struct {
 
 func (x *SetOwnerResponse) Reset() {
 	*x = SetOwnerResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[56]
+	mi := &file_dfspb_dfs_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3710,7 +3832,7 @@ func (x *SetOwnerResponse) String() string {
 func (*SetOwnerResponse) ProtoMessage() {}
 
 func (x *SetOwnerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[56]
+	mi := &file_dfspb_dfs_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3723,7 +3845,7 @@ func (x *SetOwnerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetOwnerResponse.ProtoReflect.Descriptor instead.
 func (*SetOwnerResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{56}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{58}
 }
 
 type SetReplicationRequest struct {
@@ -3737,7 +3859,7 @@ type SetReplicationRequest struct {
 
 func (x *SetReplicationRequest) Reset() {
 	*x = SetReplicationRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[57]
+	mi := &file_dfspb_dfs_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3749,7 +3871,7 @@ func (x *SetReplicationRequest) String() string {
 func (*SetReplicationRequest) ProtoMessage() {}
 
 func (x *SetReplicationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[57]
+	mi := &file_dfspb_dfs_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3762,7 +3884,7 @@ func (x *SetReplicationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicationRequest.ProtoReflect.Descriptor instead.
 func (*SetReplicationRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{57}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *SetReplicationRequest) GetPath() string {
@@ -3795,7 +3917,7 @@ type SetReplicationResponse struct {
 
 func (x *SetReplicationResponse) Reset() {
 	*x = SetReplicationResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[58]
+	mi := &file_dfspb_dfs_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3807,7 +3929,7 @@ func (x *SetReplicationResponse) String() string {
 func (*SetReplicationResponse) ProtoMessage() {}
 
 func (x *SetReplicationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[58]
+	mi := &file_dfspb_dfs_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3820,7 +3942,7 @@ func (x *SetReplicationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReplicationResponse.ProtoReflect.Descriptor instead.
 func (*SetReplicationResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{58}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *SetReplicationResponse) GetChanged() bool {
@@ -3840,7 +3962,7 @@ type GetContentSummaryRequest struct {
 
 func (x *GetContentSummaryRequest) Reset() {
 	*x = GetContentSummaryRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[59]
+	mi := &file_dfspb_dfs_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3852,7 +3974,7 @@ func (x *GetContentSummaryRequest) String() string {
 func (*GetContentSummaryRequest) ProtoMessage() {}
 
 func (x *GetContentSummaryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[59]
+	mi := &file_dfspb_dfs_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3865,7 +3987,7 @@ func (x *GetContentSummaryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContentSummaryRequest.ProtoReflect.Descriptor instead.
 func (*GetContentSummaryRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{59}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *GetContentSummaryRequest) GetPath() string {
@@ -3896,7 +4018,7 @@ type GetContentSummaryResponse struct {
 
 func (x *GetContentSummaryResponse) Reset() {
 	*x = GetContentSummaryResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[60]
+	mi := &file_dfspb_dfs_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3908,7 +4030,7 @@ func (x *GetContentSummaryResponse) String() string {
 func (*GetContentSummaryResponse) ProtoMessage() {}
 
 func (x *GetContentSummaryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[60]
+	mi := &file_dfspb_dfs_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3921,7 +4043,7 @@ func (x *GetContentSummaryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetContentSummaryResponse.ProtoReflect.Descriptor instead.
 func (*GetContentSummaryResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{60}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetContentSummaryResponse) GetDirectoryCount() int64 {
@@ -3977,7 +4099,7 @@ type AppendRequest struct {
 
 func (x *AppendRequest) Reset() {
 	*x = AppendRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[61]
+	mi := &file_dfspb_dfs_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3989,7 +4111,7 @@ func (x *AppendRequest) String() string {
 func (*AppendRequest) ProtoMessage() {}
 
 func (x *AppendRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[61]
+	mi := &file_dfspb_dfs_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4002,7 +4124,7 @@ func (x *AppendRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendRequest.ProtoReflect.Descriptor instead.
 func (*AppendRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{61}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *AppendRequest) GetPath() string {
@@ -4042,7 +4164,7 @@ type AppendResponse struct {
 
 func (x *AppendResponse) Reset() {
 	*x = AppendResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[62]
+	mi := &file_dfspb_dfs_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4054,7 +4176,7 @@ func (x *AppendResponse) String() string {
 func (*AppendResponse) ProtoMessage() {}
 
 func (x *AppendResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[62]
+	mi := &file_dfspb_dfs_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4067,7 +4189,7 @@ func (x *AppendResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendResponse.ProtoReflect.Descriptor instead.
 func (*AppendResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{62}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *AppendResponse) GetStatus() *FileStatus {
@@ -4112,7 +4234,7 @@ type UpdatePipelineRequest struct {
 
 func (x *UpdatePipelineRequest) Reset() {
 	*x = UpdatePipelineRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[63]
+	mi := &file_dfspb_dfs_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4124,7 +4246,7 @@ func (x *UpdatePipelineRequest) String() string {
 func (*UpdatePipelineRequest) ProtoMessage() {}
 
 func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[63]
+	mi := &file_dfspb_dfs_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4137,7 +4259,7 @@ func (x *UpdatePipelineRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{63}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *UpdatePipelineRequest) GetPath() string {
@@ -4184,7 +4306,7 @@ type UpdatePipelineResponse struct {
 
 func (x *UpdatePipelineResponse) Reset() {
 	*x = UpdatePipelineResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[64]
+	mi := &file_dfspb_dfs_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4196,7 +4318,7 @@ func (x *UpdatePipelineResponse) String() string {
 func (*UpdatePipelineResponse) ProtoMessage() {}
 
 func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[64]
+	mi := &file_dfspb_dfs_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4209,7 +4331,7 @@ func (x *UpdatePipelineResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePipelineResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePipelineResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{64}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *UpdatePipelineResponse) GetBlock() *LocatedBlock {
@@ -4232,7 +4354,7 @@ type SetTimesRequest struct {
 
 func (x *SetTimesRequest) Reset() {
 	*x = SetTimesRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[65]
+	mi := &file_dfspb_dfs_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4244,7 +4366,7 @@ func (x *SetTimesRequest) String() string {
 func (*SetTimesRequest) ProtoMessage() {}
 
 func (x *SetTimesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[65]
+	mi := &file_dfspb_dfs_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4257,7 +4379,7 @@ func (x *SetTimesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTimesRequest.ProtoReflect.Descriptor instead.
 func (*SetTimesRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{65}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *SetTimesRequest) GetPath() string {
@@ -4296,7 +4418,7 @@ type SetTimesResponse struct {
 
 func (x *SetTimesResponse) Reset() {
 	*x = SetTimesResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[66]
+	mi := &file_dfspb_dfs_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4308,7 +4430,7 @@ func (x *SetTimesResponse) String() string {
 func (*SetTimesResponse) ProtoMessage() {}
 
 func (x *SetTimesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[66]
+	mi := &file_dfspb_dfs_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4321,7 +4443,7 @@ func (x *SetTimesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetTimesResponse.ProtoReflect.Descriptor instead.
 func (*SetTimesResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{66}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{68}
 }
 
 type GetFsStatsRequest struct {
@@ -4332,7 +4454,7 @@ type GetFsStatsRequest struct {
 
 func (x *GetFsStatsRequest) Reset() {
 	*x = GetFsStatsRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[67]
+	mi := &file_dfspb_dfs_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4344,7 +4466,7 @@ func (x *GetFsStatsRequest) String() string {
 func (*GetFsStatsRequest) ProtoMessage() {}
 
 func (x *GetFsStatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[67]
+	mi := &file_dfspb_dfs_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4357,7 +4479,7 @@ func (x *GetFsStatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFsStatsRequest.ProtoReflect.Descriptor instead.
 func (*GetFsStatsRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{67}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{69}
 }
 
 type GetFsStatsResponse struct {
@@ -4376,7 +4498,7 @@ type GetFsStatsResponse struct {
 
 func (x *GetFsStatsResponse) Reset() {
 	*x = GetFsStatsResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[68]
+	mi := &file_dfspb_dfs_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4388,7 +4510,7 @@ func (x *GetFsStatsResponse) String() string {
 func (*GetFsStatsResponse) ProtoMessage() {}
 
 func (x *GetFsStatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[68]
+	mi := &file_dfspb_dfs_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4401,7 +4523,7 @@ func (x *GetFsStatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFsStatsResponse.ProtoReflect.Descriptor instead.
 func (*GetFsStatsResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{68}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GetFsStatsResponse) GetCapacity() int64 {
@@ -4468,7 +4590,7 @@ type GetServerDefaultsRequest struct {
 
 func (x *GetServerDefaultsRequest) Reset() {
 	*x = GetServerDefaultsRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[69]
+	mi := &file_dfspb_dfs_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4480,7 +4602,7 @@ func (x *GetServerDefaultsRequest) String() string {
 func (*GetServerDefaultsRequest) ProtoMessage() {}
 
 func (x *GetServerDefaultsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[69]
+	mi := &file_dfspb_dfs_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4493,7 +4615,7 @@ func (x *GetServerDefaultsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerDefaultsRequest.ProtoReflect.Descriptor instead.
 func (*GetServerDefaultsRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{69}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{71}
 }
 
 type GetServerDefaultsResponse struct {
@@ -4512,7 +4634,7 @@ type GetServerDefaultsResponse struct {
 
 func (x *GetServerDefaultsResponse) Reset() {
 	*x = GetServerDefaultsResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[70]
+	mi := &file_dfspb_dfs_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4524,7 +4646,7 @@ func (x *GetServerDefaultsResponse) String() string {
 func (*GetServerDefaultsResponse) ProtoMessage() {}
 
 func (x *GetServerDefaultsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[70]
+	mi := &file_dfspb_dfs_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4537,7 +4659,7 @@ func (x *GetServerDefaultsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetServerDefaultsResponse.ProtoReflect.Descriptor instead.
 func (*GetServerDefaultsResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{70}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *GetServerDefaultsResponse) GetBlockSize() int64 {
@@ -4585,7 +4707,7 @@ type RecoverLeaseRequest struct {
 
 func (x *RecoverLeaseRequest) Reset() {
 	*x = RecoverLeaseRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[71]
+	mi := &file_dfspb_dfs_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4597,7 +4719,7 @@ func (x *RecoverLeaseRequest) String() string {
 func (*RecoverLeaseRequest) ProtoMessage() {}
 
 func (x *RecoverLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[71]
+	mi := &file_dfspb_dfs_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4610,7 +4732,7 @@ func (x *RecoverLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RecoverLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{71}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *RecoverLeaseRequest) GetPath() string {
@@ -4636,7 +4758,7 @@ type RecoverLeaseResponse struct {
 
 func (x *RecoverLeaseResponse) Reset() {
 	*x = RecoverLeaseResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[72]
+	mi := &file_dfspb_dfs_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4648,7 +4770,7 @@ func (x *RecoverLeaseResponse) String() string {
 func (*RecoverLeaseResponse) ProtoMessage() {}
 
 func (x *RecoverLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[72]
+	mi := &file_dfspb_dfs_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4661,7 +4783,7 @@ func (x *RecoverLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RecoverLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{72}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *RecoverLeaseResponse) GetClosed() bool {
@@ -4685,7 +4807,7 @@ type FsyncRequest struct {
 
 func (x *FsyncRequest) Reset() {
 	*x = FsyncRequest{}
-	mi := &file_dfspb_dfs_proto_msgTypes[73]
+	mi := &file_dfspb_dfs_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4697,7 +4819,7 @@ func (x *FsyncRequest) String() string {
 func (*FsyncRequest) ProtoMessage() {}
 
 func (x *FsyncRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[73]
+	mi := &file_dfspb_dfs_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4710,7 +4832,7 @@ func (x *FsyncRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsyncRequest.ProtoReflect.Descriptor instead.
 func (*FsyncRequest) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{73}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *FsyncRequest) GetPath() string {
@@ -4756,7 +4878,7 @@ type FsyncResponse struct {
 
 func (x *FsyncResponse) Reset() {
 	*x = FsyncResponse{}
-	mi := &file_dfspb_dfs_proto_msgTypes[74]
+	mi := &file_dfspb_dfs_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4768,7 +4890,7 @@ func (x *FsyncResponse) String() string {
 func (*FsyncResponse) ProtoMessage() {}
 
 func (x *FsyncResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dfspb_dfs_proto_msgTypes[74]
+	mi := &file_dfspb_dfs_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4781,7 +4903,7 @@ func (x *FsyncResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FsyncResponse.ProtoReflect.Descriptor instead.
 func (*FsyncResponse) Descriptor() ([]byte, []int) {
-	return file_dfspb_dfs_proto_rawDescGZIP(), []int{74}
+	return file_dfspb_dfs_proto_rawDescGZIP(), []int{76}
 }
 
 var File_dfspb_dfs_proto protoreflect.FileDescriptor
@@ -4820,18 +4942,24 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\bcommands\x18\x01 \x03(\v2\x1c.kura.dfs.v1.DatanodeCommandR\bcommands\x12\x1e\n" +
 	"\n" +
 	"reregister\x18\x02 \x01(\bR\n" +
-	"reregister\"\xe2\x01\n" +
+	"reregister\"\xa4\x02\n" +
 	"\x0fDatanodeCommand\x12:\n" +
 	"\x06delete\x18\x01 \x01(\v2 .kura.dfs.v1.DeleteBlocksCommandH\x00R\x06delete\x12B\n" +
 	"\treplicate\x18\x02 \x01(\v2\".kura.dfs.v1.ReplicateBlockCommandH\x00R\treplicate\x12D\n" +
-	"\fblock_report\x18\x03 \x01(\v2\x1f.kura.dfs.v1.BlockReportCommandH\x00R\vblockReportB\t\n" +
+	"\fblock_report\x18\x03 \x01(\v2\x1f.kura.dfs.v1.BlockReportCommandH\x00R\vblockReport\x12@\n" +
+	"\bfinalize\x18\x04 \x01(\v2\".kura.dfs.v1.FinalizeBlocksCommandH\x00R\bfinalizeB\t\n" +
 	"\acommand\"D\n" +
 	"\x13DeleteBlocksCommand\x12-\n" +
 	"\x06blocks\x18\x01 \x03(\v2\x15.kura.dfs.v1.BlockRefR\x06blocks\"^\n" +
 	"\x15ReplicateBlockCommand\x12+\n" +
 	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x18\n" +
 	"\atargets\x18\x02 \x03(\tR\atargets\"\x14\n" +
-	"\x12BlockReportCommand\"6\n" +
+	"\x12BlockReportCommand\"K\n" +
+	"\x15FinalizeBlocksCommand\x122\n" +
+	"\x06blocks\x18\x01 \x03(\v2\x1a.kura.dfs.v1.FinalizeBlockR\x06blocks\"T\n" +
+	"\rFinalizeBlock\x12+\n" +
+	"\x05block\x18\x01 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x16\n" +
+	"\x06length\x18\x02 \x01(\x03R\x06length\"6\n" +
 	"\bBlockRef\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1a\n" +
 	"\bgenstamp\x18\x02 \x01(\x04R\bgenstamp\"\x9e\x01\n" +
@@ -5186,7 +5314,7 @@ func file_dfspb_dfs_proto_rawDescGZIP() []byte {
 }
 
 var file_dfspb_dfs_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 75)
+var file_dfspb_dfs_proto_msgTypes = make([]protoimpl.MessageInfo, 77)
 var file_dfspb_dfs_proto_goTypes = []any{
 	(ReplicaState)(0),                          // 0: kura.dfs.v1.ReplicaState
 	(BlockEventKind)(0),                        // 1: kura.dfs.v1.BlockEventKind
@@ -5201,71 +5329,73 @@ var file_dfspb_dfs_proto_goTypes = []any{
 	(*DeleteBlocksCommand)(nil),                // 10: kura.dfs.v1.DeleteBlocksCommand
 	(*ReplicateBlockCommand)(nil),              // 11: kura.dfs.v1.ReplicateBlockCommand
 	(*BlockReportCommand)(nil),                 // 12: kura.dfs.v1.BlockReportCommand
-	(*BlockRef)(nil),                           // 13: kura.dfs.v1.BlockRef
-	(*ReportedBlock)(nil),                      // 14: kura.dfs.v1.ReportedBlock
-	(*BlockReportRequest)(nil),                 // 15: kura.dfs.v1.BlockReportRequest
-	(*BlockReportResponse)(nil),                // 16: kura.dfs.v1.BlockReportResponse
-	(*BlockEvent)(nil),                         // 17: kura.dfs.v1.BlockEvent
-	(*BlockReceivedRequest)(nil),               // 18: kura.dfs.v1.BlockReceivedRequest
-	(*BlockReceivedResponse)(nil),              // 19: kura.dfs.v1.BlockReceivedResponse
-	(*InitReplicaRecoveryRequest)(nil),         // 20: kura.dfs.v1.InitReplicaRecoveryRequest
-	(*InitReplicaRecoveryResponse)(nil),        // 21: kura.dfs.v1.InitReplicaRecoveryResponse
-	(*UpdateReplicaUnderRecoveryRequest)(nil),  // 22: kura.dfs.v1.UpdateReplicaUnderRecoveryRequest
-	(*UpdateReplicaUnderRecoveryResponse)(nil), // 23: kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
-	(*WriteHeader)(nil),                        // 24: kura.dfs.v1.WriteHeader
-	(*Packet)(nil),                             // 25: kura.dfs.v1.Packet
-	(*WriteBlockRequest)(nil),                  // 26: kura.dfs.v1.WriteBlockRequest
-	(*PipelineAck)(nil),                        // 27: kura.dfs.v1.PipelineAck
-	(*ReadBlockRequest)(nil),                   // 28: kura.dfs.v1.ReadBlockRequest
-	(*ReadHeader)(nil),                         // 29: kura.dfs.v1.ReadHeader
-	(*ReadBlockResponse)(nil),                  // 30: kura.dfs.v1.ReadBlockResponse
-	(*FileStatus)(nil),                         // 31: kura.dfs.v1.FileStatus
-	(*Location)(nil),                           // 32: kura.dfs.v1.Location
-	(*LocatedBlock)(nil),                       // 33: kura.dfs.v1.LocatedBlock
-	(*CreateRequest)(nil),                      // 34: kura.dfs.v1.CreateRequest
-	(*CreateResponse)(nil),                     // 35: kura.dfs.v1.CreateResponse
-	(*AddBlockRequest)(nil),                    // 36: kura.dfs.v1.AddBlockRequest
-	(*AddBlockResponse)(nil),                   // 37: kura.dfs.v1.AddBlockResponse
-	(*AbandonBlockRequest)(nil),                // 38: kura.dfs.v1.AbandonBlockRequest
-	(*AbandonBlockResponse)(nil),               // 39: kura.dfs.v1.AbandonBlockResponse
-	(*CompleteRequest)(nil),                    // 40: kura.dfs.v1.CompleteRequest
-	(*CompleteResponse)(nil),                   // 41: kura.dfs.v1.CompleteResponse
-	(*GetBlockLocationsRequest)(nil),           // 42: kura.dfs.v1.GetBlockLocationsRequest
-	(*GetBlockLocationsResponse)(nil),          // 43: kura.dfs.v1.GetBlockLocationsResponse
-	(*RenewLeaseRequest)(nil),                  // 44: kura.dfs.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),                 // 45: kura.dfs.v1.RenewLeaseResponse
-	(*GetFileInfoRequest)(nil),                 // 46: kura.dfs.v1.GetFileInfoRequest
-	(*GetFileInfoResponse)(nil),                // 47: kura.dfs.v1.GetFileInfoResponse
-	(*MkdirsRequest)(nil),                      // 48: kura.dfs.v1.MkdirsRequest
-	(*MkdirsResponse)(nil),                     // 49: kura.dfs.v1.MkdirsResponse
-	(*DeleteRequest)(nil),                      // 50: kura.dfs.v1.DeleteRequest
-	(*DeleteResponse)(nil),                     // 51: kura.dfs.v1.DeleteResponse
-	(*RenameRequest)(nil),                      // 52: kura.dfs.v1.RenameRequest
-	(*RenameResponse)(nil),                     // 53: kura.dfs.v1.RenameResponse
-	(*ListRequest)(nil),                        // 54: kura.dfs.v1.ListRequest
-	(*ListResponse)(nil),                       // 55: kura.dfs.v1.ListResponse
-	(*SetPermissionRequest)(nil),               // 56: kura.dfs.v1.SetPermissionRequest
-	(*SetPermissionResponse)(nil),              // 57: kura.dfs.v1.SetPermissionResponse
-	(*SetOwnerRequest)(nil),                    // 58: kura.dfs.v1.SetOwnerRequest
-	(*SetOwnerResponse)(nil),                   // 59: kura.dfs.v1.SetOwnerResponse
-	(*SetReplicationRequest)(nil),              // 60: kura.dfs.v1.SetReplicationRequest
-	(*SetReplicationResponse)(nil),             // 61: kura.dfs.v1.SetReplicationResponse
-	(*GetContentSummaryRequest)(nil),           // 62: kura.dfs.v1.GetContentSummaryRequest
-	(*GetContentSummaryResponse)(nil),          // 63: kura.dfs.v1.GetContentSummaryResponse
-	(*AppendRequest)(nil),                      // 64: kura.dfs.v1.AppendRequest
-	(*AppendResponse)(nil),                     // 65: kura.dfs.v1.AppendResponse
-	(*UpdatePipelineRequest)(nil),              // 66: kura.dfs.v1.UpdatePipelineRequest
-	(*UpdatePipelineResponse)(nil),             // 67: kura.dfs.v1.UpdatePipelineResponse
-	(*SetTimesRequest)(nil),                    // 68: kura.dfs.v1.SetTimesRequest
-	(*SetTimesResponse)(nil),                   // 69: kura.dfs.v1.SetTimesResponse
-	(*GetFsStatsRequest)(nil),                  // 70: kura.dfs.v1.GetFsStatsRequest
-	(*GetFsStatsResponse)(nil),                 // 71: kura.dfs.v1.GetFsStatsResponse
-	(*GetServerDefaultsRequest)(nil),           // 72: kura.dfs.v1.GetServerDefaultsRequest
-	(*GetServerDefaultsResponse)(nil),          // 73: kura.dfs.v1.GetServerDefaultsResponse
-	(*RecoverLeaseRequest)(nil),                // 74: kura.dfs.v1.RecoverLeaseRequest
-	(*RecoverLeaseResponse)(nil),               // 75: kura.dfs.v1.RecoverLeaseResponse
-	(*FsyncRequest)(nil),                       // 76: kura.dfs.v1.FsyncRequest
-	(*FsyncResponse)(nil),                      // 77: kura.dfs.v1.FsyncResponse
+	(*FinalizeBlocksCommand)(nil),              // 13: kura.dfs.v1.FinalizeBlocksCommand
+	(*FinalizeBlock)(nil),                      // 14: kura.dfs.v1.FinalizeBlock
+	(*BlockRef)(nil),                           // 15: kura.dfs.v1.BlockRef
+	(*ReportedBlock)(nil),                      // 16: kura.dfs.v1.ReportedBlock
+	(*BlockReportRequest)(nil),                 // 17: kura.dfs.v1.BlockReportRequest
+	(*BlockReportResponse)(nil),                // 18: kura.dfs.v1.BlockReportResponse
+	(*BlockEvent)(nil),                         // 19: kura.dfs.v1.BlockEvent
+	(*BlockReceivedRequest)(nil),               // 20: kura.dfs.v1.BlockReceivedRequest
+	(*BlockReceivedResponse)(nil),              // 21: kura.dfs.v1.BlockReceivedResponse
+	(*InitReplicaRecoveryRequest)(nil),         // 22: kura.dfs.v1.InitReplicaRecoveryRequest
+	(*InitReplicaRecoveryResponse)(nil),        // 23: kura.dfs.v1.InitReplicaRecoveryResponse
+	(*UpdateReplicaUnderRecoveryRequest)(nil),  // 24: kura.dfs.v1.UpdateReplicaUnderRecoveryRequest
+	(*UpdateReplicaUnderRecoveryResponse)(nil), // 25: kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
+	(*WriteHeader)(nil),                        // 26: kura.dfs.v1.WriteHeader
+	(*Packet)(nil),                             // 27: kura.dfs.v1.Packet
+	(*WriteBlockRequest)(nil),                  // 28: kura.dfs.v1.WriteBlockRequest
+	(*PipelineAck)(nil),                        // 29: kura.dfs.v1.PipelineAck
+	(*ReadBlockRequest)(nil),                   // 30: kura.dfs.v1.ReadBlockRequest
+	(*ReadHeader)(nil),                         // 31: kura.dfs.v1.ReadHeader
+	(*ReadBlockResponse)(nil),                  // 32: kura.dfs.v1.ReadBlockResponse
+	(*FileStatus)(nil),                         // 33: kura.dfs.v1.FileStatus
+	(*Location)(nil),                           // 34: kura.dfs.v1.Location
+	(*LocatedBlock)(nil),                       // 35: kura.dfs.v1.LocatedBlock
+	(*CreateRequest)(nil),                      // 36: kura.dfs.v1.CreateRequest
+	(*CreateResponse)(nil),                     // 37: kura.dfs.v1.CreateResponse
+	(*AddBlockRequest)(nil),                    // 38: kura.dfs.v1.AddBlockRequest
+	(*AddBlockResponse)(nil),                   // 39: kura.dfs.v1.AddBlockResponse
+	(*AbandonBlockRequest)(nil),                // 40: kura.dfs.v1.AbandonBlockRequest
+	(*AbandonBlockResponse)(nil),               // 41: kura.dfs.v1.AbandonBlockResponse
+	(*CompleteRequest)(nil),                    // 42: kura.dfs.v1.CompleteRequest
+	(*CompleteResponse)(nil),                   // 43: kura.dfs.v1.CompleteResponse
+	(*GetBlockLocationsRequest)(nil),           // 44: kura.dfs.v1.GetBlockLocationsRequest
+	(*GetBlockLocationsResponse)(nil),          // 45: kura.dfs.v1.GetBlockLocationsResponse
+	(*RenewLeaseRequest)(nil),                  // 46: kura.dfs.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),                 // 47: kura.dfs.v1.RenewLeaseResponse
+	(*GetFileInfoRequest)(nil),                 // 48: kura.dfs.v1.GetFileInfoRequest
+	(*GetFileInfoResponse)(nil),                // 49: kura.dfs.v1.GetFileInfoResponse
+	(*MkdirsRequest)(nil),                      // 50: kura.dfs.v1.MkdirsRequest
+	(*MkdirsResponse)(nil),                     // 51: kura.dfs.v1.MkdirsResponse
+	(*DeleteRequest)(nil),                      // 52: kura.dfs.v1.DeleteRequest
+	(*DeleteResponse)(nil),                     // 53: kura.dfs.v1.DeleteResponse
+	(*RenameRequest)(nil),                      // 54: kura.dfs.v1.RenameRequest
+	(*RenameResponse)(nil),                     // 55: kura.dfs.v1.RenameResponse
+	(*ListRequest)(nil),                        // 56: kura.dfs.v1.ListRequest
+	(*ListResponse)(nil),                       // 57: kura.dfs.v1.ListResponse
+	(*SetPermissionRequest)(nil),               // 58: kura.dfs.v1.SetPermissionRequest
+	(*SetPermissionResponse)(nil),              // 59: kura.dfs.v1.SetPermissionResponse
+	(*SetOwnerRequest)(nil),                    // 60: kura.dfs.v1.SetOwnerRequest
+	(*SetOwnerResponse)(nil),                   // 61: kura.dfs.v1.SetOwnerResponse
+	(*SetReplicationRequest)(nil),              // 62: kura.dfs.v1.SetReplicationRequest
+	(*SetReplicationResponse)(nil),             // 63: kura.dfs.v1.SetReplicationResponse
+	(*GetContentSummaryRequest)(nil),           // 64: kura.dfs.v1.GetContentSummaryRequest
+	(*GetContentSummaryResponse)(nil),          // 65: kura.dfs.v1.GetContentSummaryResponse
+	(*AppendRequest)(nil),                      // 66: kura.dfs.v1.AppendRequest
+	(*AppendResponse)(nil),                     // 67: kura.dfs.v1.AppendResponse
+	(*UpdatePipelineRequest)(nil),              // 68: kura.dfs.v1.UpdatePipelineRequest
+	(*UpdatePipelineResponse)(nil),             // 69: kura.dfs.v1.UpdatePipelineResponse
+	(*SetTimesRequest)(nil),                    // 70: kura.dfs.v1.SetTimesRequest
+	(*SetTimesResponse)(nil),                   // 71: kura.dfs.v1.SetTimesResponse
+	(*GetFsStatsRequest)(nil),                  // 72: kura.dfs.v1.GetFsStatsRequest
+	(*GetFsStatsResponse)(nil),                 // 73: kura.dfs.v1.GetFsStatsResponse
+	(*GetServerDefaultsRequest)(nil),           // 74: kura.dfs.v1.GetServerDefaultsRequest
+	(*GetServerDefaultsResponse)(nil),          // 75: kura.dfs.v1.GetServerDefaultsResponse
+	(*RecoverLeaseRequest)(nil),                // 76: kura.dfs.v1.RecoverLeaseRequest
+	(*RecoverLeaseResponse)(nil),               // 77: kura.dfs.v1.RecoverLeaseResponse
+	(*FsyncRequest)(nil),                       // 78: kura.dfs.v1.FsyncRequest
+	(*FsyncResponse)(nil),                      // 79: kura.dfs.v1.FsyncResponse
 }
 var file_dfspb_dfs_proto_depIdxs = []int32{
 	3,  // 0: kura.dfs.v1.RegisterRequest.datanode:type_name -> kura.dfs.v1.DatanodeInfo
@@ -5274,104 +5404,107 @@ var file_dfspb_dfs_proto_depIdxs = []int32{
 	10, // 3: kura.dfs.v1.DatanodeCommand.delete:type_name -> kura.dfs.v1.DeleteBlocksCommand
 	11, // 4: kura.dfs.v1.DatanodeCommand.replicate:type_name -> kura.dfs.v1.ReplicateBlockCommand
 	12, // 5: kura.dfs.v1.DatanodeCommand.block_report:type_name -> kura.dfs.v1.BlockReportCommand
-	13, // 6: kura.dfs.v1.DeleteBlocksCommand.blocks:type_name -> kura.dfs.v1.BlockRef
-	13, // 7: kura.dfs.v1.ReplicateBlockCommand.block:type_name -> kura.dfs.v1.BlockRef
-	0,  // 8: kura.dfs.v1.ReportedBlock.state:type_name -> kura.dfs.v1.ReplicaState
-	14, // 9: kura.dfs.v1.BlockReportRequest.blocks:type_name -> kura.dfs.v1.ReportedBlock
-	9,  // 10: kura.dfs.v1.BlockReportResponse.commands:type_name -> kura.dfs.v1.DatanodeCommand
-	1,  // 11: kura.dfs.v1.BlockEvent.kind:type_name -> kura.dfs.v1.BlockEventKind
-	14, // 12: kura.dfs.v1.BlockEvent.block:type_name -> kura.dfs.v1.ReportedBlock
-	17, // 13: kura.dfs.v1.BlockReceivedRequest.events:type_name -> kura.dfs.v1.BlockEvent
-	13, // 14: kura.dfs.v1.InitReplicaRecoveryRequest.block:type_name -> kura.dfs.v1.BlockRef
-	0,  // 15: kura.dfs.v1.InitReplicaRecoveryResponse.state:type_name -> kura.dfs.v1.ReplicaState
-	13, // 16: kura.dfs.v1.UpdateReplicaUnderRecoveryRequest.block:type_name -> kura.dfs.v1.BlockRef
-	13, // 17: kura.dfs.v1.WriteHeader.block:type_name -> kura.dfs.v1.BlockRef
-	24, // 18: kura.dfs.v1.WriteBlockRequest.header:type_name -> kura.dfs.v1.WriteHeader
-	25, // 19: kura.dfs.v1.WriteBlockRequest.packet:type_name -> kura.dfs.v1.Packet
-	2,  // 20: kura.dfs.v1.PipelineAck.replies:type_name -> kura.dfs.v1.AckStatus
-	13, // 21: kura.dfs.v1.ReadBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
-	29, // 22: kura.dfs.v1.ReadBlockResponse.header:type_name -> kura.dfs.v1.ReadHeader
-	25, // 23: kura.dfs.v1.ReadBlockResponse.packet:type_name -> kura.dfs.v1.Packet
-	13, // 24: kura.dfs.v1.LocatedBlock.block:type_name -> kura.dfs.v1.BlockRef
-	32, // 25: kura.dfs.v1.LocatedBlock.locations:type_name -> kura.dfs.v1.Location
-	31, // 26: kura.dfs.v1.CreateResponse.status:type_name -> kura.dfs.v1.FileStatus
-	13, // 27: kura.dfs.v1.AddBlockRequest.previous:type_name -> kura.dfs.v1.BlockRef
-	33, // 28: kura.dfs.v1.AddBlockResponse.block:type_name -> kura.dfs.v1.LocatedBlock
-	13, // 29: kura.dfs.v1.AbandonBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
-	13, // 30: kura.dfs.v1.CompleteRequest.last:type_name -> kura.dfs.v1.BlockRef
-	33, // 31: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
-	31, // 32: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
-	31, // 33: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
-	31, // 34: kura.dfs.v1.AppendResponse.status:type_name -> kura.dfs.v1.FileStatus
-	33, // 35: kura.dfs.v1.AppendResponse.last_block:type_name -> kura.dfs.v1.LocatedBlock
-	13, // 36: kura.dfs.v1.UpdatePipelineRequest.block:type_name -> kura.dfs.v1.BlockRef
-	33, // 37: kura.dfs.v1.UpdatePipelineResponse.block:type_name -> kura.dfs.v1.LocatedBlock
-	13, // 38: kura.dfs.v1.FsyncRequest.block:type_name -> kura.dfs.v1.BlockRef
-	4,  // 39: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
-	7,  // 40: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
-	15, // 41: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
-	18, // 42: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
-	26, // 43: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
-	28, // 44: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
-	20, // 45: kura.dfs.v1.DataTransfer.InitReplicaRecovery:input_type -> kura.dfs.v1.InitReplicaRecoveryRequest
-	22, // 46: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:input_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryRequest
-	34, // 47: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
-	36, // 48: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
-	38, // 49: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
-	40, // 50: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
-	42, // 51: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
-	44, // 52: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
-	46, // 53: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
-	48, // 54: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
-	50, // 55: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
-	52, // 56: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
-	54, // 57: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
-	56, // 58: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
-	58, // 59: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
-	60, // 60: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
-	62, // 61: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
-	64, // 62: kura.dfs.v1.ClientProtocol.Append:input_type -> kura.dfs.v1.AppendRequest
-	66, // 63: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
-	68, // 64: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
-	70, // 65: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
-	74, // 66: kura.dfs.v1.ClientProtocol.RecoverLease:input_type -> kura.dfs.v1.RecoverLeaseRequest
-	72, // 67: kura.dfs.v1.ClientProtocol.GetServerDefaults:input_type -> kura.dfs.v1.GetServerDefaultsRequest
-	76, // 68: kura.dfs.v1.ClientProtocol.Fsync:input_type -> kura.dfs.v1.FsyncRequest
-	5,  // 69: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
-	8,  // 70: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
-	16, // 71: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
-	19, // 72: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
-	27, // 73: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
-	30, // 74: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
-	21, // 75: kura.dfs.v1.DataTransfer.InitReplicaRecovery:output_type -> kura.dfs.v1.InitReplicaRecoveryResponse
-	23, // 76: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:output_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
-	35, // 77: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
-	37, // 78: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
-	39, // 79: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
-	41, // 80: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
-	43, // 81: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
-	45, // 82: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
-	47, // 83: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
-	49, // 84: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
-	51, // 85: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
-	53, // 86: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
-	55, // 87: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
-	57, // 88: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
-	59, // 89: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
-	61, // 90: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
-	63, // 91: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
-	65, // 92: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
-	67, // 93: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
-	69, // 94: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
-	71, // 95: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
-	75, // 96: kura.dfs.v1.ClientProtocol.RecoverLease:output_type -> kura.dfs.v1.RecoverLeaseResponse
-	73, // 97: kura.dfs.v1.ClientProtocol.GetServerDefaults:output_type -> kura.dfs.v1.GetServerDefaultsResponse
-	77, // 98: kura.dfs.v1.ClientProtocol.Fsync:output_type -> kura.dfs.v1.FsyncResponse
-	69, // [69:99] is the sub-list for method output_type
-	39, // [39:69] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	13, // 6: kura.dfs.v1.DatanodeCommand.finalize:type_name -> kura.dfs.v1.FinalizeBlocksCommand
+	15, // 7: kura.dfs.v1.DeleteBlocksCommand.blocks:type_name -> kura.dfs.v1.BlockRef
+	15, // 8: kura.dfs.v1.ReplicateBlockCommand.block:type_name -> kura.dfs.v1.BlockRef
+	14, // 9: kura.dfs.v1.FinalizeBlocksCommand.blocks:type_name -> kura.dfs.v1.FinalizeBlock
+	15, // 10: kura.dfs.v1.FinalizeBlock.block:type_name -> kura.dfs.v1.BlockRef
+	0,  // 11: kura.dfs.v1.ReportedBlock.state:type_name -> kura.dfs.v1.ReplicaState
+	16, // 12: kura.dfs.v1.BlockReportRequest.blocks:type_name -> kura.dfs.v1.ReportedBlock
+	9,  // 13: kura.dfs.v1.BlockReportResponse.commands:type_name -> kura.dfs.v1.DatanodeCommand
+	1,  // 14: kura.dfs.v1.BlockEvent.kind:type_name -> kura.dfs.v1.BlockEventKind
+	16, // 15: kura.dfs.v1.BlockEvent.block:type_name -> kura.dfs.v1.ReportedBlock
+	19, // 16: kura.dfs.v1.BlockReceivedRequest.events:type_name -> kura.dfs.v1.BlockEvent
+	15, // 17: kura.dfs.v1.InitReplicaRecoveryRequest.block:type_name -> kura.dfs.v1.BlockRef
+	0,  // 18: kura.dfs.v1.InitReplicaRecoveryResponse.state:type_name -> kura.dfs.v1.ReplicaState
+	15, // 19: kura.dfs.v1.UpdateReplicaUnderRecoveryRequest.block:type_name -> kura.dfs.v1.BlockRef
+	15, // 20: kura.dfs.v1.WriteHeader.block:type_name -> kura.dfs.v1.BlockRef
+	26, // 21: kura.dfs.v1.WriteBlockRequest.header:type_name -> kura.dfs.v1.WriteHeader
+	27, // 22: kura.dfs.v1.WriteBlockRequest.packet:type_name -> kura.dfs.v1.Packet
+	2,  // 23: kura.dfs.v1.PipelineAck.replies:type_name -> kura.dfs.v1.AckStatus
+	15, // 24: kura.dfs.v1.ReadBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
+	31, // 25: kura.dfs.v1.ReadBlockResponse.header:type_name -> kura.dfs.v1.ReadHeader
+	27, // 26: kura.dfs.v1.ReadBlockResponse.packet:type_name -> kura.dfs.v1.Packet
+	15, // 27: kura.dfs.v1.LocatedBlock.block:type_name -> kura.dfs.v1.BlockRef
+	34, // 28: kura.dfs.v1.LocatedBlock.locations:type_name -> kura.dfs.v1.Location
+	33, // 29: kura.dfs.v1.CreateResponse.status:type_name -> kura.dfs.v1.FileStatus
+	15, // 30: kura.dfs.v1.AddBlockRequest.previous:type_name -> kura.dfs.v1.BlockRef
+	35, // 31: kura.dfs.v1.AddBlockResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	15, // 32: kura.dfs.v1.AbandonBlockRequest.block:type_name -> kura.dfs.v1.BlockRef
+	15, // 33: kura.dfs.v1.CompleteRequest.last:type_name -> kura.dfs.v1.BlockRef
+	35, // 34: kura.dfs.v1.GetBlockLocationsResponse.blocks:type_name -> kura.dfs.v1.LocatedBlock
+	33, // 35: kura.dfs.v1.GetFileInfoResponse.status:type_name -> kura.dfs.v1.FileStatus
+	33, // 36: kura.dfs.v1.ListResponse.entries:type_name -> kura.dfs.v1.FileStatus
+	33, // 37: kura.dfs.v1.AppendResponse.status:type_name -> kura.dfs.v1.FileStatus
+	35, // 38: kura.dfs.v1.AppendResponse.last_block:type_name -> kura.dfs.v1.LocatedBlock
+	15, // 39: kura.dfs.v1.UpdatePipelineRequest.block:type_name -> kura.dfs.v1.BlockRef
+	35, // 40: kura.dfs.v1.UpdatePipelineResponse.block:type_name -> kura.dfs.v1.LocatedBlock
+	15, // 41: kura.dfs.v1.FsyncRequest.block:type_name -> kura.dfs.v1.BlockRef
+	4,  // 42: kura.dfs.v1.DatanodeProtocol.Register:input_type -> kura.dfs.v1.RegisterRequest
+	7,  // 43: kura.dfs.v1.DatanodeProtocol.Heartbeat:input_type -> kura.dfs.v1.HeartbeatRequest
+	17, // 44: kura.dfs.v1.DatanodeProtocol.BlockReport:input_type -> kura.dfs.v1.BlockReportRequest
+	20, // 45: kura.dfs.v1.DatanodeProtocol.BlockReceived:input_type -> kura.dfs.v1.BlockReceivedRequest
+	28, // 46: kura.dfs.v1.DataTransfer.WriteBlock:input_type -> kura.dfs.v1.WriteBlockRequest
+	30, // 47: kura.dfs.v1.DataTransfer.ReadBlock:input_type -> kura.dfs.v1.ReadBlockRequest
+	22, // 48: kura.dfs.v1.DataTransfer.InitReplicaRecovery:input_type -> kura.dfs.v1.InitReplicaRecoveryRequest
+	24, // 49: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:input_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryRequest
+	36, // 50: kura.dfs.v1.ClientProtocol.Create:input_type -> kura.dfs.v1.CreateRequest
+	38, // 51: kura.dfs.v1.ClientProtocol.AddBlock:input_type -> kura.dfs.v1.AddBlockRequest
+	40, // 52: kura.dfs.v1.ClientProtocol.AbandonBlock:input_type -> kura.dfs.v1.AbandonBlockRequest
+	42, // 53: kura.dfs.v1.ClientProtocol.Complete:input_type -> kura.dfs.v1.CompleteRequest
+	44, // 54: kura.dfs.v1.ClientProtocol.GetBlockLocations:input_type -> kura.dfs.v1.GetBlockLocationsRequest
+	46, // 55: kura.dfs.v1.ClientProtocol.RenewLease:input_type -> kura.dfs.v1.RenewLeaseRequest
+	48, // 56: kura.dfs.v1.ClientProtocol.GetFileInfo:input_type -> kura.dfs.v1.GetFileInfoRequest
+	50, // 57: kura.dfs.v1.ClientProtocol.Mkdirs:input_type -> kura.dfs.v1.MkdirsRequest
+	52, // 58: kura.dfs.v1.ClientProtocol.Delete:input_type -> kura.dfs.v1.DeleteRequest
+	54, // 59: kura.dfs.v1.ClientProtocol.Rename:input_type -> kura.dfs.v1.RenameRequest
+	56, // 60: kura.dfs.v1.ClientProtocol.List:input_type -> kura.dfs.v1.ListRequest
+	58, // 61: kura.dfs.v1.ClientProtocol.SetPermission:input_type -> kura.dfs.v1.SetPermissionRequest
+	60, // 62: kura.dfs.v1.ClientProtocol.SetOwner:input_type -> kura.dfs.v1.SetOwnerRequest
+	62, // 63: kura.dfs.v1.ClientProtocol.SetReplication:input_type -> kura.dfs.v1.SetReplicationRequest
+	64, // 64: kura.dfs.v1.ClientProtocol.GetContentSummary:input_type -> kura.dfs.v1.GetContentSummaryRequest
+	66, // 65: kura.dfs.v1.ClientProtocol.Append:input_type -> kura.dfs.v1.AppendRequest
+	68, // 66: kura.dfs.v1.ClientProtocol.UpdatePipeline:input_type -> kura.dfs.v1.UpdatePipelineRequest
+	70, // 67: kura.dfs.v1.ClientProtocol.SetTimes:input_type -> kura.dfs.v1.SetTimesRequest
+	72, // 68: kura.dfs.v1.ClientProtocol.GetFsStats:input_type -> kura.dfs.v1.GetFsStatsRequest
+	76, // 69: kura.dfs.v1.ClientProtocol.RecoverLease:input_type -> kura.dfs.v1.RecoverLeaseRequest
+	74, // 70: kura.dfs.v1.ClientProtocol.GetServerDefaults:input_type -> kura.dfs.v1.GetServerDefaultsRequest
+	78, // 71: kura.dfs.v1.ClientProtocol.Fsync:input_type -> kura.dfs.v1.FsyncRequest
+	5,  // 72: kura.dfs.v1.DatanodeProtocol.Register:output_type -> kura.dfs.v1.RegisterResponse
+	8,  // 73: kura.dfs.v1.DatanodeProtocol.Heartbeat:output_type -> kura.dfs.v1.HeartbeatResponse
+	18, // 74: kura.dfs.v1.DatanodeProtocol.BlockReport:output_type -> kura.dfs.v1.BlockReportResponse
+	21, // 75: kura.dfs.v1.DatanodeProtocol.BlockReceived:output_type -> kura.dfs.v1.BlockReceivedResponse
+	29, // 76: kura.dfs.v1.DataTransfer.WriteBlock:output_type -> kura.dfs.v1.PipelineAck
+	32, // 77: kura.dfs.v1.DataTransfer.ReadBlock:output_type -> kura.dfs.v1.ReadBlockResponse
+	23, // 78: kura.dfs.v1.DataTransfer.InitReplicaRecovery:output_type -> kura.dfs.v1.InitReplicaRecoveryResponse
+	25, // 79: kura.dfs.v1.DataTransfer.UpdateReplicaUnderRecovery:output_type -> kura.dfs.v1.UpdateReplicaUnderRecoveryResponse
+	37, // 80: kura.dfs.v1.ClientProtocol.Create:output_type -> kura.dfs.v1.CreateResponse
+	39, // 81: kura.dfs.v1.ClientProtocol.AddBlock:output_type -> kura.dfs.v1.AddBlockResponse
+	41, // 82: kura.dfs.v1.ClientProtocol.AbandonBlock:output_type -> kura.dfs.v1.AbandonBlockResponse
+	43, // 83: kura.dfs.v1.ClientProtocol.Complete:output_type -> kura.dfs.v1.CompleteResponse
+	45, // 84: kura.dfs.v1.ClientProtocol.GetBlockLocations:output_type -> kura.dfs.v1.GetBlockLocationsResponse
+	47, // 85: kura.dfs.v1.ClientProtocol.RenewLease:output_type -> kura.dfs.v1.RenewLeaseResponse
+	49, // 86: kura.dfs.v1.ClientProtocol.GetFileInfo:output_type -> kura.dfs.v1.GetFileInfoResponse
+	51, // 87: kura.dfs.v1.ClientProtocol.Mkdirs:output_type -> kura.dfs.v1.MkdirsResponse
+	53, // 88: kura.dfs.v1.ClientProtocol.Delete:output_type -> kura.dfs.v1.DeleteResponse
+	55, // 89: kura.dfs.v1.ClientProtocol.Rename:output_type -> kura.dfs.v1.RenameResponse
+	57, // 90: kura.dfs.v1.ClientProtocol.List:output_type -> kura.dfs.v1.ListResponse
+	59, // 91: kura.dfs.v1.ClientProtocol.SetPermission:output_type -> kura.dfs.v1.SetPermissionResponse
+	61, // 92: kura.dfs.v1.ClientProtocol.SetOwner:output_type -> kura.dfs.v1.SetOwnerResponse
+	63, // 93: kura.dfs.v1.ClientProtocol.SetReplication:output_type -> kura.dfs.v1.SetReplicationResponse
+	65, // 94: kura.dfs.v1.ClientProtocol.GetContentSummary:output_type -> kura.dfs.v1.GetContentSummaryResponse
+	67, // 95: kura.dfs.v1.ClientProtocol.Append:output_type -> kura.dfs.v1.AppendResponse
+	69, // 96: kura.dfs.v1.ClientProtocol.UpdatePipeline:output_type -> kura.dfs.v1.UpdatePipelineResponse
+	71, // 97: kura.dfs.v1.ClientProtocol.SetTimes:output_type -> kura.dfs.v1.SetTimesResponse
+	73, // 98: kura.dfs.v1.ClientProtocol.GetFsStats:output_type -> kura.dfs.v1.GetFsStatsResponse
+	77, // 99: kura.dfs.v1.ClientProtocol.RecoverLease:output_type -> kura.dfs.v1.RecoverLeaseResponse
+	75, // 100: kura.dfs.v1.ClientProtocol.GetServerDefaults:output_type -> kura.dfs.v1.GetServerDefaultsResponse
+	79, // 101: kura.dfs.v1.ClientProtocol.Fsync:output_type -> kura.dfs.v1.FsyncResponse
+	72, // [72:102] is the sub-list for method output_type
+	42, // [42:72] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_dfspb_dfs_proto_init() }
@@ -5383,12 +5516,13 @@ func file_dfspb_dfs_proto_init() {
 		(*DatanodeCommand_Delete)(nil),
 		(*DatanodeCommand_Replicate)(nil),
 		(*DatanodeCommand_BlockReport)(nil),
+		(*DatanodeCommand_Finalize)(nil),
 	}
-	file_dfspb_dfs_proto_msgTypes[23].OneofWrappers = []any{
+	file_dfspb_dfs_proto_msgTypes[25].OneofWrappers = []any{
 		(*WriteBlockRequest_Header)(nil),
 		(*WriteBlockRequest_Packet)(nil),
 	}
-	file_dfspb_dfs_proto_msgTypes[27].OneofWrappers = []any{
+	file_dfspb_dfs_proto_msgTypes[29].OneofWrappers = []any{
 		(*ReadBlockResponse_Header)(nil),
 		(*ReadBlockResponse_Packet)(nil),
 	}
@@ -5398,7 +5532,7 @@ func file_dfspb_dfs_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dfspb_dfs_proto_rawDesc), len(file_dfspb_dfs_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   75,
+			NumMessages:   77,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

@@ -298,11 +298,15 @@ type DataTransferClient interface {
 	// answers with the replica's length, generation stamp and state. A
 	// replica older than the block's stamp, or already recovered under a
 	// stamp at or past the recovery id, is refused (FAILED_PRECONDITION); a
-	// missing one is NOT_FOUND.
+	// missing one is NOT_FOUND. The datanode keeps the recovery id with the
+	// replica (on disk, as HDFS's ReplicaUnderRecovery) until it is
+	// re-stamped, and refuses an older recovery id (FAILED_PRECONDITION).
 	InitReplicaRecovery(ctx context.Context, in *InitReplicaRecoveryRequest, opts ...grpc.CallOption) (*InitReplicaRecoveryResponse, error)
 	// UpdateReplicaUnderRecovery is block recovery's second step (HDFS's
 	// updateReplicaUnderRecovery): the replica is cut back to new_length,
-	// takes the recovery id as its generation stamp and is finalized.
+	// takes the recovery id as its generation stamp and is finalized. Only
+	// the recovery the replica is under (its last InitReplicaRecovery) may:
+	// any other recovery id is refused (FAILED_PRECONDITION).
 	UpdateReplicaUnderRecovery(ctx context.Context, in *UpdateReplicaUnderRecoveryRequest, opts ...grpc.CallOption) (*UpdateReplicaUnderRecoveryResponse, error)
 }
 
@@ -390,11 +394,15 @@ type DataTransferServer interface {
 	// answers with the replica's length, generation stamp and state. A
 	// replica older than the block's stamp, or already recovered under a
 	// stamp at or past the recovery id, is refused (FAILED_PRECONDITION); a
-	// missing one is NOT_FOUND.
+	// missing one is NOT_FOUND. The datanode keeps the recovery id with the
+	// replica (on disk, as HDFS's ReplicaUnderRecovery) until it is
+	// re-stamped, and refuses an older recovery id (FAILED_PRECONDITION).
 	InitReplicaRecovery(context.Context, *InitReplicaRecoveryRequest) (*InitReplicaRecoveryResponse, error)
 	// UpdateReplicaUnderRecovery is block recovery's second step (HDFS's
 	// updateReplicaUnderRecovery): the replica is cut back to new_length,
-	// takes the recovery id as its generation stamp and is finalized.
+	// takes the recovery id as its generation stamp and is finalized. Only
+	// the recovery the replica is under (its last InitReplicaRecovery) may:
+	// any other recovery id is refused (FAILED_PRECONDITION).
 	UpdateReplicaUnderRecovery(context.Context, *UpdateReplicaUnderRecoveryRequest) (*UpdateReplicaUnderRecoveryResponse, error)
 	mustEmbedUnimplementedDataTransferServer()
 }

@@ -1,0 +1,227 @@
+package dnmanager
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/kura-dev/kura/dfs/dal"
+	"github.com/kura-dev/kura/dfs/dal/daltest"
+	"github.com/kura-dev/kura/dfs/datanode"
+	"github.com/kura-dev/kura/dfs/namespace"
+)
+
+func TestReplicationRetried(t *testing.T) {
+	for _, b := range []struct {
+		name string
+		url  func(t *testing.T) string
+	}{
+		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "meta.db") }},
+		{"postgres", func(t *testing.T) string { return daltest.PostgresURL(t) }},
+	} {
+		t.Run(b.name, func(t *testing.T) { testReplicationRetried(t, b.url(t)) })
+	}
+}
+
+// testReplicationRetried: a block on datanodes a, b and c loses c; the
+// leader copies it to d, the only other datanode, but d stops just
+// before (the namenode still counts it live): the copy fails. The
+// replication check does not queue the block again at once (the copy had
+// ReplicationRetry to show up), but once that passed and d is back (on a
+// new port), it queues it again, and the block is on three datanodes
+// again. Without the check the copy, queued once at c's death, is never
+// retried.
+func testReplicationRetried(t *testing.T, url string) {
+	ctx := context.Background()
+	const retry = 1500 * time.Millisecond
+	c := startCluster(t, url, func(cfg *Config) {
+		cfg.ReplicationInterval = hb
+		cfg.ReplicationRetry = retry
+	})
+	m, ns := c.m, c.ns
+	a, b, cc := startDatanode(t, t.TempDir(), c.addr), startDatanode(t, t.TempDir(), c.addr), startDatanode(t, t.TempDir(), c.addr)
+	dDir := t.TempDir()
+	d := startDatanode(t, dDir, c.addr)
+	waitFor(t, "four live datanodes", func() bool { return m.LiveCount() == 4 })
+
+	// A block on a, b and c.
+	if _, err := ns.Create(ctx, super, "/f", namespace.CreateOptions{ClientName: "w", Replication: 3, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := ns.AddBlock(ctx, "/f", "w", 0, []string{d.StorageID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pipeline []string
+	for _, tg := range lb.Targets {
+		pipeline = append(pipeline, tg.Addr)
+	}
+	data := bytes.Repeat([]byte("replicate"), 20000)
+	client := datanode.NewClient("test")
+	defer client.Close()
+	blk := datanode.Block{ID: uint64(lb.Block.BlockID), GenStamp: uint64(lb.Block.GenerationStamp)}
+	if _, err := client.WriteBlock(ctx, pipeline, blk, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Complete", func() bool {
+		done, err := ns.Complete(ctx, "/f", "w", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done
+	})
+	finalized := func() []string {
+		var out []string
+		err := ns.Store().ReadTx(ctx, func(tx dal.Tx) error {
+			reps, err := tx.ListReplicas(ctx, lb.Block.InodeID, lb.Block.BlockID)
+			for _, r := range reps {
+				if r.State == dal.ReplicaFinalized {
+					out = append(out, r.StorageID)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(out)
+		return out
+	}
+	waitFor(t, "three finalized replicas", func() bool { return slices.Equal(finalized(), ids(a, b, cc)) })
+
+	// c dies while this namenode does not lead; d stops too, but is still
+	// live when the leader (this namenode, again) copies c's block to it.
+	c.leader.Store(false)
+	if err := cc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "c's death", func() bool { _, live := m.Addr(cc.StorageID()); return !live })
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, live := m.Addr(d.StorageID()); !live {
+		t.Fatal("d counted dead at once")
+	}
+	c.leader.Store(true)
+	waitFor(t, "a copy queued", func() bool { return m.Replication().Queued >= 1 })
+	queuedAt := time.Now()
+
+	// The copy fails (d is gone); the check waits for it, rather than
+	// queueing the block every round.
+	time.Sleep(retry / 3)
+	if r := m.Replication(); r.Queued != 1 || r.Pending != 1 {
+		t.Fatalf("a third of the retry time after the copy was queued: %+v, want 1 queued, 1 pending", r)
+	}
+	if got := finalized(); slices.Contains(got, d.StorageID()) {
+		t.Fatalf("finalized replicas after the failed copy: %v, with d's", got)
+	}
+
+	// d comes back on a new port; the block is queued again once the
+	// retry time passed, and the copy reaches d.
+	d = startDatanode(t, dDir, c.addr)
+	// (c's row stays: a dead datanode's replicas are kept in case it
+	// comes back.)
+	waitFor(t, "the block copied to d", func() bool { return slices.Equal(finalized(), ids(a, b, cc, d)) })
+	if took := time.Since(queuedAt); took < retry*9/10 {
+		t.Errorf("the block was queued again %v after the first copy, before the retry time %v", took, retry)
+	}
+	if r := m.Replication(); r.Queued < 2 {
+		t.Errorf("after the retried copy: %+v, want at least 2 copies queued", r)
+	}
+	var buf bytes.Buffer
+	if _, err := client.ReadBlock(ctx, d.Addr(), blk, 0, 0, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("read of the copy on d: %v (%d bytes)", err, buf.Len())
+	}
+	waitFor(t, "a scan that finds nothing under-replicated", func() bool {
+		r := m.Replication()
+		return r.Scans > 0 && r.UnderReplicated == 0 && r.Pending == 0
+	})
+}
+
+// TestReplicationCheckScans: files whose replication is raised from 2 to
+// 3 (no datanode died, so only the replication check can notice) get
+// their third replica, in rounds that read a few rows and queue two
+// copies at most; the check reports them under-replicated until then.
+func TestReplicationCheckScans(t *testing.T) {
+	ctx := context.Background()
+	c := startCluster(t, "sqlite://"+filepath.Join(t.TempDir(), "meta.db"), func(cfg *Config) {
+		cfg.ReplicationInterval = 2 * hb
+		cfg.ReplicationScanBatch = 3
+		cfg.ReplicationsPerRound = 2
+	})
+	m, ns := c.m, c.ns
+	a, b, d := startDatanode(t, t.TempDir(), c.addr), startDatanode(t, t.TempDir(), c.addr), startDatanode(t, t.TempDir(), c.addr)
+	waitFor(t, "three live datanodes", func() bool { return m.LiveCount() == 3 })
+	client := datanode.NewClient("test")
+	defer client.Close()
+	const files = 5
+	var blocks []*namespace.LocatedBlock
+	for i := range files {
+		path := "/f" + string(rune('0'+i))
+		if _, err := ns.Create(ctx, super, path, namespace.CreateOptions{ClientName: "w", Replication: 2, Perm: 0o644}); err != nil {
+			t.Fatal(err)
+		}
+		lb, err := ns.AddBlock(ctx, path, "w", 0, []string{d.StorageID()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pipeline := []string{lb.Targets[0].Addr, lb.Targets[1].Addr}
+		data := bytes.Repeat([]byte{byte(i)}, 3000+i)
+		blk := datanode.Block{ID: uint64(lb.Block.BlockID), GenStamp: uint64(lb.Block.GenerationStamp)}
+		if _, err := client.WriteBlock(ctx, pipeline, blk, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "Complete", func() bool {
+			done, err := ns.Complete(ctx, path, "w", int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return done
+		})
+		blocks = append(blocks, lb)
+	}
+	replicas := func(lb *namespace.LocatedBlock) []string {
+		var out []string
+		err := ns.Store().ReadTx(ctx, func(tx dal.Tx) error {
+			reps, err := tx.ListReplicas(ctx, lb.Block.InodeID, lb.Block.BlockID)
+			for _, r := range reps {
+				if r.State == dal.ReplicaFinalized {
+					out = append(out, r.StorageID)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(out)
+		return out
+	}
+	for _, lb := range blocks {
+		waitFor(t, "two finalized replicas", func() bool { return slices.Equal(replicas(lb), ids(a, b)) })
+	}
+	time.Sleep(10 * hb)
+	if r := m.Replication(); r.Scans == 0 || r.UnderReplicated != 0 || r.Queued != 0 {
+		t.Fatalf("with every file at its replication: %+v", r)
+	}
+
+	for i := range files {
+		if ok, err := ns.SetReplication(ctx, super, "/f"+string(rune('0'+i)), 3); err != nil || !ok {
+			t.Fatalf("setReplication: %v %v", ok, err)
+		}
+	}
+	waitFor(t, "the under-replicated files counted", func() bool { return m.Replication().UnderReplicated > 0 })
+	for _, lb := range blocks {
+		waitFor(t, "the third replica", func() bool { return slices.Equal(replicas(lb), ids(a, b, d)) })
+	}
+	waitFor(t, "a scan with nothing under-replicated", func() bool {
+		r := m.Replication()
+		return r.UnderReplicated == 0 && r.Pending == 0
+	})
+	if r := m.Replication(); r.Queued != files {
+		t.Errorf("copies queued: %+v, want one per file (%d)", r, files)
+	}
+}
