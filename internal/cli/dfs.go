@@ -32,7 +32,8 @@ protocols on --rpc; 'kura dfs datanode' stores blocks, registers with the
 namenodes and serves WebHDFS's file data (CREATE, APPEND and OPEN are
 redirected there); the file commands ('kura dfs ls', put, get, cat, ... as
 'hdfs dfs -ls' and the others) work through the namenodes' --rpc ports
-(--namenode, default $KURA_DFS_NAMENODE or 127.0.0.1:8020); 'kura dfs bench'
+(--namenode, default $KURA_DFS_NAMENODE or 127.0.0.1:8020); 'kura dfs mount'
+serves the namespace as a local file system (FUSE); 'kura dfs bench'
 measures metadata ops/s and MB/s. See docs/dfs.md.`,
 		Args: noArgs,
 		RunE: groupRun,
@@ -40,6 +41,7 @@ measures metadata ops/s and MB/s. See docs/dfs.md.`,
 	c.AddCommand(dfsNamenode(e), dfsDatanode(e))
 	addDFSShellCommands(c, e)
 	c.AddCommand(dfsBench(e))
+	c.AddCommand(dfsMount(e))
 	return c
 }
 
