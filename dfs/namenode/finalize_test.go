@@ -150,7 +150,7 @@ func TestFallbackCloseFinalizesReturningReplicas(t *testing.T) {
 		}
 	}
 	waitFor(t, "a replication check with nothing under-replicated", func() bool {
-		r := n.Manager().Replication()
-		return r.Scans > 0 && r.UnderReplicated == 0 && r.Queued >= 1
+		r := n.Status().Replication // as GET /status shows it
+		return r.Scans > 0 && r.LastScan != nil && r.UnderReplicated == 0 && r.Queued >= 1
 	})
 }

@@ -32,6 +32,26 @@ type Status struct {
 	Datanodes []DatanodeInfo `json:"datanodes"`
 	// Election is the namenode's view of the leader election.
 	Election election.State `json:"election"`
+	// Replication is the leader's replication check (zeros on a namenode
+	// that does not lead, or without the datanode protocol).
+	Replication ReplicationInfo `json:"replication"`
+}
+
+// ReplicationInfo is the replication check in Status
+// (dnmanager.ReplicationStatus).
+type ReplicationInfo struct {
+	// UnderReplicated counts the blocks the last complete scan found with
+	// fewer finalized replicas on live datanodes than their replication
+	// (and at least one).
+	UnderReplicated int `json:"underReplicated"`
+	// Pending counts blocks with a copy queued and still given time.
+	Pending int `json:"pending"`
+	// Queued counts the copies queued since the namenode started.
+	Queued int64 `json:"queued"`
+	// Scans counts complete scans; LastScan is when the last one ended
+	// (omitted before the first).
+	Scans    int64      `json:"scans"`
+	LastScan *time.Time `json:"lastScan,omitempty"`
 }
 
 // DatanodeInfo is one datanode in Status.
@@ -68,6 +88,12 @@ func (n *Namenode) Status() Status {
 	}
 	if n.dnm != nil {
 		st.DeadAfterSeconds = n.dnm.DeadInterval().Seconds()
+		r := n.dnm.Replication()
+		st.Replication = ReplicationInfo{UnderReplicated: r.UnderReplicated, Pending: r.Pending, Queued: r.Queued, Scans: r.Scans}
+		if !r.LastScan.IsZero() {
+			last := r.LastScan
+			st.Replication.LastScan = &last
+		}
 	}
 	for _, d := range n.Datanodes() {
 		if d.Live {

@@ -84,9 +84,12 @@ Several namenodes on one database elect a leader through it (HopsFS's leader
 election: every --election-period each advances a counter in its row of
 le_descriptors; one whose counter stood still for --election-dead-after is
 dead; the live one with the smallest id leads). Only the leader recovers
-expired leases, finishes interrupted deletes and re-replicates the blocks of
-dead datanodes; every namenode serves clients. GET /status shows the
-election.`,
+expired leases, finishes interrupted deletes and re-replicates blocks: those
+of datanodes it sees die at once, and every --replication-interval it checks
+a batch of the live datanodes' replicas for blocks with fewer than their
+replication (a copy that did not show up within --replication-retry,
+doubling per attempt, is made again); every namenode serves clients. GET
+/status shows the election and the under-replicated blocks.`,
 		Example: `  kura dfs namenode --meta sqlite:///var/lib/kura/meta.db --http 127.0.0.1:9870 --rpc 127.0.0.1:8020
   curl http://127.0.0.1:9870/status
   kura dfs namenode --meta 'postgres://kura@db:5432/kura?sslmode=disable' --http 0.0.0.0:9870 \
@@ -112,6 +115,12 @@ election.`,
 				// The monitor checks every half heartbeat interval.
 				cfg.Datanodes.DeadIntervals = dnmanager.DefaultDeadIntervals
 				cfg.Datanodes.HeartbeatInterval = max(deadAfter/time.Duration(dnmanager.DefaultDeadIntervals), time.Millisecond)
+			}
+			if cfg.Datanodes.ReplicationRetry < 0 {
+				return usagef("dfs namenode: --replication-retry %v: want a positive duration", cfg.Datanodes.ReplicationRetry)
+			}
+			if cfg.Datanodes.ReplicationsPerRound <= 0 {
+				return usagef("dfs namenode: --replications-per-round %d: want at least 1", cfg.Datanodes.ReplicationsPerRound)
 			}
 			if cfg.RecoveryTimeout <= 0 {
 				return usagef("dfs namenode: --recovery-timeout %v: want a positive duration", cfg.RecoveryTimeout)
@@ -160,6 +169,11 @@ election.`,
 		"time after which a namenode that stopped taking part in the election counts as dead (at least twice --election-period)")
 	fl.DurationVar(&cfg.RecoveryTimeout, "recovery-timeout", namenode.DefaultRecoveryTimeout,
 		"how long one block recovery (lease recovery of a file whose writer died or was taken over) waits for the datanodes before closing the file with the lengths recorded")
+	fl.DurationVar(&cfg.Datanodes.ReplicationInterval, "replication-interval", dnmanager.DefaultReplicationInterval,
+		"how often the leader checks a batch of replicas for under-replicated blocks (negative: never; copies are still made for datanodes that die)")
+	fl.DurationVar(&cfg.Datanodes.ReplicationRetry, "replication-retry", 0,
+		"how long a queued copy has to show up before it is queued again, doubling per attempt (default 10 heartbeat intervals, 30s)")
+	fl.IntVar(&cfg.Datanodes.ReplicationsPerRound, "replications-per-round", dnmanager.DefaultReplicationsPerRound, "the most copies one round of the replication check queues")
 	fl.DurationVar(&deadAfter, "datanode-dead-after", 0, "time without a heartbeat after which a datanode is dead (default 30s)")
 	fl.MarkHidden("datanode-dead-after") // for tests
 	newLogger = logFlags(c, e)
