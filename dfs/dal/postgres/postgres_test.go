@@ -278,11 +278,12 @@ func TestPoolSize(t *testing.T) {
 	}
 }
 
-// TestNoBitmapScans checks that both pools' sessions plan the resolving
-// cache's read ("id = ANY($1)") as a plain index scan, which marks the
-// index entries of dead row versions it meets, and not as a bitmap scan,
-// which visits them all again on every read (see noBitmapScans).
-func TestNoBitmapScans(t *testing.T) {
+// TestSessionSettings checks both pools' planner settings and that they
+// plan the resolving cache's read ("id = ANY($1)") as a plain index scan,
+// which marks the index entries of dead row versions it meets, and not as
+// a bitmap scan, which visits them all again on every read (see
+// sessionSettings).
+func TestSessionSettings(t *testing.T) {
 	s := openFresh(t)
 	ctx := context.Background()
 	// Enough rows for an index to beat a sequential scan.
@@ -294,12 +295,14 @@ func TestNoBitmapScans(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, pool := range map[string]*pgxpool.Pool{"read-write": s.Pool(), "read-only": s.ReadPool()} {
-		var setting string
-		if err := pool.QueryRow(ctx, "SHOW enable_bitmapscan").Scan(&setting); err != nil {
-			t.Fatalf("%s pool: %v", name, err)
-		}
-		if setting != "off" {
-			t.Errorf("%s pool: enable_bitmapscan = %s, want off", name, setting)
+		for param, want := range map[string]string{"enable_bitmapscan": "off", "plan_cache_mode": "force_generic_plan"} {
+			var setting string
+			if err := pool.QueryRow(ctx, "SHOW "+param).Scan(&setting); err != nil {
+				t.Fatalf("%s pool: %v", name, err)
+			}
+			if setting != want {
+				t.Errorf("%s pool: %s = %s, want %s", name, param, setting, want)
+			}
 		}
 		rows, err := pool.Query(ctx, "EXPLAIN SELECT id FROM inodes WHERE id = ANY($1) ORDER BY id", []int64{1000, 5000, 9000})
 		if err != nil {
