@@ -84,6 +84,9 @@ type dfsBenchOpts struct {
 	json        bool
 	logLevel    string
 	cpuProfile  string
+	via         string
+	mounts      int
+	fuseCache   time.Duration
 }
 
 // dfsBenchPlan is a validated run of 'kura dfs bench'.
@@ -96,6 +99,8 @@ type dfsBenchPlan struct {
 	measured  map[string]bool
 	run       []string // phases to run, measured or not, in order
 	logLevel  slog.Level
+	fuse      bool     // --via fuse
+	skipped   []string // phases of the default --phases not run through FUSE
 }
 
 func dfsBench(e *env) *cobra.Command {
@@ -135,6 +140,28 @@ before the reads: both read figures are page-cache reads.
 A phase that needs files of a phase left out of --phases runs it first,
 unmeasured (stat alone creates the files; read alone writes them).
 
+--via fuse measures the way mdtest does, through FUSE: bench mounts the
+namespace with dfs/fuse (as 'kura dfs mount') at --mounts temporary mount
+points, each mount its own dfs client (its own connection and lease holder),
+with the kernel's entry and attribute caches at --fuse-cache (1s, JuiceFS's
+default; 0 for none), and spreads the --clients goroutines over the mounts
+round-robin (--clients 12 --mounts 3: 3 clients x 4 processes). Each
+metadata phase is then plain system calls on the mount: create
+open(O_CREAT|O_EXCL|O_WRONLY, 0644) + close, stat lstat, list a readdir of
+the client's directory, rename rename, delete unlink. Within the cache time
+of the kernel's last look at a name, a stat is answered by the kernel
+without reaching kura (as with JuiceFS's published figures). Beside each
+row, in the same run, two ceilings on this machine with the same clients and
+files: null-fuse, the same calls on --mounts go-fuse loopback mounts of a
+local directory with the same caches (the FUSE cost alone), and local, the
+same calls on a plain directory in the temporary directory; kura/this is
+kura's ops/s over the ceiling's. rpc has no file-system call: with --via
+fuse it is left out of the default --phases and refused in an explicit one.
+The data phases write and read the files through the mounts with 1 MiB
+write(2)s and read(2)s (file i through mount i mod --mounts). Mounting needs
+/dev/fuse, and root (other users: fuse3's fusermount3). Every mount is
+unmounted at the end, also after a failure or Ctrl-C.
+
 Servers: by default bench starts, in this process and in a temporary
 directory (under $TMPDIR, removed at the end), a namenode (RPC on a free
 127.0.0.1 port) on a temporary SQLite database, or on --meta, and --datanodes
@@ -167,7 +194,11 @@ off (a test cluster): say so beside figures taken on it.`,
   bash scripts/pg.sh stop /tmp/kura-pg && rm -rf /tmp/kura-pg
 
   # A running cluster, through its namenodes (the database holds files: name a new --dir).
-  kura dfs bench --namenode 127.0.0.1:8020,127.0.0.1:8021 --dir /tmp/bench1 --user hdfs`,
+  kura dfs bench --namenode 127.0.0.1:8020,127.0.0.1:8021 --dir /tmp/bench1 --user hdfs
+
+  # mdtest's way, as JuiceFS's published figures: 3 FUSE mounts x 4 processes,
+  # 1 s kernel caches, beside a null FUSE (loopback) and a local-directory ceiling.
+  kura dfs bench --via fuse --mounts 3 --clients 12 --files 500 --phases create,stat,delete`,
 		Args: noArgs,
 		RunE: func(c *cobra.Command, args []string) error {
 			return runDFSBench(c.Context(), e, c.Flags(), o)
@@ -190,11 +221,20 @@ off (a test cluster): say so beside figures taken on it.`,
 	fl.BoolVar(&o.json, "json", false, "print the results as one JSON object")
 	fl.StringVar(&o.logLevel, "log-level", "warn", "log level of the embedded namenode and datanodes (to stderr): debug, info, warn or error")
 	fl.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (servers and clients) to this file")
+	fl.StringVar(&o.via, "via", dfsBenchViaClient, "how the phases reach dfs: client (the Go client, one call per op) or fuse (system calls on FUSE mounts of the namespace, as mdtest)")
+	fl.IntVar(&o.mounts, "mounts", 3, "with --via fuse: FUSE mounts of the namespace, one dfs client each; the --clients goroutines are spread over them")
+	fl.DurationVar(&o.fuseCache, "fuse-cache", time.Second, "with --via fuse: the kernel's entry and attribute cache time of the mounts (0: none)")
 	return c
 }
 
 // namenodeSuperuser is the embedded namenode's superuser.
 const namenodeSuperuser = "root"
+
+// The values of --via.
+const (
+	dfsBenchViaClient = "client"
+	dfsBenchViaFUSE   = "fuse"
+)
 
 // plan validates the flags, naming the flag and its value when one is bad.
 func (o *dfsBenchOpts) plan(fl *pflag.FlagSet) (*dfsBenchPlan, error) {
@@ -211,6 +251,32 @@ func (o *dfsBenchOpts) plan(fl *pflag.FlagSet) (*dfsBenchPlan, error) {
 	}
 	if len(p.measured) == 0 {
 		return nil, usagef("dfs bench: --phases %q: no phase given (want some of %s)", o.phases, strings.Join(dfsBenchPhases(), ","))
+	}
+	switch o.via {
+	case dfsBenchViaClient:
+		if fl.Changed("mounts") {
+			return nil, usagef("dfs bench: --mounts %d with --via %s: mounts are for --via fuse", o.mounts, o.via)
+		}
+		if fl.Changed("fuse-cache") {
+			return nil, usagef("dfs bench: --fuse-cache %v with --via %s: the cache is the FUSE mounts' (--via fuse)", o.fuseCache, o.via)
+		}
+	case dfsBenchViaFUSE:
+		p.fuse = true
+		if o.mounts < 1 {
+			return nil, usagef("dfs bench: --mounts %d: must be >= 1", o.mounts)
+		}
+		if o.fuseCache < 0 {
+			return nil, usagef("dfs bench: --fuse-cache %v: want a duration >= 0 (0: no cache)", o.fuseCache)
+		}
+		if p.measured[dfsBenchRPC] {
+			if fl.Changed("phases") {
+				return nil, usagef("dfs bench: --phases %q with --via fuse: rpc has no file-system call (measure it with --via client)", o.phases)
+			}
+			delete(p.measured, dfsBenchRPC)
+			p.skipped = append(p.skipped, dfsBenchRPC)
+		}
+	default:
+		return nil, usagef("dfs bench: --via %q: want client or fuse", o.via)
 	}
 	p.run = dfsBenchRunOrder(p.measured)
 	data := p.needsData()
@@ -440,6 +506,30 @@ type dfsBenchReport struct {
 	Data           *dfsBenchData     `json:"data,omitempty"`
 	// Unmeasured are the phases run only to prepare measured ones.
 	Unmeasured []string `json:"unmeasured,omitempty"`
+	// Via is how the phases reached dfs: "client" (the Go client) or
+	// "fuse" (system calls on FUSE mounts, see Fuse).
+	Via string `json:"via"`
+	// Fuse describes the mounts of --via fuse.
+	Fuse *dfsBenchFuseSetup `json:"fuse,omitempty"`
+}
+
+// dfsBenchFuseSetup is the setup of a --via fuse run.
+type dfsBenchFuseSetup struct {
+	// Mounts is the number of FUSE mounts of the namespace (one dfs
+	// client each); the clients are spread over them round-robin.
+	Mounts int `json:"mounts"`
+	// Cache is the kernel's entry and attribute cache time of every mount
+	// (kura's and null FUSE's), as a Go duration, and CacheMs the same in
+	// milliseconds (0: none).
+	Cache   string  `json:"cache"`
+	CacheMs float64 `json:"cache_ms"`
+	// LocalDir is the local ceiling's directory, NullFuseDir the local
+	// directory the null FUSE mounts serve.
+	LocalDir    string `json:"local_dir"`
+	NullFuseDir string `json:"null_fuse_dir"`
+	// Skipped are the phases of the default --phases not run through
+	// FUSE (rpc).
+	Skipped []string `json:"skipped,omitempty"`
 }
 
 // dfsBenchMetaRow is one metadata phase's figures.
@@ -453,6 +543,24 @@ type dfsBenchMetaRow struct {
 	P99Ms     float64 `json:"p99_ms"`
 	// Entries is the number of entries the list phase returned.
 	Entries int64 `json:"entries,omitempty"`
+	// With --via fuse, the same phase on the ceilings: NullFuse through
+	// go-fuse loopback mounts of a local directory, Local on a plain
+	// local directory.
+	NullFuse *dfsBenchCeilingRow `json:"null_fuse,omitempty"`
+	Local    *dfsBenchCeilingRow `json:"local,omitempty"`
+}
+
+// dfsBenchCeilingRow is a metadata phase's figures on a ceiling.
+type dfsBenchCeilingRow struct {
+	Ops       int64   `json:"ops"`
+	Seconds   float64 `json:"seconds"`
+	OpsPerSec float64 `json:"ops_per_sec"`
+	MeanMs    float64 `json:"mean_ms"`
+	P50Ms     float64 `json:"p50_ms"`
+	P99Ms     float64 `json:"p99_ms"`
+	Entries   int64   `json:"entries,omitempty"`
+	// Ratio is kura's ops/s over this ceiling's.
+	Ratio float64 `json:"ratio"`
 }
 
 // dfsBenchData is the data phases' setup and figures.
@@ -493,7 +601,8 @@ type dfsBenchRun struct {
 	meta   []*dfsclient.Client
 	data   []*dfsclient.Client
 	rep    dfsBenchReport
-	rename bool // the files were renamed
+	rename bool             // the files were renamed
+	fuse   *dfsBenchFuseRun // --via fuse: the mounts
 }
 
 func runDFSBench(ctx context.Context, e *env, fl *pflag.FlagSet, o *dfsBenchOpts) (err error) {
@@ -505,6 +614,7 @@ func runDFSBench(ctx context.Context, e *env, fl *pflag.FlagSet, o *dfsBenchOpts
 		ctx = context.Background()
 	}
 	r := &dfsBenchRun{p: p, e: e, errw: &dfsBenchSyncWriter{w: e.stderr}}
+	r.rep.Via = o.via
 	// Everything set up is undone on the way out, in reverse order, even
 	// after a failure or Ctrl-C (ctx cancelled).
 	var cleanups []func() error
@@ -542,6 +652,10 @@ func runDFSBench(ctx context.Context, e *env, fl *pflag.FlagSet, o *dfsBenchOpts
 		return fmt.Errorf("dfs bench: temporary directory: %w", err)
 	}
 	cleanups = append(cleanups, func() error {
+		// Never remove through a mount: the namespace is below it.
+		if err := dfsBenchNoMountsUnder(r.tmp); err != nil {
+			return err
+		}
 		if err := os.RemoveAll(r.tmp); err != nil {
 			return fmt.Errorf("removing the temporary directory: %w", err)
 		}
@@ -572,8 +686,21 @@ func runDFSBench(ctx context.Context, e *env, fl *pflag.FlagSet, o *dfsBenchOpts
 	if err != nil {
 		return err
 	}
+	if p.fuse {
+		unmount, err := r.mountAll(ctx)
+		cleanups = append(cleanups, unmount)
+		if err != nil {
+			return err
+		}
+	}
 
-	for _, ph := range p.run {
+	lastMeta := -1 // the last metadata phase: the ceilings of --via fuse run after it
+	for i, ph := range p.run {
+		if ph != dfsBenchWrite && ph != dfsBenchRead {
+			lastMeta = i
+		}
+	}
+	for i, ph := range p.run {
 		measured := p.measured[ph]
 		during = " during " + ph
 		if !measured {
@@ -596,6 +723,12 @@ func runDFSBench(ctx context.Context, e *env, fl *pflag.FlagSet, o *dfsBenchOpts
 		if perr != nil {
 			r.print()
 			return fmt.Errorf("dfs bench: %s: %w", ph, perr)
+		}
+		if p.fuse && i == lastMeta {
+			if perr := r.fuseCeilings(ctx, &during); perr != nil {
+				r.print()
+				return fmt.Errorf("dfs bench:%s: %w", strings.TrimPrefix(during, " during"), perr)
+			}
 		}
 	}
 	r.print()
@@ -705,7 +838,8 @@ func (r *dfsBenchRun) startServers(ctx context.Context) (stop func() error, err 
 }
 
 // newClients makes the metadata clients and the data clients, one
-// connection each.
+// connection each (with --via fuse, only the one of the setup and cleanup:
+// the mounts have their own).
 func (r *dfsBenchRun) newClients() (closeAll func() error, err error) {
 	closeAll = func() error {
 		var errs []error
@@ -724,8 +858,10 @@ func (r *dfsBenchRun) newClients() (closeAll func() error, err error) {
 	// One client for the setup and cleanup at least.
 	n := 1
 	if r.p.needsMeta() {
-		n = r.p.o.clients
 		r.rep.Clients, r.rep.FilesPerClient = r.p.o.clients, r.p.o.files
+		if !r.p.fuse {
+			n = r.p.o.clients
+		}
 	}
 	for range n {
 		c, err := newClient()
@@ -734,7 +870,7 @@ func (r *dfsBenchRun) newClients() (closeAll func() error, err error) {
 		}
 		r.meta = append(r.meta, c)
 	}
-	if r.p.needsData() {
+	if r.p.needsData() && !r.p.fuse {
 		for range r.p.o.dataFiles {
 			c, err := newClient()
 			if err != nil {
@@ -796,12 +932,17 @@ func (r *dfsBenchRun) makeDir(ctx context.Context) error {
 		return fmt.Errorf("dfs bench: mkdir %s: %w", r.dir, err)
 	}
 	r.rep.Dir = r.dir // from now on, r.top is removed at the end
-	err = dfsBenchParallel(ctx, len(r.meta), func(ctx context.Context, k int) error {
-		if !r.p.needsMeta() {
-			_, err := r.meta[k].Stat(ctx, r.dir)
+	dirs := 0         // the clients' directories
+	if r.p.needsMeta() {
+		dirs = r.p.o.clients
+	}
+	err = dfsBenchParallel(ctx, max(len(r.meta), dirs), func(ctx context.Context, k int) error {
+		c := r.meta[k%len(r.meta)]
+		if k >= dirs {
+			_, err := c.Stat(ctx, r.dir)
 			return err
 		}
-		return r.meta[k].Mkdirs(ctx, r.clientDir(k), 0o755, false)
+		return c.Mkdirs(ctx, r.clientDir(k), 0o755, false)
 	})
 	if err == nil && r.p.needsData() {
 		err = r.meta[0].Mkdirs(ctx, hdfs.Join(r.dir, "data"), 0o755, false)
@@ -840,19 +981,36 @@ func (r *dfsBenchRun) dataName(i int) string {
 	return hdfs.Join(hdfs.Join(r.dir, "data"), "d"+strconv.Itoa(i))
 }
 
-// metaPhase runs one metadata phase over every client's files.
+// metaPhase runs one metadata phase over every client's files: through
+// the clients, or with --via fuse through the mounts.
 func (r *dfsBenchRun) metaPhase(ctx context.Context, ph string) (dfsBenchMetaRow, error) {
-	files := r.p.o.files
+	if r.fuse != nil {
+		return r.fsPhase(ctx, r.fuse.kura, ph+" (through FUSE)", ph)
+	}
+	row, err := r.timeMeta(ctx, ph, ph, func(ctx context.Context, k, i int) (int, error) {
+		return r.metaOp(ctx, r.meta[k], ph, k, i)
+	})
+	if err == nil && ph == dfsBenchRename {
+		r.rename = true
+	}
+	return row, err
+}
+
+// timeMeta times --clients goroutines, k in [0, --clients), each doing
+// op(ctx, k, i) for each of its operations i of metadata phase ph (op
+// returns the number of entries listed); what names it in the progress
+// lines.
+func (r *dfsBenchRun) timeMeta(ctx context.Context, what, ph string, op func(ctx context.Context, k, i int) (int, error)) (dfsBenchMetaRow, error) {
+	files, clients := r.p.o.files, r.p.o.clients
 	ops := files
 	if ph == dfsBenchList {
 		ops = max(1, (files+dfsBenchListEvery-1)/dfsBenchListEvery)
 	}
-	lat := make([][]time.Duration, len(r.meta))
+	lat := make([][]time.Duration, clients)
 	var done, entries atomic.Int64
-	stop := r.progress(ctx, ph, int64(ops*len(r.meta)), &done, "ops", 1, nil)
+	stop := r.progress(ctx, what, int64(ops*clients), &done, "ops", 1, nil)
 	start := time.Now()
-	err := dfsBenchParallel(ctx, len(r.meta), func(ctx context.Context, k int) error {
-		c := r.meta[k]
+	err := dfsBenchParallel(ctx, clients, func(ctx context.Context, k int) error {
 		l := make([]time.Duration, 0, ops)
 		defer func() { lat[k] = l }()
 		for i := range ops {
@@ -860,7 +1018,7 @@ func (r *dfsBenchRun) metaPhase(ctx context.Context, ph string) (dfsBenchMetaRow
 				return err
 			}
 			t0 := time.Now()
-			n, err := r.metaOp(ctx, c, ph, k, i)
+			n, err := op(ctx, k, i)
 			if err != nil {
 				return fmt.Errorf("client %d, op %d: %w", k, i, err)
 			}
@@ -874,9 +1032,6 @@ func (r *dfsBenchRun) metaPhase(ctx context.Context, ph string) (dfsBenchMetaRow
 	stop()
 	if err != nil {
 		return dfsBenchMetaRow{}, err
-	}
-	if ph == dfsBenchRename {
-		r.rename = true
 	}
 	all := slices.Concat(lat...)
 	row := dfsBenchMetaRow{Phase: ph, Ops: int64(len(all)), Seconds: elapsed.Seconds()}
@@ -980,6 +1135,13 @@ func (r *dfsBenchRun) writePhase(ctx context.Context, measured bool) error {
 	})
 	start := time.Now()
 	err := dfsBenchParallel(ctx, len(sizes), func(ctx context.Context, i int) error {
+		if r.fuse != nil {
+			err := r.fuseWrite(ctx, i, sizes[i], &done)
+			if err == nil {
+				closed.Add(1)
+			}
+			return err
+		}
 		name := r.dataName(i)
 		w, err := r.data[i].Create(ctx, name, dfsclient.CreateOptions{Replication: r.p.repl, BlockSize: r.p.blockSize})
 		if err != nil {
@@ -998,6 +1160,14 @@ func (r *dfsBenchRun) writePhase(ctx context.Context, measured bool) error {
 	})
 	elapsed := time.Since(start)
 	stop()
+	if err == nil && r.fuse != nil {
+		// The files' replication and block size, as the namenode has them.
+		var st *dfsclient.FileStatus
+		if st, err = r.meta[0].Stat(ctx, r.dataName(0)); err == nil {
+			repl.Store(int64(st.Replication))
+			block.Store(st.BlockSize)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -1052,6 +1222,9 @@ func (r *dfsBenchRun) readPhase(ctx context.Context) error {
 	stop := r.progress(ctx, dfsBenchRead, r.p.size, &done, "MB", dfsBenchMB, nil)
 	start := time.Now()
 	err := dfsBenchParallel(ctx, len(sizes), func(ctx context.Context, i int) error {
+		if r.fuse != nil {
+			return r.fuseRead(ctx, i, sizes[i], &done)
+		}
 		name := r.dataName(i)
 		f, err := r.data[i].Open(ctx, name)
 		if err != nil {
@@ -1285,7 +1458,15 @@ func (r *dfsBenchRun) print() {
 		}
 	}
 	fmt.Fprintf(out, "kura dfs bench: %s; directory %s\n", where, rep.Dir)
-	if len(rep.Metadata) > 0 {
+	if f := rep.Fuse; f != nil {
+		fmt.Fprintf(out, "via FUSE (mdtest's way): %s of the namespace (dfs/fuse, one dfs client each), kernel entry/attr cache %s\n", dfsBenchCount(f.Mounts, "mount"), f.Cache)
+		if len(f.Skipped) > 0 {
+			fmt.Fprintf(out, "not run through FUSE (no file-system call; --via client measures it): %s\n", strings.Join(f.Skipped, ", "))
+		}
+	}
+	if len(rep.Metadata) > 0 && rep.Fuse != nil {
+		r.printFuseMeta(out)
+	} else if len(rep.Metadata) > 0 {
 		fmt.Fprintf(out, "\nmetadata: %d clients (one connection each) x %d files\n", r.p.o.clients, r.p.o.files)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "phase   \tops\tseconds\tops/s\tmean ms\tp50 ms\tp99 ms\t")
@@ -1301,8 +1482,12 @@ func (r *dfsBenchRun) print() {
 		}
 	}
 	if d := rep.Data; d != nil && len(d.Rows) > 0 {
-		fmt.Fprintf(out, "\ndata: %s in %d files, %d concurrent writers then readers (one client each), replication %d, block size %s\n",
-			dfsBenchFormatBytes(d.Bytes), d.Files, d.Files, d.Replication, dfsBenchFormatBytes(d.BlockSize))
+		how := "one client each"
+		if f := rep.Fuse; f != nil {
+			how = fmt.Sprintf("through FUSE: 1 MiB write(2)s and read(2)s, file i on mount i mod %d; the kernel drops a file's cached data at each open", f.Mounts)
+		}
+		fmt.Fprintf(out, "\ndata: %s in %d files, %d concurrent writers then readers (%s), replication %d, block size %s\n",
+			dfsBenchFormatBytes(d.Bytes), d.Files, d.Files, how, d.Replication, dfsBenchFormatBytes(d.BlockSize))
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintf(tw, "phase   \tseconds\tkura MB/s\tlocal MB/s\tkura/local\tlocal/%d MB/s\tkura/(local/%d)\t\n", d.Replication, d.Replication)
 		for _, row := range d.Rows {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -382,6 +384,12 @@ func TestDFSBenchUsage(t *testing.T) {
 		{[]string{"--user", ""}, `--user ""`},
 		{[]string{"--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"--clients", "many"}, `invalid argument "many" for "--clients"`},
+		{[]string{"--via", "bogus"}, `--via "bogus": want client or fuse`},
+		{[]string{"--via", "fuse", "--mounts", "0"}, "--mounts 0: must be >= 1"},
+		{[]string{"--via", "fuse", "--fuse-cache", "-1s"}, "--fuse-cache -1s"},
+		{[]string{"--via", "fuse", "--phases", "rpc,stat"}, `--phases "rpc,stat" with --via fuse: rpc has no file-system call`},
+		{[]string{"--mounts", "2"}, "--mounts 2 with --via client"},
+		{[]string{"--via", "client", "--fuse-cache", "0"}, "--fuse-cache 0s with --via client"},
 		{[]string{"extra"}, "takes no arguments"},
 	} {
 		out, errOut, code := runDFSBenchCmd(context.Background(), c.args...)
@@ -489,5 +497,188 @@ func TestDFSBenchStream(t *testing.T) {
 	}
 	if err := dfsBenchCheck(ctx, 1, size, bytes.NewReader(append(bytes.Clone(a.Bytes()), 0)), &n); err == nil {
 		t.Error("check of a long file passed")
+	}
+}
+
+// needFUSE skips a test that mounts FUSE file systems unless it runs as
+// root (no fusermount needed) with /dev/fuse.
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("FUSE mounts need root")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skipf("no /dev/fuse: %v", err)
+	}
+}
+
+// checkNoMounts fails if anything is mounted at or below dir.
+func checkNoMounts(t *testing.T, dir string) {
+	t.Helper()
+	mounts, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(dfsBenchUnescapeMount(f[1]), dir) {
+			t.Errorf("still mounted after the run: %s", line)
+		}
+	}
+}
+
+// TestDFSBenchFUSE runs every phase through real FUSE mounts of embedded
+// servers (--via fuse, 3 clients on 2 mounts): every metadata phase has
+// its kura row and both ceilings with clients x files operations, the
+// data phases went through, the JSON names the mounts and the cache, and
+// the run leaves no mount, no file in $TMPDIR and nothing in the database.
+func TestDFSBenchFUSE(t *testing.T) {
+	needFUSE(t)
+	tmp := isolateTmp(t)
+	meta := "sqlite://" + filepath.Join(t.TempDir(), "meta.db")
+	args := []string{"--via", "fuse", "--mounts", "2", "--meta", meta, "--json",
+		"--clients", "3", "--files", "12", "--size", "2MiB", "--data-files", "2", "--datanodes", "3"}
+	out, errOut, code := runDFSBenchCmd(context.Background(), args...)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	checkNoMounts(t, tmp)
+	var rep dfsBenchReport
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("stdout is not the JSON report: %v\n%s", err, out)
+	}
+	if rep.Via != "fuse" || rep.Clients != 3 || rep.FilesPerClient != 12 || !rep.Embedded {
+		t.Errorf("report setup: %+v", rep)
+	}
+	f := rep.Fuse
+	if f == nil || f.Mounts != 2 || f.Cache != "1s" || f.CacheMs != 1000 || !slices.Equal(f.Skipped, []string{"rpc"}) ||
+		!strings.HasPrefix(f.LocalDir, tmp) || !strings.HasPrefix(f.NullFuseDir, tmp) {
+		t.Errorf("fuse setup %+v", f)
+	}
+	var phases []string
+	for _, m := range rep.Metadata {
+		phases = append(phases, m.Phase)
+		wantOps := int64(3 * 12)
+		if m.Phase == "list" {
+			wantOps = 3 * 2 // a listing per 10 files
+			if m.Entries != wantOps*12 {
+				t.Errorf("list: %d entries, want %d", m.Entries, wantOps*12)
+			}
+		}
+		if m.Ops != wantOps || m.OpsPerSec <= 0 || m.Seconds <= 0 || m.P99Ms < m.P50Ms {
+			t.Errorf("metadata row %+v: want %d ops and positive figures", m, wantOps)
+		}
+		for name, c := range map[string]*dfsBenchCeilingRow{"null_fuse": m.NullFuse, "local": m.Local} {
+			if c == nil {
+				t.Errorf("%s: no %s ceiling", m.Phase, name)
+				continue
+			}
+			if c.Ops != wantOps || c.OpsPerSec <= 0 || c.Ratio <= 0 || math.Abs(c.Ratio-m.OpsPerSec/c.OpsPerSec) > 1e-9 {
+				t.Errorf("%s: %s ceiling %+v with kura at %v ops/s", m.Phase, name, c, m.OpsPerSec)
+			}
+			if m.Phase == "list" && c.Entries != m.Entries {
+				t.Errorf("list: %s listed %d entries, kura %d", name, c.Entries, m.Entries)
+			}
+		}
+	}
+	if want := []string{"create", "stat", "list", "rename", "delete"}; !slices.Equal(phases, want) {
+		t.Errorf("metadata phases %v, want %v", phases, want)
+	}
+	if d := rep.Data; d == nil || d.Bytes != 2<<20 || d.Files != 2 || d.Replication != 3 || len(d.Rows) != 2 ||
+		d.Rows[0].Phase != "write" || d.Rows[0].MBPerSec <= 0 || d.Rows[1].Phase != "read" || d.Rows[1].MBPerSec <= 0 {
+		t.Errorf("data %+v", d)
+	}
+	if !strings.Contains(errOut, "2 FUSE mounts of the namespace") || !strings.Contains(errOut, "kernel entry/attr cache 1s") {
+		t.Errorf("stderr does not tell the mounts:\n%s", errOut)
+	}
+	checkTmpEmpty(t, tmp)
+	if names := rootEntries(t, meta); len(names) != 0 {
+		t.Errorf("after the run / holds %v, want nothing", names)
+	}
+}
+
+// TestDFSBenchFUSETable: the text report of --via fuse says which figures
+// went through FUSE and with which cache, and gives each phase's three
+// rows.
+func TestDFSBenchFUSETable(t *testing.T) {
+	needFUSE(t)
+	tmp := isolateTmp(t)
+	out, errOut, code := runDFSBenchCmd(context.Background(), "--via", "fuse", "--mounts", "1", "--fuse-cache", "0",
+		"--phases", "stat", "--clients", "2", "--files", "5")
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	checkNoMounts(t, tmp)
+	for _, want := range []string{"via FUSE (mdtest's way): 1 mount of the namespace", "kernel entry/attr cache 0s", "metadata through FUSE: 2 processes",
+		"kernel cache 0: every lookup and stat reaches kura", "not measured (run to prepare the measured phases): create"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	rows := map[string]string{} // path -> ops column
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) >= 8 && f[0] == "stat" {
+			rows[f[1]] = f[2]
+		}
+		if f := strings.Fields(line); len(f) > 0 && f[0] == "create" {
+			t.Errorf("unmeasured create has a row: %q", line)
+		}
+	}
+	if want := map[string]string{"kura-fuse": "10", "null-fuse": "10", "local": "10"}; !maps.Equal(rows, want) {
+		t.Errorf("stat rows (path: ops) %v, want %v\n%s", rows, want, out)
+	}
+	checkTmpEmpty(t, tmp)
+}
+
+// TestDFSBenchFUSEInterrupt cancels a --via fuse run (Ctrl-C) during its
+// creates through the mounts: it stops promptly, and leaves no mount, no
+// temporary file and no benchmark directory.
+func TestDFSBenchFUSEInterrupt(t *testing.T) {
+	needFUSE(t)
+	tmp := isolateTmp(t)
+	meta := "sqlite://" + filepath.Join(t.TempDir(), "meta.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() {
+		done <- Run(ctx, []string{"dfs", "bench", "--via", "fuse", "--meta", meta, "--clients", "2", "--files", "1000000", "--phases", "create"},
+			strings.NewReader(""), &out, &errOut)
+	}()
+	for !strings.Contains(errOut.String(), "FUSE mounts of the namespace") {
+		select {
+		case code := <-done:
+			t.Fatalf("exit %d before the interrupt\nstderr:\n%s", code, errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	select {
+	case code := <-done:
+		if code != 1 || !strings.Contains(errOut.String(), "interrupted during create") {
+			t.Errorf("exit %d, stderr:\n%s\nwant 1 and 'interrupted during create'", code, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("bench still running 30s after the interrupt")
+	}
+	checkNoMounts(t, tmp)
+	checkTmpEmpty(t, tmp)
+	if names := rootEntries(t, meta); len(names) != 0 {
+		t.Errorf("after the run / holds %v, want nothing", names)
+	}
+}
+
+func TestDFSBenchFUSEHelpers(t *testing.T) {
+	for in, want := range map[string]string{`/tmp/a\040b`: "/tmp/a b", `/x\134y`: `/x\y`, "/plain": "/plain", `/bad\04`: `/bad\04`} {
+		if got := dfsBenchUnescapeMount(in); got != want {
+			t.Errorf("dfsBenchUnescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for v, want := range map[float64]string{0.0042: "0.0042", 0.31: "0.31", 1.234: "1.23", 0.05: "0.05"} {
+		if got := dfsBenchRatio(v); got != want {
+			t.Errorf("dfsBenchRatio(%v) = %q, want %q", v, got, want)
+		}
 	}
 }
