@@ -155,15 +155,7 @@ func (s *Store) Recover(ctx context.Context, id, newGS uint64, length int64) (Bl
 	if length < 0 {
 		return BlockInfo{}, blockErr("recover", id, "", fmt.Errorf("%w: length %d is negative", ErrInvalid, length))
 	}
-	w, err := s.reopen(ctx, "recover", id, newGS, length, reopenRecover)
-	if err != nil {
-		return BlockInfo{}, err
-	}
-	if _, err := w.Finalize(ctx); err != nil {
-		w.Close()
-		return BlockInfo{}, err
-	}
-	return s.Stat(id)
+	return s.reopenFinalized(ctx, "recover", id, newGS, length, reopenRecover)
 }
 
 // FinalizeAt finalizes the replica of id, being written at generation
@@ -179,7 +171,13 @@ func (s *Store) FinalizeAt(ctx context.Context, id, gs uint64, length int64) (Bl
 	if length < 0 {
 		return BlockInfo{}, blockErr("finalize", id, "", fmt.Errorf("%w: length %d is negative", ErrInvalid, length))
 	}
-	w, err := s.reopen(ctx, "finalize", id, gs, length, reopenFinalize)
+	return s.reopenFinalized(ctx, "finalize", id, gs, length, reopenFinalize)
+}
+
+// reopenFinalized reopens the replica of id as reopen does for kind and
+// finalizes it at once (Recover, FinalizeAt).
+func (s *Store) reopenFinalized(ctx context.Context, op string, id, gs uint64, length int64, kind reopenKind) (BlockInfo, error) {
+	w, err := s.reopen(ctx, op, id, gs, length, kind)
 	if err != nil {
 		return BlockInfo{}, err
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kura-dev/kura/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,31 +59,11 @@ func parseMountinfo(data []byte) []mountEntry {
 			b, _ := strconv.ParseUint(min, 10, 32)
 			e.dev = unix.Mkdev(uint32(a), uint32(b))
 		}
-		e.mountPoint = unescapeMountinfo(f[4])
+		e.mountPoint = mountinfo.Unescape(f[4])
 		e.fstype = f[sep+1]
 		out = append(out, e)
 	}
 	return out
-}
-
-// unescapeMountinfo undoes the kernel's octal escapes (\040 for a space,
-// \011, \012, \134).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // topMount returns the uppermost mount on path: the one no other mount on

@@ -22,6 +22,7 @@ import (
 
 	dfsclient "github.com/kura-dev/kura/dfs/client"
 	dfsfuse "github.com/kura-dev/kura/dfs/fuse"
+	"github.com/kura-dev/kura/internal/mountinfo"
 )
 
 // 'kura dfs bench --via fuse': the phases as system calls on FUSE mounts
@@ -471,7 +472,7 @@ func dfsBenchMountsUnder(dir string) []string {
 		if len(fields) < 2 {
 			continue
 		}
-		mp := dfsBenchUnescapeMount(fields[1])
+		mp := mountinfo.Unescape(fields[1])
 		for _, d := range dirs {
 			if mp == d || strings.HasPrefix(mp, d+"/") {
 				out = append(out, mp)
@@ -480,24 +481,4 @@ func dfsBenchMountsUnder(dir string) []string {
 		}
 	}
 	return out
-}
-
-// dfsBenchUnescapeMount undoes /proc/self/mounts's octal escapes (\040
-// for a space, ...).
-func dfsBenchUnescapeMount(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kura-dev/kura/dfs/dfstest"
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namenode"
+	"github.com/kura-dev/kura/internal/mountinfo"
 )
 
 // TestMain gives the package's tests a PostgreSQL server (daltest.Main
@@ -520,7 +521,7 @@ func checkNoMounts(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(mounts), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(dfsBenchUnescapeMount(f[1]), dir) {
+		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(mountinfo.Unescape(f[1]), dir) {
 			t.Errorf("still mounted after the run: %s", line)
 		}
 	}
@@ -671,11 +672,6 @@ func TestDFSBenchFUSEInterrupt(t *testing.T) {
 }
 
 func TestDFSBenchFUSEHelpers(t *testing.T) {
-	for in, want := range map[string]string{`/tmp/a\040b`: "/tmp/a b", `/x\134y`: `/x\y`, "/plain": "/plain", `/bad\04`: `/bad\04`} {
-		if got := dfsBenchUnescapeMount(in); got != want {
-			t.Errorf("dfsBenchUnescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
 	for v, want := range map[float64]string{0.0042: "0.0042", 0.31: "0.31", 1.234: "1.23", 0.05: "0.05"} {
 		if got := dfsBenchRatio(v); got != want {
 			t.Errorf("dfsBenchRatio(%v) = %q, want %q", v, got, want)

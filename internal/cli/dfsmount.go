@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"os/user"
 	"strings"
 	"time"
@@ -71,15 +70,9 @@ through the mount. See docs/dfs.md, "FUSE mount".`,
 	newLogger := logFlags(c, e)
 	c.RunE = func(c *cobra.Command, args []string) error {
 		const prefix = "dfs mount"
-		nnv := namenodes
-		if !c.Flags().Changed("namenode") {
-			if nnv = os.Getenv(envDFSNamenode); nnv == "" {
-				nnv = namenode.DefaultRPCAddr
-			}
-		}
-		nns, err := parseNamenodes(nnv)
+		nns, err := clientNamenodes(c, namenodes, prefix)
 		if err != nil {
-			return usagef("%s: --namenode %q: want HOST:PORT[,HOST:PORT...]", prefix, nnv)
+			return err
 		}
 		for _, d := range []struct {
 			flag string

@@ -81,15 +81,9 @@ func shellCommand(e *env, c *cobra.Command, run func(sh *dfsShell, args []string
 		if as := c.CalledAs(); as != "" && as != c.Name() {
 			prefix = strings.TrimSuffix(prefix, c.Name()) + as
 		}
-		nnv := namenodes
-		if !c.Flags().Changed("namenode") {
-			if nnv = os.Getenv(envDFSNamenode); nnv == "" {
-				nnv = namenode.DefaultRPCAddr
-			}
-		}
-		nns, err := parseNamenodes(nnv)
+		nns, err := clientNamenodes(c, namenodes, prefix)
 		if err != nil {
-			return usagef("%s: --namenode %q: want HOST:PORT[,HOST:PORT...]", prefix, nnv)
+			return err
 		}
 		u := userName
 		if u == "" {
@@ -803,4 +797,22 @@ func (sh *dfsShell) copyData(dst io.Writer, src io.Reader, label string, total i
 	}
 	p.Finish(err == nil)
 	return n, err
+}
+
+// clientNamenodes returns the namenodes a client command talks to: its
+// --namenode value (flag) when given, else $KURA_DFS_NAMENODE, else the
+// namenode's default RPC address; a bad list is a usage error naming
+// prefix.
+func clientNamenodes(c *cobra.Command, flag, prefix string) ([]string, error) {
+	v := flag
+	if !c.Flags().Changed("namenode") {
+		if v = os.Getenv(envDFSNamenode); v == "" {
+			v = namenode.DefaultRPCAddr
+		}
+	}
+	nns, err := parseNamenodes(v)
+	if err != nil {
+		return nil, usagef("%s: --namenode %q: want HOST:PORT[,HOST:PORT...]", prefix, v)
+	}
+	return nns, nil
 }
