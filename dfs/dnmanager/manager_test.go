@@ -190,23 +190,7 @@ func testCluster(t *testing.T, url string) {
 		}
 		return done
 	})
-	finalized := func() []string {
-		var out []string
-		err := ns.Store().ReadTx(ctx, func(tx dal.Tx) error {
-			reps, err := tx.ListReplicas(ctx, lb.Block.InodeID, lb.Block.BlockID)
-			for _, r := range reps {
-				if r.State == dal.ReplicaFinalized {
-					out = append(out, r.StorageID)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(out)
-		return out
-	}
+	finalized := func() []string { return finalizedReplicas(t, ns, lb.Block.InodeID, lb.Block.BlockID) }
 	// Complete needs one finalized replica; the others' reports follow.
 	waitFor(t, "three finalized replicas", func() bool { return slices.Equal(finalized(), ids(dns...)) })
 	locations := func() []namespace.Target {
@@ -361,4 +345,25 @@ func TestPlacementSpreads(t *testing.T) {
 	if resp, _ := m.Heartbeat(ctx, &dfspb.HeartbeatRequest{StorageId: "zz"}); !resp.Reregister {
 		t.Fatal("unknown datanode not asked to register")
 	}
+}
+
+// finalizedReplicas returns the sorted storage ids holding a finalized
+// replica of block blockID of inode inodeID, as ns's database records.
+func finalizedReplicas(t *testing.T, ns *namespace.Namespace, inodeID, blockID int64) []string {
+	t.Helper()
+	var out []string
+	err := ns.Store().ReadTx(context.Background(), func(tx dal.Tx) error {
+		reps, err := tx.ListReplicas(context.Background(), inodeID, blockID)
+		for _, r := range reps {
+			if r.State == dal.ReplicaFinalized {
+				out = append(out, r.StorageID)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
 }

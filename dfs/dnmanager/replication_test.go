@@ -73,23 +73,7 @@ func testReplicationRetried(t *testing.T, url string) {
 		}
 		return done
 	})
-	finalized := func() []string {
-		var out []string
-		err := ns.Store().ReadTx(ctx, func(tx dal.Tx) error {
-			reps, err := tx.ListReplicas(ctx, lb.Block.InodeID, lb.Block.BlockID)
-			for _, r := range reps {
-				if r.State == dal.ReplicaFinalized {
-					out = append(out, r.StorageID)
-				}
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(out)
-		return out
-	}
+	finalized := func() []string { return finalizedReplicas(t, ns, lb.Block.InodeID, lb.Block.BlockID) }
 	waitFor(t, "three finalized replicas", func() bool { return slices.Equal(finalized(), ids(a, b, cc)) })
 
 	// c dies while this namenode does not lead; d stops too, but is still
@@ -111,9 +95,13 @@ func testReplicationRetried(t *testing.T, url string) {
 
 	// The copy fails (d is gone); the check waits for it, rather than
 	// queueing the block every round.
-	time.Sleep(retry / 3)
-	if r := m.Replication(); r.Queued != 1 || r.Pending != 1 {
-		t.Fatalf("a third of the retry time after the copy was queued: %+v, want 1 queued, 1 pending", r)
+	// (Polled rather than read once after a sleep: on a loaded machine a
+	// sleep can overrun the retry time.)
+	for time.Since(queuedAt) < retry*2/3 {
+		if r := m.Replication(); r.Queued != 1 {
+			t.Fatalf("%v after the copy was queued (retry time %v): %+v, want 1 queued", time.Since(queuedAt), retry, r)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	if got := finalized(); slices.Contains(got, d.StorageID()) {
 		t.Fatalf("finalized replicas after the failed copy: %v, with d's", got)
