@@ -322,30 +322,7 @@ func TestDFSBenchRefusesUsedNamespace(t *testing.T) {
 func TestDFSBenchInterrupt(t *testing.T) {
 	tmp := isolateTmp(t)
 	meta := "sqlite://" + filepath.Join(t.TempDir(), "meta.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- Run(ctx, []string{"dfs", "bench", "--meta", meta, "--clients", "2", "--files", "1000000"}, strings.NewReader(""), &out, &errOut)
-	}()
-	for !strings.Contains(errOut.String(), "working in") {
-		select {
-		case code := <-done:
-			t.Fatalf("exit %d before the interrupt\nstderr:\n%s", code, errOut.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	time.Sleep(200 * time.Millisecond)
-	cancel()
-	select {
-	case code := <-done:
-		if code != 1 || !strings.Contains(errOut.String(), "interrupted during rpc") {
-			t.Errorf("exit %d, stderr:\n%s\nwant 1 and 'interrupted during rpc'", code, errOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("bench still running 30s after the interrupt")
-	}
+	interruptBench(t, []string{"dfs", "bench", "--meta", meta, "--clients", "2", "--files", "1000000"}, "working in", 200*time.Millisecond, "rpc")
 	checkTmpEmpty(t, tmp)
 	if names := rootEntries(t, meta); len(names) != 0 {
 		t.Errorf("after the run / holds %v, want nothing", names)
@@ -639,31 +616,8 @@ func TestDFSBenchFUSEInterrupt(t *testing.T) {
 	needFUSE(t)
 	tmp := isolateTmp(t)
 	meta := "sqlite://" + filepath.Join(t.TempDir(), "meta.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var out, errOut syncBuffer
-	done := make(chan int)
-	go func() {
-		done <- Run(ctx, []string{"dfs", "bench", "--via", "fuse", "--meta", meta, "--clients", "2", "--files", "1000000", "--phases", "create"},
-			strings.NewReader(""), &out, &errOut)
-	}()
-	for !strings.Contains(errOut.String(), "FUSE mounts of the namespace") {
-		select {
-		case code := <-done:
-			t.Fatalf("exit %d before the interrupt\nstderr:\n%s", code, errOut.String())
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	time.Sleep(300 * time.Millisecond)
-	cancel()
-	select {
-	case code := <-done:
-		if code != 1 || !strings.Contains(errOut.String(), "interrupted during create") {
-			t.Errorf("exit %d, stderr:\n%s\nwant 1 and 'interrupted during create'", code, errOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("bench still running 30s after the interrupt")
-	}
+	interruptBench(t, []string{"dfs", "bench", "--via", "fuse", "--meta", meta, "--clients", "2", "--files", "1000000", "--phases", "create"},
+		"FUSE mounts of the namespace", 300*time.Millisecond, "create")
 	checkNoMounts(t, tmp)
 	checkTmpEmpty(t, tmp)
 	if names := rootEntries(t, meta); len(names) != 0 {
@@ -676,5 +630,34 @@ func TestDFSBenchFUSEHelpers(t *testing.T) {
 		if got := dfsBenchRatio(v); got != want {
 			t.Errorf("dfsBenchRatio(%v) = %q, want %q", v, got, want)
 		}
+	}
+}
+
+// interruptBench runs kura with args, cancels it wait after its stderr
+// shows ready, and checks that it ends within 30s with exit 1 and "interrupted
+// during phase".
+func interruptBench(t *testing.T, args []string, ready string, wait time.Duration, phase string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errOut syncBuffer
+	done := make(chan int)
+	go func() { done <- Run(ctx, args, strings.NewReader(""), &out, &errOut) }()
+	for !strings.Contains(errOut.String(), ready) {
+		select {
+		case code := <-done:
+			t.Fatalf("exit %d before the interrupt\nstderr:\n%s", code, errOut.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	time.Sleep(wait)
+	cancel()
+	select {
+	case code := <-done:
+		if want := "interrupted during " + phase; code != 1 || !strings.Contains(errOut.String(), want) {
+			t.Errorf("exit %d, stderr:\n%s\nwant 1 and %q", code, errOut.String(), want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("bench still running 30s after the interrupt")
 	}
 }
