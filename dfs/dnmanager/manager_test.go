@@ -131,15 +131,7 @@ func ids(dns ...*datanode.Datanode) []string {
 }
 
 func TestCluster(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		url  func(t *testing.T) string
-	}{
-		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "meta.db") }},
-		{"postgres", func(t *testing.T) string { return daltest.PostgresURL(t) }},
-	} {
-		t.Run(b.name, func(t *testing.T) { testCluster(t, b.url(t)) })
-	}
+	forEachBackend(t, testCluster)
 }
 
 func testCluster(t *testing.T, url string) {
@@ -366,4 +358,11 @@ func finalizedReplicas(t *testing.T, ns *namespace.Namespace, inodeID, blockID i
 	}
 	slices.Sort(out)
 	return out
+}
+
+// forEachBackend runs fn as a subtest on a fresh SQLite database and on a
+// fresh PostgreSQL database.
+func forEachBackend(t *testing.T, fn func(t *testing.T, url string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, "sqlite://"+filepath.Join(t.TempDir(), "meta.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, daltest.PostgresURL(t)) })
 }

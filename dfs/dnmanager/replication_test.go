@@ -9,21 +9,12 @@ import (
 	"time"
 
 	"github.com/kura-dev/kura/dfs/dal"
-	"github.com/kura-dev/kura/dfs/dal/daltest"
 	"github.com/kura-dev/kura/dfs/datanode"
 	"github.com/kura-dev/kura/dfs/namespace"
 )
 
 func TestReplicationRetried(t *testing.T) {
-	for _, b := range []struct {
-		name string
-		url  func(t *testing.T) string
-	}{
-		{"sqlite", func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "meta.db") }},
-		{"postgres", func(t *testing.T) string { return daltest.PostgresURL(t) }},
-	} {
-		t.Run(b.name, func(t *testing.T) { testReplicationRetried(t, b.url(t)) })
-	}
+	forEachBackend(t, testReplicationRetried)
 }
 
 // testReplicationRetried: a block on datanodes a, b and c loses c; the
