@@ -35,7 +35,12 @@
 // replicas. While a Writer is open the client renews its lease in the
 // background. Calls whose answer was lost when a namenode died are sent
 // to the next namenode and recognized there (see ClientProtocol's retry
-// fields), so a writer carries on across a namenode failure.
+// fields), so a writer carries on across a namenode failure. Every call
+// a Writer makes about its file carries the file id Create or Append
+// returned (HDFS's fileId), so the namenode finds the file by id: a file
+// renamed while open is written and completed where it is now, and a file
+// deleted while open fails its writer (FileNotFoundException) even when
+// another file took its path.
 //
 // # Reading
 //

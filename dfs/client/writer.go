@@ -29,7 +29,12 @@ type CreateOptions struct {
 // documentation. It is not safe for concurrent use. Close completes the
 // file: until then it is under construction, and readers see its bytes up
 // to the last Hflush (the namenode's recorded length: the blocks the
-// writer moved past, and the last block up to the hflushed length).
+// writer moved past, and the last block up to the hflushed length). The
+// writer addresses its file by the file id Create or Append returned
+// (HDFS's fileId), not by path: a file renamed while open (or a directory
+// above it) is still written and completed where it is now; a file
+// deleted while open fails its writer's next call with a
+// FileNotFoundException, even when a new file was created at its path.
 type Writer struct {
 	c      *Client
 	ctx    context.Context
@@ -185,8 +190,8 @@ func (w *Writer) newBlock() error {
 		w.attempts++
 		resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.AddBlockResponse, error) {
 			return nn.AddBlock(ctx, &dfspb.AddBlockRequest{
-				Path: w.path, ClientName: w.c.cfg.ClientName, PreviousLength: w.prev, Exclude: w.exclude, User: w.c.cfg.User,
-				Previous: &dfspb.BlockRef{Id: w.prevID},
+				Path: w.path, FileId: w.status.FileID, ClientName: w.c.cfg.ClientName, PreviousLength: w.prev, Exclude: w.exclude,
+				User: w.c.cfg.User, Previous: &dfspb.BlockRef{Id: w.prevID},
 			})
 		})
 		if err != nil {
@@ -214,7 +219,8 @@ func (w *Writer) abandon(cause error) error {
 	}
 	w.excludeNode(pe.Node)
 	_, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.AbandonBlockResponse, error) {
-		return nn.AbandonBlock(ctx, &dfspb.AbandonBlockRequest{Path: w.path, ClientName: w.c.cfg.ClientName, Block: w.curLB.Block, User: w.c.cfg.User})
+		return nn.AbandonBlock(ctx, &dfspb.AbandonBlockRequest{Path: w.path, FileId: w.status.FileID, ClientName: w.c.cfg.ClientName,
+			Block: w.curLB.Block, User: w.c.cfg.User})
 	})
 	if err != nil {
 		return fmt.Errorf("client: write %s: abandon blk_%d after %v: %w", w.path, w.curLB.Block.GetId(), cause, err)
@@ -296,7 +302,7 @@ func (w *Writer) resume(cause error) error {
 			}
 			w.excludeNode(pe.Node)
 			resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.UpdatePipelineResponse, error) {
-				return nn.UpdatePipeline(ctx, &dfspb.UpdatePipelineRequest{Path: w.path, ClientName: w.c.cfg.ClientName,
+				return nn.UpdatePipeline(ctx, &dfspb.UpdatePipelineRequest{Path: w.path, FileId: w.status.FileID, ClientName: w.c.cfg.ClientName,
 					Block: w.curLB.Block, Exclude: w.exclude, User: w.c.cfg.User})
 			})
 			if err != nil {
@@ -414,7 +420,7 @@ func (w *Writer) Hflush(ctx context.Context) error {
 		return nil
 	}
 	_, err := call(ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.FsyncResponse, error) {
-		return nn.Fsync(ctx, &dfspb.FsyncRequest{Path: w.path, ClientName: w.c.cfg.ClientName, Block: &dfspb.BlockRef{Id: id},
+		return nn.Fsync(ctx, &dfspb.FsyncRequest{Path: w.path, FileId: w.status.FileID, ClientName: w.c.cfg.ClientName, Block: &dfspb.BlockRef{Id: id},
 			LastBlockLength: length, User: w.c.cfg.User})
 	})
 	if err != nil {
@@ -498,8 +504,8 @@ func (w *Writer) Close() error {
 	delay := 20 * time.Millisecond
 	for {
 		resp, err := call(w.ctx, w.c, func(ctx context.Context, nn dfspb.ClientProtocolClient) (*dfspb.CompleteResponse, error) {
-			return nn.Complete(ctx, &dfspb.CompleteRequest{Path: w.path, ClientName: w.c.cfg.ClientName, LastLength: w.prev, User: w.c.cfg.User,
-				Last: &dfspb.BlockRef{Id: w.prevID}})
+			return nn.Complete(ctx, &dfspb.CompleteRequest{Path: w.path, FileId: w.status.FileID, ClientName: w.c.cfg.ClientName,
+				LastLength: w.prev, User: w.c.cfg.User, Last: &dfspb.BlockRef{Id: w.prevID}})
 		})
 		if err != nil {
 			w.err = fmt.Errorf("client: complete %s: %w", w.path, err)

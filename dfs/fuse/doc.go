@@ -65,8 +65,14 @@
 // bytes written so far while the file is still open. A second writer of a
 // file, through this mount or any other client, gets EBUSY (HDFS's
 // AlreadyBeingCreatedException: one lease holder per file; this mount is
-// one holder). A writer's calls use the path it was opened with: a file
-// renamed or deleted while open for writing makes its writer fail.
+// one holder). A writer addresses its file by file id (HDFS's fileId), not
+// by path: a file renamed while open for writing (or a directory above
+// it), through the mount or by any client, is written and completed where
+// it is now; a file deleted (or replaced) while open makes its writer
+// fail. What a handle does by path (a reader's open, a later write's
+// append, a truncate's re-create) goes to the path the file has now as far
+// as the mount knows (go-fuse's inode tree follows the renames made
+// through the mount).
 // A create(2) without O_EXCL of a name another client created after the
 // kernel's lookup opens that file, as open(2) does.
 //

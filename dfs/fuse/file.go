@@ -23,6 +23,10 @@ type fileHandle struct {
 	m    *Mount
 	c    *client.Client // the opener's view
 	path string         // the path it was opened with
+	// node is the file's node (nil until known: a create's handle is made
+	// before its node), whose place in go-fuse's inode tree follows the
+	// renames made through the mount: see pathNow. Guarded by mu.
+	node *node
 
 	// What the handle may do, and why not when refused (logged once).
 	read, write     bool
@@ -53,13 +57,46 @@ var (
 	_ fs.FileReleaser = (*fileHandle)(nil)
 )
 
-// newFileHandle returns a handle of path calling through c, tracked for
-// Unmount.
-func (m *Mount) newFileHandle(c *client.Client, path string) *fileHandle {
-	h := &fileHandle{m: m, c: c, path: path}
+// newFileHandle returns a handle of path (the file of nd; nil: not known
+// yet, see setNode) calling through c, tracked for Unmount.
+func (m *Mount) newFileHandle(c *client.Client, path string, nd *node) *fileHandle {
+	h := &fileHandle{m: m, c: c, path: path, node: nd}
 	h.ctx, h.cancel = m.handleContext()
 	m.track(h)
 	return h
+}
+
+// setNode tells the handle its file's node, once made.
+func (h *fileHandle) setNode(in *fs.Inode) {
+	nd, isNode := in.Operations().(*node)
+	if !isNode {
+		return
+	}
+	h.mu.Lock()
+	h.node = nd
+	h.mu.Unlock()
+}
+
+// pathNow returns the file's path now: the handle's writer addresses the
+// file by its id and follows any rename, but a reader, an append and a
+// re-create go by path, which is the node's (following the renames made
+// through the mount; the opening path until the node is known). A file
+// deleted or replaced since it was opened has none: ENOENT. Called with
+// mu held.
+func (h *fileHandle) pathNow() (string, syscall.Errno) {
+	if h.node == nil {
+		return h.path, 0
+	}
+	return h.node.path()
+}
+
+// name is the file's path for messages: its path now, else the opening
+// one. Called with mu held.
+func (h *fileHandle) name() string {
+	if p, errno := h.pathNow(); errno == 0 {
+		return p
+	}
+	return h.path
 }
 
 // bounded runs fn, which calls through h.ctx, under a watchdog of d. When
@@ -77,21 +114,21 @@ func (h *fileHandle) bounded(d time.Duration, fn func() error) error {
 	if h.w != nil {
 		h.w.Abort()
 		h.dropWriter()
-		h.broken = fmt.Errorf("%s: a write timed out after %v; the file was left open for lease recovery", h.path, d)
+		h.broken = fmt.Errorf("%s: a write timed out after %v; the file was left open for lease recovery", h.name(), d)
 	}
 	return fmt.Errorf("%w after %v (%v)", context.DeadlineExceeded, d, err)
 }
 
 // fail maps the error of op to its errno, logging the unusual ones.
 func (h *fileHandle) fail(op string, err error) syscall.Errno {
-	return h.m.errno(op, h.path, err)
+	return h.m.errno(op, h.name(), err)
 }
 
 // refuse logs, once per handle, why an operation gets EOPNOTSUPP.
 func (h *fileHandle) refuse(why string) syscall.Errno {
 	if !h.warned {
 		h.warned = true
-		h.m.log.Warn("dfs mount: operation refused (EOPNOTSUPP)", "path", h.path, "why", why)
+		h.m.log.Warn("dfs mount: operation refused (EOPNOTSUPP)", "path", h.name(), "why", why)
 	}
 	return syscall.EOPNOTSUPP
 }
@@ -117,9 +154,13 @@ func (h *fileHandle) create(o client.CreateOptions) (*client.FileStatus, syscall
 }
 
 func (h *fileHandle) createLocked(o client.CreateOptions) (*client.FileStatus, syscall.Errno) {
+	p, errno := h.pathNow()
+	if errno != 0 {
+		return nil, errno
+	}
 	var w *client.Writer
 	err := h.bounded(h.m.opTimeout, func() (err error) {
-		w, err = h.c.Create(h.ctx, h.path, o)
+		w, err = h.c.Create(h.ctx, p, o)
 		return err
 	})
 	if err != nil {
@@ -133,9 +174,13 @@ func (h *fileHandle) createLocked(o client.CreateOptions) (*client.FileStatus, s
 // appendLocked opens the file for appending; the handle's end becomes
 // its length.
 func (h *fileHandle) appendLocked() syscall.Errno {
+	p, errno := h.pathNow()
+	if errno != 0 {
+		return errno
+	}
 	var w *client.Writer
 	err := h.bounded(h.m.opTimeout, func() (err error) {
-		w, err = h.c.Append(h.ctx, h.path)
+		w, err = h.c.Append(h.ctx, p)
 		return err
 	})
 	if err != nil {
@@ -155,9 +200,13 @@ func (h *fileHandle) openForWrite(ctx context.Context, trunc, app bool) syscall.
 	if app && !trunc {
 		return h.appendLocked()
 	}
+	p, errno := h.pathNow()
+	if errno != 0 {
+		return errno
+	}
 	octx, done := h.m.opContext(ctx)
 	defer done()
-	st, err := h.c.Stat(octx, h.path)
+	st, err := h.c.Stat(octx, p)
 	if err != nil {
 		return h.fail("open", err)
 	}
@@ -175,7 +224,7 @@ func (h *fileHandle) openForWrite(ctx context.Context, trunc, app bool) syscall.
 		return errno
 	}
 	if st.Permission == 0 {
-		if err := h.c.SetPermission(octx, h.path, 0); err != nil {
+		if err := h.c.SetPermission(octx, p, 0); err != nil {
 			return h.fail("open", err)
 		}
 	}
@@ -233,8 +282,12 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		return nil, h.refuse(h.noRead)
 	}
 	if h.r == nil || off >= h.r.Size() {
+		p, errno := h.pathNow()
+		if errno != 0 {
+			return nil, errno
+		}
 		err := h.bounded(h.m.opTimeout, func() (err error) {
-			h.r, err = h.c.Open(h.ctx, h.path)
+			h.r, err = h.c.Open(h.ctx, p)
 			return err
 		})
 		if err != nil {
@@ -286,9 +339,13 @@ func (h *fileHandle) truncate(size int64) syscall.Errno {
 			return errno
 		}
 	}
+	p, errno := h.pathNow()
+	if errno != 0 {
+		return errno
+	}
 	var st *client.FileStatus
 	err := h.bounded(h.m.opTimeout, func() (err error) {
-		st, err = h.c.Stat(h.ctx, h.path)
+		st, err = h.c.Stat(h.ctx, p)
 		return err
 	})
 	if err != nil {

@@ -107,6 +107,7 @@ func TestMount(t *testing.T) {
 		{"OpenModes", testOpenModes},
 		{"Truncate", testTruncate},
 		{"Fsync", testFsync},
+		{"RenameWhileWriting", testRenameWhileWriting},
 		{"SecondWriter", testSecondWriter},
 		{"CreateRace", testCreateRace},
 		{"OtherClients", testOtherClients},
@@ -720,6 +721,60 @@ func testFsync(t *testing.T, e *env) {
 	wantContent(t, "client read after the second fsync", e.read(t, p), []byte("hello world"))
 	ok(t, f.Close())
 	wantContent(t, "client read after close", e.read(t, p), []byte("hello world"))
+}
+
+// testRenameWhileWriting: a file renamed (then its directory) while a
+// descriptor writes it goes on being written, fsynced and completed where
+// it is now (the writer addresses it by file id); a write through a dup
+// of a descriptor whose close completed the file appends at the file's
+// new path.
+func testRenameWhileWriting(t *testing.T, e *env) {
+	d := e.dir(t, "mvopen", 0o755)
+	p := filepath.Join(d, "f")
+	f, err := os.Create(p)
+	ok(t, err)
+	defer f.Close()
+	_, err = f.Write([]byte("one "))
+	ok(t, err)
+	ok(t, f.Sync())
+	moved := filepath.Join(d, "g")
+	ok(t, os.Rename(p, moved))
+	_, err = f.Write([]byte("two "))
+	ok(t, err)
+	ok(t, f.Sync())
+	wantContent(t, "client read of the renamed file after fsync", e.read(t, moved), []byte("one two "))
+	dir2 := filepath.Join(e.mnt, "mvopen-moved")
+	ok(t, os.Rename(d, dir2))
+	moved = filepath.Join(dir2, "g")
+	_, err = f.Write([]byte("three"))
+	ok(t, err)
+	ok(t, f.Close())
+	if st := e.stat(t, moved); st.UnderConstruction || st.Length != int64(len("one two three")) {
+		t.Fatalf("the renamed file after close: %+v", st)
+	}
+	wantContent(t, "client read of the renamed file after close", e.read(t, moved), []byte("one two three"))
+	if _, err := os.Stat(p); !errors.Is(err, syscall.ENOENT) {
+		t.Fatalf("stat of the old path: %v", err)
+	}
+
+	// close(2) of one descriptor completes the file; a write through a dup
+	// then appends, at the path the file has now.
+	a, err := os.OpenFile(moved, os.O_WRONLY|os.O_APPEND, 0)
+	ok(t, err)
+	_, err = a.Write([]byte(" four"))
+	ok(t, err)
+	fd, err := syscall.Dup(int(a.Fd()))
+	ok(t, err)
+	dup := os.NewFile(uintptr(fd), moved)
+	defer dup.Close()
+	last := filepath.Join(dir2, "h")
+	ok(t, os.Rename(moved, last))
+	ok(t, a.Close())
+	wantContent(t, "client read after the first close", e.read(t, last), []byte("one two three four"))
+	_, err = dup.Write([]byte(" five"))
+	ok(t, err)
+	ok(t, dup.Close())
+	wantContent(t, "client read after the dup's write", e.read(t, last), []byte("one two three four five"))
 }
 
 // testSecondWriter: one writer per file, through the mount or any client.

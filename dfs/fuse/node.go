@@ -348,7 +348,7 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		return nil, nil, 0, errno
 	}
 	c := n.m.clientFor(ctx)
-	h := n.m.newFileHandle(c, p)
+	h := n.m.newFileHandle(c, p, nil)
 	h.write, h.appendMode = true, flags&syscall.O_APPEND != 0
 	if flags&syscall.O_ACCMODE == syscall.O_RDWR {
 		h.noRead = readWhileWriting
@@ -376,7 +376,9 @@ func (n *node) Create(ctx context.Context, name string, flags uint32, mode uint3
 		}
 		st.Permission = 0
 	}
-	return n.m.newChild(ctx, n, st, &out.Attr), h, 0, 0
+	ch := n.m.newChild(ctx, n, st, &out.Attr)
+	h.setNode(ch)
+	return ch, h, 0, 0
 }
 
 // openCreated answers a create whose file appeared meanwhile: the
@@ -391,11 +393,13 @@ func (n *node) openCreated(ctx context.Context, c *client.Client, p string, flag
 	case st.IsDir:
 		return nil, nil, 0, syscall.EISDIR
 	}
-	h, errno := n.m.openFile(ctx, c, p, flags)
+	h, errno := n.m.openFile(ctx, c, p, nil, flags)
 	if errno != 0 {
 		return nil, nil, 0, errno
 	}
-	return n.m.newChild(ctx, n, st, &out.Attr), h, 0, 0
+	ch := n.m.newChild(ctx, n, st, &out.Attr)
+	h.setNode(ch)
+	return ch, h, 0, 0
 }
 
 // Open opens the file for reading or writing (see "Writing" in the
@@ -405,16 +409,17 @@ func (n *node) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, s
 	if errno != 0 {
 		return nil, 0, errno
 	}
-	h, errno := n.m.openFile(ctx, n.m.clientFor(ctx), p, flags)
+	h, errno := n.m.openFile(ctx, n.m.clientFor(ctx), p, n, flags)
 	if errno != 0 {
 		return nil, 0, errno
 	}
 	return h, 0, 0
 }
 
-// openFile returns a handle of the existing file p opened with flags.
-func (m *Mount) openFile(ctx context.Context, c *client.Client, p string, flags uint32) (*fileHandle, syscall.Errno) {
-	h := m.newFileHandle(c, p)
+// openFile returns a handle of the existing file p (of node nd, nil when
+// not known yet) opened with flags.
+func (m *Mount) openFile(ctx context.Context, c *client.Client, p string, nd *node, flags uint32) (*fileHandle, syscall.Errno) {
+	h := m.newFileHandle(c, p, nd)
 	acc := flags & syscall.O_ACCMODE
 	trunc, app := flags&syscall.O_TRUNC != 0, flags&syscall.O_APPEND != 0
 	switch {

@@ -134,12 +134,18 @@ func (s *clientRPC) Create(ctx context.Context, req *dfspb.CreateRequest) (*dfsp
 	return &dfspb.CreateResponse{Status: fileStatusPB(st)}, nil
 }
 
+// fileRef names the file of a writer's call: by its file id when the
+// client sent one (HDFS's fileId), else by path (an older client).
+func fileRef(path string, fileID int64) namespace.FileRef {
+	return namespace.FileRef{Path: path, ID: fileID}
+}
+
 func (s *clientRPC) AddBlock(ctx context.Context, req *dfspb.AddBlockRequest) (*dfspb.AddBlockResponse, error) {
 	previous := int64(-1)
 	if req.Previous != nil {
 		previous = int64(req.Previous.Id)
 	}
-	lb, err := s.ns.AddBlockAfter(ctx, req.Path, req.ClientName, previous, req.PreviousLength, s.storageIDs(req.Exclude))
+	lb, err := s.ns.AddBlockFile(ctx, fileRef(req.Path, req.FileId), req.ClientName, previous, req.PreviousLength, s.storageIDs(req.Exclude))
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -151,7 +157,7 @@ func (s *clientRPC) Complete(ctx context.Context, req *dfspb.CompleteRequest) (*
 	if req.Last != nil {
 		last = int64(req.Last.Id)
 	}
-	done, err := s.ns.CompleteAfter(ctx, req.Path, req.ClientName, last, req.LastLength)
+	done, err := s.ns.CompleteFile(ctx, fileRef(req.Path, req.FileId), req.ClientName, last, req.LastLength)
 	if err != nil {
 		return nil, rpcError(err)
 	}
@@ -292,7 +298,7 @@ func (s *clientRPC) AbandonBlock(ctx context.Context, req *dfspb.AbandonBlockReq
 	if req.Block == nil {
 		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.New("abandon block " + req.Path + ": no block"))
 	}
-	if err := s.ns.AbandonBlock(ctx, req.Path, req.ClientName, int64(req.Block.Id)); err != nil {
+	if err := s.ns.AbandonBlockFile(ctx, fileRef(req.Path, req.FileId), req.ClientName, int64(req.Block.Id)); err != nil {
 		return nil, rpcError(err)
 	}
 	return &dfspb.AbandonBlockResponse{}, nil
@@ -319,7 +325,7 @@ func (s *clientRPC) UpdatePipeline(ctx context.Context, req *dfspb.UpdatePipelin
 	if req.Block == nil {
 		return nil, rpcError(hdfs.ErrHadoopIllegalArgument.New("update pipeline " + req.Path + ": no block"))
 	}
-	lb, err := s.ns.UpdatePipeline(ctx, req.Path, req.ClientName, int64(req.Block.Id), s.storageIDs(req.Exclude))
+	lb, err := s.ns.UpdatePipelineFile(ctx, fileRef(req.Path, req.FileId), req.ClientName, int64(req.Block.Id), s.storageIDs(req.Exclude))
 	if err != nil {
 		return nil, rpcError(err)
 	}

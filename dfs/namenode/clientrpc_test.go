@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +133,86 @@ func TestClientProtocol(t *testing.T) {
 	cs, err := pc.GetContentSummary(ctx, &dfspb.GetContentSummaryRequest{Path: "/", User: "root"})
 	if err != nil || cs.FileCount != 1 || cs.Length != int64(len(data)) {
 		t.Errorf("content summary %v %v", cs, err)
+	}
+}
+
+// TestWriterFileID drives the writer's calls over the raw protocol: with
+// file_id the namenode finds the file by id, so the calls work after the
+// file was renamed and fail with NOT_FOUND (a FileNotFoundException naming
+// the inode) once it was deleted, though another file took its path;
+// without file_id (an older client) the path is resolved, as before.
+func TestWriterFileID(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := dfstest.Start(t, dfstest.Options{Datanodes: 1})
+	cc, err := grpc.NewClient(cl.Namenode.RPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	pc := dfspb.NewClientProtocolClient(cc)
+	create := func(path, client string) int64 {
+		t.Helper()
+		resp, err := pc.Create(ctx, &dfspb.CreateRequest{Path: path, Permission: 0o644, CreateParent: true, Replication: 1,
+			ClientName: client, User: "root"})
+		if err != nil {
+			t.Fatalf("create %s: %v", path, err)
+		}
+		return resp.Status.FileId
+	}
+	code := func(err error) codes.Code { st, _ := status.FromError(err); return st.Code() }
+
+	id := create("/d/f", "w")
+	if _, err := pc.Rename(ctx, &dfspb.RenameRequest{Src: "/d/f", Dst: "/d/g", User: "root", Rename2: true}); err != nil {
+		t.Fatal(err)
+	}
+	// By path, the old path: gone.
+	_, err = pc.AddBlock(ctx, &dfspb.AddBlockRequest{Path: "/d/f", ClientName: "w", User: "root"})
+	if code(err) != codes.NotFound {
+		t.Fatalf("addBlock by the old path: %v, want NOT_FOUND", err)
+	}
+	// By id: the file, wherever it is.
+	ab, err := pc.AddBlock(ctx, &dfspb.AddBlockRequest{Path: "/d/f", FileId: id, ClientName: "w", User: "root",
+		Previous: &dfspb.BlockRef{}})
+	if err != nil {
+		t.Fatalf("addBlock by id after a rename: %v", err)
+	}
+	if _, err := pc.AbandonBlock(ctx, &dfspb.AbandonBlockRequest{Path: "/d/f", FileId: id, ClientName: "w", Block: ab.Block.Block, User: "root"}); err != nil {
+		t.Fatalf("abandonBlock by id: %v", err)
+	}
+	done, err := pc.Complete(ctx, &dfspb.CompleteRequest{Path: "/d/f", FileId: id, ClientName: "w", User: "root", Last: &dfspb.BlockRef{}})
+	if err != nil || !done.Completed {
+		t.Fatalf("complete by id after a rename: %v, %v", done, err)
+	}
+	st, err := pc.GetFileInfo(ctx, &dfspb.GetFileInfoRequest{Path: "/d/g", User: "root"})
+	if err != nil || st.Status.FileId != id || st.Status.UnderConstruction {
+		t.Fatalf("/d/g after complete: %v, %v", st, err)
+	}
+
+	// An older client names the file by its (current) path alone.
+	create("/d/old", "o")
+	done, err = pc.Complete(ctx, &dfspb.CompleteRequest{Path: "/d/old", ClientName: "o", User: "root"})
+	if err != nil || !done.Completed {
+		t.Fatalf("complete by path: %v, %v", done, err)
+	}
+
+	// Deleted while open, another writer's file at its path: NOT_FOUND.
+	gone := create("/d/h", "w")
+	if _, err := pc.Delete(ctx, &dfspb.DeleteRequest{Path: "/d/h", User: "root"}); err != nil {
+		t.Fatal(err)
+	}
+	create("/d/h", "v")
+	_, err = pc.Complete(ctx, &dfspb.CompleteRequest{Path: "/d/h", FileId: gone, ClientName: "w", User: "root", Last: &dfspb.BlockRef{}})
+	if st, _ := status.FromError(err); st.Code() != codes.NotFound ||
+		!strings.Contains(st.Message(), "FileNotFoundException: File does not exist: /d/h (inode ") {
+		t.Fatalf("complete of a deleted file by id: %v", err)
+	}
+	_, err = pc.Fsync(ctx, &dfspb.FsyncRequest{Path: "/d/h", FileId: gone, ClientName: "w", User: "root", Block: &dfspb.BlockRef{Id: 1}})
+	if code(err) != codes.NotFound {
+		t.Fatalf("fsync of a deleted file by id: %v", err)
+	}
+	_, err = pc.UpdatePipeline(ctx, &dfspb.UpdatePipelineRequest{Path: "/d/h", FileId: gone, ClientName: "w", User: "root", Block: &dfspb.BlockRef{Id: 1}})
+	if code(err) != codes.NotFound {
+		t.Fatalf("updatePipeline of a deleted file by id: %v", err)
 	}
 }

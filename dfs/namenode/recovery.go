@@ -149,7 +149,7 @@ func (s *clientRPC) Fsync(ctx context.Context, req *dfspb.FsyncRequest) (*dfspb.
 	if req.Block == nil {
 		return nil, rpcError(fmt.Errorf("fsync %s: no block", req.Path))
 	}
-	if err := s.ns.Fsync(ctx, req.Path, req.ClientName, int64(req.Block.Id), req.LastBlockLength); err != nil {
+	if err := s.ns.FsyncFile(ctx, fileRef(req.Path, req.FileId), req.ClientName, int64(req.Block.Id), req.LastBlockLength); err != nil {
 		return nil, rpcError(err)
 	}
 	return &dfspb.FsyncResponse{}, nil

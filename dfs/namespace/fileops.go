@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -215,9 +216,10 @@ func (ns *Namespace) Create(ctx context.Context, u hdfs.User, path string, o Cre
 		return nil, wrapErr("create", path, takeoverBusy(hdfs.LeaseOpCreate, started.br.Path, o.ClientName, o.ClientMachine))
 	}
 	if err == nil && created != nil && ns.rcache != nil {
-		// The writer's next calls (addBlock, complete) resolve the path
-		// again: let them find the new file in the cache (a hint, checked
-		// against the row it names like every entry).
+		// Calls by path (an old client's addBlock and complete, anyone's
+		// stat) resolve the path again: let them find the new file in the
+		// cache (a hint, checked against the row it names like every
+		// entry). A writer's calls by file id read the file by id.
 		ns.rcache.put(created.ParentID, created.Name, created.ID)
 	}
 	return st, err
@@ -460,31 +462,124 @@ func targetsOf(reps []*dal.Replica) []Target {
 	return ts
 }
 
-// checkLease resolves the file a writer addresses, locks it and checks that
-// holder writes it, with HDFS's FSNamesystem.checkLease errors.
-func (ns *Namespace) checkLease(ctx context.Context, tx dal.Tx, path, holder string) (*iip, *dal.Inode, error) {
-	p, err := ns.resolveLocking(ctx, tx, path, lockLast())
+// FileRef names the file a writer's call is about, as HDFS's (src,
+// fileId) pair does: by its inode id when ID is set (HDFS's clients send
+// the fileId their create or append returned), else by its path.
+type FileRef struct {
+	// Path is the path the writer opened the file at. With ID set it only
+	// names the file in messages: the file may have been renamed since.
+	Path string
+	// ID is the file's inode id (FileStatus.ID from Create or Append); 0:
+	// not known, the file is the one at Path (HDFS's GRANDFATHER_INODE_ID,
+	// an old client's call).
+	ID int64
+}
+
+// String names the file for messages: its path, and its inode id when
+// known.
+func (f FileRef) String() string {
+	if f.ID == 0 {
+		return f.Path
+	}
+	return f.Path + " (inode " + strconv.FormatInt(f.ID, 10) + ")"
+}
+
+// checkLease locks the file a writer addresses and checks that holder
+// writes it, with HDFS's FSNamesystem.checkLease errors. It returns the
+// path to name the file by in messages. A file addressed by id is locked
+// by id (one statement, no path resolved: a rename of the file or of a
+// directory above it since it was opened does not matter, nor does what
+// its old path names now); by path (id 0), the path is resolved and the
+// file it names locked, as for any operation.
+func (ns *Namespace) checkLease(ctx context.Context, tx dal.Tx, f FileRef, holder string) (string, *dal.Inode, error) {
+	if f.ID != 0 {
+		return ns.checkLeaseByID(ctx, tx, f, holder)
+	}
+	p, err := ns.resolveLocking(ctx, tx, f.Path, lockLast())
 	if err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	if p.last() == nil {
-		return nil, nil, hdfs.ErrFileNotFound.New("File does not exist: " + p.path + " Holder " + holder + " does not have any open files.")
+		return "", nil, hdfs.ErrFileNotFound.New("File does not exist: " + p.path + " Holder " + holder + " does not have any open files.")
 	}
 	if err := ns.lockInodes(ctx, tx, lockRef{p, len(p.nodes) - 1, dal.LockWrite}); err != nil {
-		return nil, nil, err
+		return "", nil, err
 	}
 	in := p.last()
 	if in.IsDir {
-		return nil, nil, hdfs.ErrFileNotFound.New("Path is not a file: " + p.path)
+		return "", nil, hdfs.ErrFileNotFound.New("Path is not a file: " + p.path)
 	}
+	if err := leaseHolderCheck(p.path, in, holder); err != nil {
+		return "", nil, err
+	}
+	return p.path, in, nil
+}
+
+// checkLeaseByID is checkLease of a file addressed by id, HDFS's
+// FSNamesystem.checkLease after FSDirectory.getInode(fileId): a missing
+// inode is a FileNotFoundException naming the writer's path and the id
+// (as is a file whose deletion is still being carried out: the root of a
+// detached subtree, see Delete); a directory, a closed file or another
+// client's file a LeaseExpiredException, naming the file's current path.
+// A file below the root of a detached subtree is still found until the
+// purge deletes it, which the Delete that detached it does before it
+// returns (HDFS's isFileDeleted walks the parents in memory; here that
+// would cost a statement per level on every call). The inode is
+// write-locked by id, the operation's only inode lock, as the path's
+// resolution would lock it: the lock order is unchanged.
+func (ns *Namespace) checkLeaseByID(ctx context.Context, tx dal.Tx, f FileRef, holder string) (string, *dal.Inode, error) {
+	in, err := tx.GetInodeByID(ctx, f.ID, dal.LockWrite)
+	if errors.Is(err, dal.ErrNotFound) {
+		return "", nil, hdfs.ErrFileNotFound.New("File does not exist: " + f.String() + " Holder " + holder + " does not have any open files.")
+	}
+	if err != nil {
+		return "", nil, err
+	}
+	if in.ParentID == DetachedParentID {
+		return "", nil, hdfs.ErrFileNotFound.New("File is deleted: " + f.String() + " Holder " + holder + " does not have any open files.")
+	}
+	if in.IsDir {
+		return "", nil, hdfs.ErrLeaseExpired.New("INode is not a regular file: " + ns.currentPath(ctx, tx, in, f.Path) +
+			" (inode " + strconv.FormatInt(in.ID, 10) + ") Holder " + holder + " does not have any open files.")
+	}
+	if !in.UnderConstruction || in.ClientName != holder {
+		return "", nil, leaseHolderCheck(ns.currentPath(ctx, tx, in, f.Path), in, holder)
+	}
+	return f.Path, in, nil
+}
+
+// leaseHolderCheck checks that the file in (at path) is open for writing
+// by holder.
+func leaseHolderCheck(path string, in *dal.Inode, holder string) error {
 	if !in.UnderConstruction {
-		return nil, nil, hdfs.NoLease(p.path, in.ID, "File is not open for writing.", holder)
+		return hdfs.NoLease(path, in.ID, "File is not open for writing.", holder)
 	}
 	if in.ClientName != holder {
-		return nil, nil, hdfs.ErrLeaseExpired.New("Client (=" + holder + ") is not the lease owner (=" + in.ClientName +
-			": " + p.path + " (inode " + strconv.FormatInt(in.ID, 10) + ")")
+		return hdfs.ErrLeaseExpired.New("Client (=" + holder + ") is not the lease owner (=" + in.ClientName +
+			": " + path + " (inode " + strconv.FormatInt(in.ID, 10) + ")")
 	}
-	return p, in, nil
+	return nil
+}
+
+// currentPath returns the path of inode in now, read parent by parent
+// (for an error message only: it costs a statement per level), or
+// fallback when it cannot be read or in is no longer reachable from "/".
+func (ns *Namespace) currentPath(ctx context.Context, tx dal.Tx, in *dal.Inode, fallback string) string {
+	var names []string
+	maxDepth := max(ns.limits.MaxPathDepth, hdfs.DefaultMaxPathDepth)
+	for cur, depth := in, 0; cur.ID != dal.RootID; depth++ {
+		if cur.ParentID == DetachedParentID || depth > maxDepth {
+			return fallback
+		}
+		names = append(names, cur.Name)
+		parent, err := tx.GetInodeByID(ctx, cur.ParentID, dal.LockNone)
+		if err != nil {
+			return fallback
+		}
+		cur = parent
+	}
+	slices.Reverse(names)
+	return hdfs.JoinComponents(names)
 }
 
 // AddBlock allocates the next block of the file path that clientName is
@@ -510,12 +605,22 @@ func (ns *Namespace) AddBlock(ctx context.Context, path, clientName string, prev
 // block that is neither the file's last block nor the one before is an
 // IOException.
 func (ns *Namespace) AddBlockAfter(ctx context.Context, path, clientName string, previous, previousLength int64, exclude []string) (*LocatedBlock, error) {
+	return ns.AddBlockFile(ctx, FileRef{Path: path}, clientName, previous, previousLength, exclude)
+}
+
+// AddBlockFile is AddBlockAfter for the file f: with f.ID set, the file
+// with that inode id wherever it is now (HDFS's addBlock with a fileId),
+// so that a writer whose file was renamed goes on writing it; a file id
+// that no longer exists (the file was deleted, even if another file now
+// has its path) is a FileNotFoundException, a directory's or another
+// writer's a LeaseExpiredException (see checkLeaseByID).
+func (ns *Namespace) AddBlockFile(ctx context.Context, f FileRef, clientName string, previous, previousLength int64, exclude []string) (*LocatedBlock, error) {
 	if ns.cfg.Placement == nil {
-		return nil, wrapErr("add block", path, hdfs.ErrIO.New("no block placement: the namespace has no datanodes"))
+		return nil, wrapErr("add block", f.Path, hdfs.ErrIO.New("no block placement: the namespace has no datanodes"))
 	}
 	var lb *LocatedBlock
-	err := ns.update(ctx, "add block", path, func(tx dal.Tx) error {
-		p, in, err := ns.checkLease(ctx, tx, path, clientName)
+	err := ns.update(ctx, "add block", f.Path, func(tx dal.Tx) error {
+		path, in, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}
@@ -524,7 +629,7 @@ func (ns *Namespace) AddBlockAfter(ctx context.Context, path, clientName string,
 			return err
 		}
 		if previous >= 0 {
-			retried, err := ns.retriedAddBlock(ctx, tx, p.path, in, blocks, previous)
+			retried, err := ns.retriedAddBlock(ctx, tx, path, in, blocks, previous)
 			if err != nil || retried != nil {
 				lb = retried
 				return err
@@ -534,7 +639,7 @@ func (ns *Namespace) AddBlockAfter(ctx context.Context, path, clientName string,
 		if len(blocks) > 0 {
 			prev = blocks[len(blocks)-1]
 			if prev.State == dal.BlockUnderRecovery {
-				return recoveryInProgress("add block to", p.path, prev)
+				return recoveryInProgress("add block to", path, prev)
 			}
 			prev.NumBytes = previousLength
 			if prev.State == dal.BlockUnderConstruction {
@@ -542,14 +647,14 @@ func (ns *Namespace) AddBlockAfter(ctx context.Context, path, clientName string,
 			}
 		}
 		targets, err := ns.cfg.Placement.ChooseTargets(ctx, PlacementRequest{
-			Path: p.path, Replication: int(in.Replication), BlockSize: in.BlockSize,
+			Path: path, Replication: int(in.Replication), BlockSize: in.BlockSize,
 			ClientMachine: in.ClientMachine, Exclude: exclude,
 		})
 		if err != nil {
 			return fmt.Errorf("choose targets: %w", err)
 		}
 		if len(targets) == 0 {
-			return hdfs.ErrIO.New("File " + p.path + " could only be written to 0 of the 1 minReplication nodes. " +
+			return hdfs.ErrIO.New("File " + path + " could only be written to 0 of the 1 minReplication nodes. " +
 				"There are no datanode(s) available and " + strconv.Itoa(len(exclude)) + " node(s) are excluded in this operation.")
 		}
 		blockID, err := take(ns.blockIDs)
@@ -634,13 +739,21 @@ func (ns *Namespace) Complete(ctx context.Context, path, clientName string, last
 // last block is last (and length the one given) was closed by that call,
 // as HDFS's completeFile recognizes its retries.
 func (ns *Namespace) CompleteAfter(ctx context.Context, path, clientName string, last, lastLength int64) (bool, error) {
+	return ns.CompleteFile(ctx, FileRef{Path: path}, clientName, last, lastLength)
+}
+
+// CompleteFile is CompleteAfter for the file f: with f.ID set, the file
+// with that inode id wherever it is now (HDFS's complete with a fileId;
+// errors as AddBlockFile's), and a retry is recognized by the file's id
+// too.
+func (ns *Namespace) CompleteFile(ctx context.Context, f FileRef, clientName string, last, lastLength int64) (bool, error) {
 	var done bool
-	err := ns.update(ctx, "complete", path, func(tx dal.Tx) error {
+	err := ns.update(ctx, "complete", f.Path, func(tx dal.Tx) error {
 		done = false
-		_, in, err := ns.checkLease(ctx, tx, path, clientName)
+		path, in, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			if last >= 0 {
-				if closed, cerr := ns.completedBefore(ctx, tx, path, last, lastLength); cerr == nil && closed {
+				if closed, cerr := ns.completedBefore(ctx, tx, f, last, lastLength); cerr == nil && closed {
 					done = true
 					return nil
 				}
@@ -714,14 +827,29 @@ func (ns *Namespace) CompleteAfter(ctx context.Context, path, clientName string,
 	return done, err
 }
 
-// completedBefore reports whether the file path is closed with last as its
+// completedBefore reports whether the file f is closed with last as its
 // last block of lastLength bytes (0: no blocks): a retried Complete.
-func (ns *Namespace) completedBefore(ctx context.Context, tx dal.Tx, path string, last, lastLength int64) (bool, error) {
-	p, err := ns.resolve(ctx, tx, path)
-	if err != nil {
-		return false, err
+func (ns *Namespace) completedBefore(ctx context.Context, tx dal.Tx, f FileRef, last, lastLength int64) (bool, error) {
+	var in *dal.Inode
+	if f.ID != 0 {
+		var err error
+		in, err = tx.GetInodeByID(ctx, f.ID, dal.LockNone)
+		if errors.Is(err, dal.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		if in.ParentID == DetachedParentID {
+			return false, nil
+		}
+	} else {
+		p, err := ns.resolve(ctx, tx, f.Path)
+		if err != nil {
+			return false, err
+		}
+		in = p.last()
 	}
-	in := p.last()
 	if in == nil || in.IsDir || in.UnderConstruction {
 		return false, nil
 	}

@@ -41,12 +41,19 @@ func lastBlockUC(ctx context.Context, tx dal.Tx, op, path string, in *dal.Inode,
 // missing file), and an IOException for a block that is not the last or no
 // longer under construction.
 func (ns *Namespace) AbandonBlock(ctx context.Context, path, clientName string, blockID int64) error {
-	return ns.update(ctx, "abandon block", path, func(tx dal.Tx) error {
-		p, in, err := ns.checkLease(ctx, tx, path, clientName)
+	return ns.AbandonBlockFile(ctx, FileRef{Path: path}, clientName, blockID)
+}
+
+// AbandonBlockFile is AbandonBlock for the file f: with f.ID set, the file
+// with that inode id wherever it is now (HDFS's abandonBlock with a
+// fileId; errors as AddBlockFile's).
+func (ns *Namespace) AbandonBlockFile(ctx context.Context, f FileRef, clientName string, blockID int64) error {
+	return ns.update(ctx, "abandon block", f.Path, func(tx dal.Tx) error {
+		path, in, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}
-		last, ok, err := lastBlockUC(ctx, tx, "abandon block", p.path, in, blockID)
+		last, ok, err := lastBlockUC(ctx, tx, "abandon block", path, in, blockID)
 		if err != nil || !ok {
 			return err
 		}
@@ -73,18 +80,25 @@ func (ns *Namespace) AbandonBlock(ctx context.Context, path, clientName string, 
 // AbandonBlock's; a block the file no longer has is a
 // ReplicaNotFoundException-like IOException.
 func (ns *Namespace) UpdatePipeline(ctx context.Context, path, clientName string, blockID int64, exclude []string) (*LocatedBlock, error) {
+	return ns.UpdatePipelineFile(ctx, FileRef{Path: path}, clientName, blockID, exclude)
+}
+
+// UpdatePipelineFile is UpdatePipeline for the file f: with f.ID set, the
+// file with that inode id wherever it is now (HDFS's updatePipeline with
+// a fileId; errors as AddBlockFile's).
+func (ns *Namespace) UpdatePipelineFile(ctx context.Context, f FileRef, clientName string, blockID int64, exclude []string) (*LocatedBlock, error) {
 	var lb *LocatedBlock
-	err := ns.update(ctx, "update pipeline", path, func(tx dal.Tx) error {
-		p, in, err := ns.checkLease(ctx, tx, path, clientName)
+	err := ns.update(ctx, "update pipeline", f.Path, func(tx dal.Tx) error {
+		path, in, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}
-		last, ok, err := lastBlockUC(ctx, tx, "update pipeline", p.path, in, blockID)
+		last, ok, err := lastBlockUC(ctx, tx, "update pipeline", path, in, blockID)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return hdfs.ErrIO.Errorf("update pipeline blk_%d of %s: the file has no such block", blockID, p.path)
+			return hdfs.ErrIO.Errorf("update pipeline blk_%d of %s: the file has no such block", blockID, path)
 		}
 		reps, err := tx.ListReplicas(ctx, in.ID, blockID)
 		if err != nil {
@@ -102,7 +116,7 @@ func (ns *Namespace) UpdatePipeline(ctx context.Context, path, clientName string
 		}
 		targets := targetsOf(kept)
 		if len(targets) == 0 {
-			return hdfs.ErrIO.New("update pipeline blk_" + strconv.FormatInt(blockID, 10) + " of " + p.path +
+			return hdfs.ErrIO.New("update pipeline blk_" + strconv.FormatInt(blockID, 10) + " of " + path +
 				": no replica left after excluding " + strconv.Itoa(len(exclude)) + " node(s)")
 		}
 		gs, err := take(ns.genStamps)

@@ -76,11 +76,18 @@ func unfinished(b *dal.Block) bool {
 // nothing. Errors as AddBlock's; a block that is not the file's last block
 // under construction is an IOException.
 func (ns *Namespace) Fsync(ctx context.Context, path, clientName string, blockID, length int64) error {
+	return ns.FsyncFile(ctx, FileRef{Path: path}, clientName, blockID, length)
+}
+
+// FsyncFile is Fsync for the file f: with f.ID set, the file with that
+// inode id wherever it is now (HDFS's fsync with a fileId; errors as
+// AddBlockFile's).
+func (ns *Namespace) FsyncFile(ctx context.Context, f FileRef, clientName string, blockID, length int64) error {
 	if length < 0 {
-		return wrapErr("fsync", path, hdfs.ErrIllegalArgument.New("fsync "+path+": negative length "+strconv.FormatInt(length, 10)))
+		return wrapErr("fsync", f.Path, hdfs.ErrIllegalArgument.New("fsync "+f.Path+": negative length "+strconv.FormatInt(length, 10)))
 	}
-	return ns.update(ctx, "fsync", path, func(tx dal.Tx) error {
-		p, in, err := ns.checkLease(ctx, tx, path, clientName)
+	return ns.update(ctx, "fsync", f.Path, func(tx dal.Tx) error {
+		path, in, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}
@@ -90,17 +97,17 @@ func (ns *Namespace) Fsync(ctx context.Context, path, clientName string, blockID
 		}
 		n := len(blocks)
 		if n == 0 || blocks[n-1].BlockID != blockID {
-			return hdfs.ErrIO.Errorf("fsync blk_%d of %s: not the file's last block", blockID, p.path)
+			return hdfs.ErrIO.Errorf("fsync blk_%d of %s: not the file's last block", blockID, path)
 		}
 		last := blocks[n-1]
 		if last.State == dal.BlockUnderRecovery {
-			return recoveryInProgress("fsync", p.path, last)
+			return recoveryInProgress("fsync", path, last)
 		}
 		if last.State != dal.BlockUnderConstruction {
-			return hdfs.ErrIO.Errorf("fsync blk_%d of %s: no longer under construction", blockID, p.path)
+			return hdfs.ErrIO.Errorf("fsync blk_%d of %s: no longer under construction", blockID, path)
 		}
 		if length > in.BlockSize {
-			return hdfs.ErrIO.Errorf("fsync blk_%d of %s: length %d exceeds the block size %d", blockID, p.path, length, in.BlockSize)
+			return hdfs.ErrIO.Errorf("fsync blk_%d of %s: length %d exceeds the block size %d", blockID, path, length, in.BlockSize)
 		}
 		if length <= last.NumBytes {
 			return nil

@@ -233,9 +233,13 @@ func (h *DataHandler) append(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	if err := upload(fw, req.path, r.Body); err != nil {
 		// A write that failed left the file open: close it now (lease
-		// recovery) rather than when its lease expires.
-		if _, rerr := c.RecoverLease(ctx, req.path); rerr != nil {
-			h.log.Warn("webhdfs: closing the file of a failed APPEND", "path", req.path, "err", rerr)
+		// recovery) rather than when its lease expires, unless its path
+		// names another file by now (the writer follows its file by id
+		// through renames; lease recovery goes by path).
+		if st, serr := c.Stat(ctx, req.path); serr == nil && st.FileID == fw.Status().FileID {
+			if _, rerr := c.RecoverLease(ctx, req.path); rerr != nil {
+				h.log.Warn("webhdfs: closing the file of a failed APPEND", "path", req.path, "err", rerr)
+			}
 		}
 		return err
 	}

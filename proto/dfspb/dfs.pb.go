@@ -2540,7 +2540,12 @@ type AddBlockRequest struct {
 	// previous is the block the client wrote last (id 0: none yet), so that
 	// a call sent again after a lost answer gets the block the first one
 	// allocated; absent: not known.
-	Previous      *BlockRef `protobuf:"bytes,6,opt,name=previous,proto3" json:"previous,omitempty"`
+	Previous *BlockRef `protobuf:"bytes,6,opt,name=previous,proto3" json:"previous,omitempty"`
+	// file_id is the file's inode id (HDFS's fileId: FileStatus.file_id of
+	// the Create or Append that opened it). When set, the namenode finds the
+	// file by it, so a file renamed while open keeps its writer, and path
+	// only names it in messages; 0: not known, the file is the one at path.
+	FileId        int64 `protobuf:"varint,7,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2617,6 +2622,13 @@ func (x *AddBlockRequest) GetPrevious() *BlockRef {
 	return nil
 }
 
+func (x *AddBlockRequest) GetFileId() int64 {
+	if x != nil {
+		return x.FileId
+	}
+	return 0
+}
+
 type AddBlockResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Block         *LocatedBlock          `protobuf:"bytes,1,opt,name=block,proto3" json:"block,omitempty"`
@@ -2662,11 +2674,13 @@ func (x *AddBlockResponse) GetBlock() *LocatedBlock {
 }
 
 type AbandonBlockRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Path          string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
-	ClientName    string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
-	Block         *BlockRef              `protobuf:"bytes,3,opt,name=block,proto3" json:"block,omitempty"`
-	User          string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Path       string                 `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
+	Block      *BlockRef              `protobuf:"bytes,3,opt,name=block,proto3" json:"block,omitempty"`
+	User       string                 `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
+	// file_id is the file's inode id, as in AddBlockRequest (0: not known).
+	FileId        int64 `protobuf:"varint,5,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2729,6 +2743,13 @@ func (x *AbandonBlockRequest) GetUser() string {
 	return ""
 }
 
+func (x *AbandonBlockRequest) GetFileId() int64 {
+	if x != nil {
+		return x.FileId
+	}
+	return 0
+}
+
 type AbandonBlockResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2774,7 +2795,9 @@ type CompleteRequest struct {
 	// last is the file's last block (id 0: none), so that a call sent again
 	// after a lost answer finds the file closed and gets completed; absent:
 	// not known.
-	Last          *BlockRef `protobuf:"bytes,5,opt,name=last,proto3" json:"last,omitempty"`
+	Last *BlockRef `protobuf:"bytes,5,opt,name=last,proto3" json:"last,omitempty"`
+	// file_id is the file's inode id, as in AddBlockRequest (0: not known).
+	FileId        int64 `protobuf:"varint,6,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2842,6 +2865,13 @@ func (x *CompleteRequest) GetLast() *BlockRef {
 		return x.Last
 	}
 	return nil
+}
+
+func (x *CompleteRequest) GetFileId() int64 {
+	if x != nil {
+		return x.FileId
+	}
+	return 0
 }
 
 type CompleteResponse struct {
@@ -4226,8 +4256,10 @@ type UpdatePipelineRequest struct {
 	ClientName string                 `protobuf:"bytes,2,opt,name=client_name,json=clientName,proto3" json:"client_name,omitempty"`
 	Block      *BlockRef              `protobuf:"bytes,3,opt,name=block,proto3" json:"block,omitempty"`
 	// exclude lists the failed replicas, by storage id or data address.
-	Exclude       []string `protobuf:"bytes,4,rep,name=exclude,proto3" json:"exclude,omitempty"`
-	User          string   `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	Exclude []string `protobuf:"bytes,4,rep,name=exclude,proto3" json:"exclude,omitempty"`
+	User    string   `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
+	// file_id is the file's inode id, as in AddBlockRequest (0: not known).
+	FileId        int64 `protobuf:"varint,6,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4295,6 +4327,13 @@ func (x *UpdatePipelineRequest) GetUser() string {
 		return x.User
 	}
 	return ""
+}
+
+func (x *UpdatePipelineRequest) GetFileId() int64 {
+	if x != nil {
+		return x.FileId
+	}
+	return 0
 }
 
 type UpdatePipelineResponse struct {
@@ -4801,8 +4840,10 @@ type FsyncRequest struct {
 	Block           *BlockRef `protobuf:"bytes,3,opt,name=block,proto3" json:"block,omitempty"`
 	LastBlockLength int64     `protobuf:"varint,4,opt,name=last_block_length,json=lastBlockLength,proto3" json:"last_block_length,omitempty"`
 	User            string    `protobuf:"bytes,5,opt,name=user,proto3" json:"user,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// file_id is the file's inode id, as in AddBlockRequest (0: not known).
+	FileId        int64 `protobuf:"varint,6,opt,name=file_id,json=fileId,proto3" json:"file_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FsyncRequest) Reset() {
@@ -4868,6 +4909,13 @@ func (x *FsyncRequest) GetUser() string {
 		return x.User
 	}
 	return ""
+}
+
+func (x *FsyncRequest) GetFileId() int64 {
+	if x != nil {
+		return x.FileId
+	}
+	return 0
 }
 
 type FsyncResponse struct {
@@ -5084,7 +5132,7 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x04user\x18\b \x01(\tR\x04user\x12\x14\n" +
 	"\x05retry\x18\t \x01(\bR\x05retry\"A\n" +
 	"\x0eCreateResponse\x12/\n" +
-	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\"\xd0\x01\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.kura.dfs.v1.FileStatusR\x06status\"\xe9\x01\n" +
 	"\x0fAddBlockRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
@@ -5092,16 +5140,18 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x0fprevious_length\x18\x03 \x01(\x03R\x0epreviousLength\x12\x18\n" +
 	"\aexclude\x18\x04 \x03(\tR\aexclude\x12\x12\n" +
 	"\x04user\x18\x05 \x01(\tR\x04user\x121\n" +
-	"\bprevious\x18\x06 \x01(\v2\x15.kura.dfs.v1.BlockRefR\bprevious\"C\n" +
+	"\bprevious\x18\x06 \x01(\v2\x15.kura.dfs.v1.BlockRefR\bprevious\x12\x17\n" +
+	"\afile_id\x18\a \x01(\x03R\x06fileId\"C\n" +
 	"\x10AddBlockResponse\x12/\n" +
-	"\x05block\x18\x01 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\x05block\"\x8b\x01\n" +
+	"\x05block\x18\x01 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\x05block\"\xa4\x01\n" +
 	"\x13AbandonBlockRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
 	"clientName\x12+\n" +
 	"\x05block\x18\x03 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x12\n" +
-	"\x04user\x18\x04 \x01(\tR\x04user\"\x16\n" +
-	"\x14AbandonBlockResponse\"\xa6\x01\n" +
+	"\x04user\x18\x04 \x01(\tR\x04user\x12\x17\n" +
+	"\afile_id\x18\x05 \x01(\x03R\x06fileId\"\x16\n" +
+	"\x14AbandonBlockResponse\"\xbf\x01\n" +
 	"\x0fCompleteRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
@@ -5109,7 +5159,8 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\vlast_length\x18\x03 \x01(\x03R\n" +
 	"lastLength\x12\x12\n" +
 	"\x04user\x18\x04 \x01(\tR\x04user\x12)\n" +
-	"\x04last\x18\x05 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x04last\"0\n" +
+	"\x04last\x18\x05 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x04last\x12\x17\n" +
+	"\afile_id\x18\x06 \x01(\x03R\x06fileId\"0\n" +
 	"\x10CompleteResponse\x12\x1c\n" +
 	"\tcompleted\x18\x01 \x01(\bR\tcompleted\"r\n" +
 	"\x18GetBlockLocationsRequest\x12\x12\n" +
@@ -5203,14 +5254,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\n" +
 	"last_block\x18\x02 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\tlastBlock\x12*\n" +
 	"\x11last_block_length\x18\x03 \x01(\x03R\x0flastBlockLength\x12\"\n" +
-	"\rlast_block_id\x18\x04 \x01(\x04R\vlastBlockId\"\xa7\x01\n" +
+	"\rlast_block_id\x18\x04 \x01(\x04R\vlastBlockId\"\xc0\x01\n" +
 	"\x15UpdatePipelineRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
 	"clientName\x12+\n" +
 	"\x05block\x18\x03 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12\x18\n" +
 	"\aexclude\x18\x04 \x03(\tR\aexclude\x12\x12\n" +
-	"\x04user\x18\x05 \x01(\tR\x04user\"I\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x17\n" +
+	"\afile_id\x18\x06 \x01(\x03R\x06fileId\"I\n" +
 	"\x16UpdatePipelineResponse\x12/\n" +
 	"\x05block\x18\x01 \x01(\v2\x19.kura.dfs.v1.LocatedBlockR\x05block\"e\n" +
 	"\x0fSetTimesRequest\x12\x12\n" +
@@ -5241,14 +5293,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\".\n" +
 	"\x14RecoverLeaseResponse\x12\x16\n" +
-	"\x06closed\x18\x01 \x01(\bR\x06closed\"\xb0\x01\n" +
+	"\x06closed\x18\x01 \x01(\bR\x06closed\"\xc9\x01\n" +
 	"\fFsyncRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x1f\n" +
 	"\vclient_name\x18\x02 \x01(\tR\n" +
 	"clientName\x12+\n" +
 	"\x05block\x18\x03 \x01(\v2\x15.kura.dfs.v1.BlockRefR\x05block\x12*\n" +
 	"\x11last_block_length\x18\x04 \x01(\x03R\x0flastBlockLength\x12\x12\n" +
-	"\x04user\x18\x05 \x01(\tR\x04user\"\x0f\n" +
+	"\x04user\x18\x05 \x01(\tR\x04user\x12\x17\n" +
+	"\afile_id\x18\x06 \x01(\x03R\x06fileId\"\x0f\n" +
 	"\rFsyncResponse*E\n" +
 	"\fReplicaState\x12\x1d\n" +
 	"\x19REPLICA_STATE_UNSPECIFIED\x10\x00\x12\r\n" +
