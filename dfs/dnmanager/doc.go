@@ -61,6 +61,28 @@
 // live datanode is deleted once its block has a good one, which frees
 // that datanode for the copy. Manager.Replication reports the count of
 // under-replicated blocks of the last complete scan and the copies queued.
+//
+// Missing blocks (HDFS's MissingBlocks): a complete or committed block
+// with no finalized replica on a live datanode has nothing to copy from,
+// and the scan, which walks the live datanodes' replicas, cannot find it
+// by its finalized replicas. The check keeps them in an in-memory set
+// instead, fed where they show up: the walk of a dead datanode's replicas
+// (above) adds each block left without a live finalized holder, the scan
+// adds a block whose only live replicas are corrupt (judged on the walk of
+// its first corrupt holder), and a copy retried for a block found without
+// a holder adds it. Every round then reads again, by id, a bounded slice
+// of the set (at most half of Config.ReplicationScanBatch, from a cursor,
+// wrapping around): a deleted block leaves the set, and one with a live
+// finalized replica again (a dead datanode came back: its replicas rows
+// were kept, so the block counts as soon as it registers, and its full
+// report confirms them) leaves it and is queued for the copies it lacks
+// as any under-replicated block. The cost is thus bounded per round: no
+// round walks the whole blocks or replicas tables; a datanode's death
+// costs one walk of its own replicas. Manager.Replication reports the
+// set's size as Missing. Blocks whose every replica is on datanodes this
+// namenode never heard from (dead before it started, so never walked) are
+// not in the set; `kura dfs fsck` (GET /fsck on a namenode) walks the
+// namespace and reports every missing block.
 // Only the leader (Config.Leader) marks datanodes dead, copies their
 // blocks and runs the check; the copies pending are kept in memory, so a
 // new leader starts its own.

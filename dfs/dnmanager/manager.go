@@ -76,7 +76,8 @@ type Config struct {
 	ReplicationInterval time.Duration
 	// ReplicationScanBatch bounds the replicas rows one round reads
 	// (DefaultReplicationScanBatch); a scan of every live datanode's
-	// replicas takes as many rounds as it needs.
+	// replicas takes as many rounds as it needs. The known missing blocks
+	// read again by id in a round count against it too (at most half).
 	ReplicationScanBatch int
 	// ReplicationsPerRound bounds the copies one round queues
 	// (DefaultReplicationsPerRound).

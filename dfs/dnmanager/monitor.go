@@ -61,7 +61,11 @@ func (m *Manager) newlyDead() []string {
 // reReplicate queues copies of the blocks of dead storage sid that have
 // fewer finalized replicas on live datanodes than their file's
 // replication (and at least one), at once (the replication check's
-// backoff does not hold them back; the copies count as attempts for it).
+// backoff does not hold them back; the copies count as attempts for it),
+// and records as missing those left with no finalized replica on a live
+// datanode. Its cost is the dead storage's replicas: batches of
+// Config.ReportBatch rows, each with a point read of their blocks, inodes
+// and replicas; the rest of the namespace is not read.
 func (m *Manager) reReplicate(ctx context.Context, st *replState, sid string) error {
 	ns := m.ns.Load()
 	if ns == nil {
@@ -70,7 +74,7 @@ func (m *Manager) reReplicate(ctx context.Context, st *replState, sid string) er
 	store := ns.Store()
 	_, live := m.liveStorages()
 	var after int64
-	queued := 0
+	queued, missing := 0, 0
 	for {
 		var rows []*dal.Replica
 		var plans []*replPlan
@@ -87,7 +91,7 @@ func (m *Manager) reReplicate(ctx context.Context, st *replState, sid string) er
 				if err != nil {
 					return err
 				}
-				if p != nil && p.underReplicated() {
+				if p != nil && (p.underReplicated() || p.missing()) {
 					plans = append(plans, p)
 				}
 			}
@@ -98,6 +102,9 @@ func (m *Manager) reReplicate(ctx context.Context, st *replState, sid string) er
 		}
 		now := m.cfg.Clock()
 		for _, p := range plans {
+			if p.missing() {
+				missing++
+			}
 			if m.checkBlock(st, p, now, checkDeath) {
 				queued++
 			}
@@ -110,6 +117,9 @@ func (m *Manager) reReplicate(ctx context.Context, st *replState, sid string) er
 	m.publish(st, m.cfg.Clock())
 	if queued > 0 {
 		m.log.Info("queued re-replication of a dead datanode's blocks", "storage", sid, "blocks", queued)
+	}
+	if missing > 0 && m.cfg.ReplicationInterval > 0 {
+		m.log.Warn("blocks missing: a dead datanode held their last live replica", "storage", sid, "blocks", missing, "missing", len(st.missing))
 	}
 	return nil
 }

@@ -23,9 +23,22 @@ type ReplicationStatus struct {
 	// UnderReplicated is the number of blocks that had fewer finalized
 	// replicas on live datanodes than their file's replication, and at
 	// least one, when the last complete scan saw them (HDFS's
-	// under-replicated blocks; a block with no live replica at all is not
-	// seen by the scan, which walks the live datanodes' replicas).
+	// under-replicated blocks). A block with no live finalized replica at
+	// all is not under-replicated but missing (see Missing).
 	UnderReplicated int
+	// Missing is the number of complete (or committed) blocks known to
+	// have no finalized replica on a live datanode (HDFS's MissingBlocks:
+	// nothing to copy from; every replica is on dead datanodes, or the
+	// live ones are corrupt). It is kept up to date as datanodes die (the
+	// blocks of a dead datanode without another live finalized holder are
+	// added), as the scan meets blocks whose only live replicas are
+	// corrupt, and as each round checks the known missing blocks again by
+	// id (a block with a live finalized replica again, because one of its
+	// datanodes came back, is no longer missing and is queued for copies;
+	// a deleted one is forgotten). Blocks whose every replica is on
+	// datanodes this namenode never heard from (dead before it started)
+	// are not seen: `kura dfs fsck` finds those.
+	Missing int
 	// Pending is the number of blocks with a copy queued whose time to
 	// show up has not run out.
 	Pending int
@@ -61,10 +74,13 @@ type replicaKey struct {
 
 // replState is the replication check's state. It belongs to the monitor
 // goroutine (no lock): the copies queued per block, the corrupt replicas
-// being deleted, and the scan's cursor, a storage and a block id in it.
+// being deleted, the blocks known missing, and the scan's cursor, a
+// storage and a block id in it.
 type replState struct {
 	pending   map[int64]*pendingCopy
 	deleting  map[replicaKey]time.Time // not asked again before
+	missing   map[int64]struct{}       // blocks with no live finalized replica
+	missAfter int64                    // the recheck of missing resumes after this id
 	sid       string                   // storage being walked; "" before a scan's first
 	after     int64                    // block ids <= after of sid are done
 	scan      int64                    // the scan in progress, from 1
@@ -74,7 +90,7 @@ type replState struct {
 }
 
 func newReplState() *replState {
-	return &replState{pending: map[int64]*pendingCopy{}, deleting: map[replicaKey]time.Time{}, scan: 1}
+	return &replState{pending: map[int64]*pendingCopy{}, deleting: map[replicaKey]time.Time{}, missing: map[int64]struct{}{}, scan: 1}
 }
 
 // replPlan is one block as the replication check sees it.
@@ -89,6 +105,10 @@ type replPlan struct {
 // underReplicated reports whether the block needs copies and can get
 // them.
 func (p *replPlan) underReplicated() bool { return len(p.holders) > 0 && len(p.holders) < p.want }
+
+// missing reports whether the block has no finalized replica on a live
+// datanode (nothing to copy it from).
+func (p *replPlan) missing() bool { return len(p.holders) == 0 }
 
 // planBlock reads (in tx) what the replication check needs of block
 // blockID; nil when the block is gone or still being written (its
@@ -131,6 +151,7 @@ func planBlock(ctx context.Context, tx dal.Tx, blockID int64, live map[string]bo
 		}
 	}
 	slices.Sort(p.holders)
+	slices.Sort(p.corrupt)
 	return p, nil
 }
 
@@ -192,6 +213,13 @@ func (m *Manager) replicationRound(ctx context.Context, st *replState) error {
 		return err
 	}
 	copies -= retried
+	// Then the blocks known missing, by id: at most half the round's rows,
+	// so that the scan below goes on however many there are.
+	checked, requeued, err := m.recheckMissing(ctx, store, st, liveSet, now, max(rows/2, 1), copies)
+	if err != nil {
+		return err
+	}
+	rows, copies = rows-checked, copies-requeued
 	for rows > 0 && copies > 0 {
 		if st.sid == "" || !liveSet[st.sid] {
 			// The scan's first storage, or the one walked died: the next.
@@ -215,14 +243,20 @@ func (m *Manager) replicationRound(ctx context.Context, st *replState) error {
 			inodes := map[int64]*dal.Inode{}
 			for _, r := range reps {
 				last = r.BlockID
-				if r.State != dal.ReplicaFinalized {
+				if r.State != dal.ReplicaFinalized && r.State != dal.ReplicaCorrupt {
 					continue // judged on the walk of a finalized holder
 				}
 				p, err := planBlock(ctx, tx, r.BlockID, liveSet, inodes)
 				if err != nil {
 					return err
 				}
-				if p != nil && len(p.holders) > 0 && p.holders[0] == sid {
+				switch {
+				case p == nil:
+				case len(p.holders) > 0 && p.holders[0] == sid:
+					plans = append(plans, p)
+				case p.missing() && r.State == dal.ReplicaCorrupt && len(p.corrupt) > 0 && p.corrupt[0] == sid:
+					// Only corrupt replicas on live datanodes: missing
+					// (judged on the walk of its first corrupt holder).
 					plans = append(plans, p)
 				}
 			}
@@ -292,17 +326,93 @@ func (m *Manager) retryDue(ctx context.Context, store dal.Store, st *replState, 
 	}
 	queued := 0
 	for i, p := range plans {
-		if p == nil || len(p.holders) == 0 {
+		if p == nil || p.missing() {
 			// Gone, still being written, or no live replica left to copy
-			// from: forgotten (the scan finds it again if it can).
+			// from: forgotten (the scan finds it again if it can); a
+			// missing one is kept among the missing blocks.
 			delete(st.pending, due[i])
-			continue
+			if p == nil {
+				delete(st.missing, due[i])
+				continue
+			}
 		}
 		if m.checkBlock(st, p, now, checkRetry) {
 			queued++
 		}
 	}
 	return queued, nil
+}
+
+// recheckMissing checks again, by id, up to limit of the blocks known
+// missing, in block id order from where the last round stopped (wrapping
+// around at the end), so that each one is read again every
+// ceil(missing/limit) rounds: a block gone (its file deleted) or no
+// longer complete is forgotten; one with a finalized replica on a live
+// datanode again (one of its datanodes came back: its replicas rows were
+// kept while it was dead) is no longer missing and is checked as any
+// block, which queues the copies it lacks (at most copies of them; the
+// scan queues the rest). It returns how many blocks it read and how many
+// copies it queued.
+//
+// Cost per round: picking the ids sorts the in-memory set (O(m log m) for
+// m missing blocks, no database access; HDFS too holds its missing blocks
+// in memory, in its UnderReplicatedBlocks queue), then one read
+// transaction of limit point reads (block, inode, replicas).
+func (m *Manager) recheckMissing(ctx context.Context, store dal.Store, st *replState, live map[string]bool, now time.Time, limit, copies int) (checked, queued int, err error) {
+	if len(st.missing) == 0 || limit <= 0 {
+		return 0, 0, nil
+	}
+	ids := make([]int64, 0, len(st.missing))
+	for id := range st.missing {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	i, _ := slices.BinarySearch(ids, st.missAfter+1)
+	if i == len(ids) {
+		i = 0 // wrap around
+	}
+	batch := ids[i:min(i+limit, len(ids))]
+	st.missAfter = batch[len(batch)-1]
+	if i+len(batch) == len(ids) {
+		st.missAfter = 0 // the next round starts again at the smallest
+	}
+	plans := make([]*replPlan, len(batch))
+	err = store.ReadTx(ctx, func(tx dal.Tx) error {
+		inodes := map[int64]*dal.Inode{}
+		for j, id := range batch {
+			p, err := planBlock(ctx, tx, id, live, inodes)
+			if err != nil {
+				return err
+			}
+			plans[j] = p
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("replication check: read missing blocks again: %w", err)
+	}
+	found := 0
+	for j, p := range plans {
+		switch {
+		case p == nil:
+			delete(st.missing, batch[j])
+		case p.missing():
+		case queued >= copies:
+			// Out of copies this round: no longer missing; the scan
+			// queues its copy.
+			delete(st.missing, batch[j])
+			found++
+		default:
+			found++
+			if m.checkBlock(st, p, now, checkRetry) {
+				queued++
+			}
+		}
+	}
+	if found > 0 {
+		m.log.Info("replication check: missing blocks have a live replica again", "blocks", found, "still_missing", len(st.missing))
+	}
+	return len(batch), queued, nil
 }
 
 // checkMode says who checks a block: the scan (which counts it), the
@@ -316,13 +426,29 @@ const (
 	checkDeath
 )
 
-// checkBlock acts on one block of the replication check: it deletes the
-// corrupt replicas of a block that has a good one, forgets a block with
+// checkBlock acts on one block of the replication check: it records a
+// block without a live finalized replica as missing (and any other as
+// not), deletes the corrupt replicas of a block that has a good one,
+// forgets a block with
 // enough replicas and queues a copy of one without (see queueCopy),
 // unless a copy queued before still has time to show up (but on a
 // death). It returns whether a copy was queued.
 func (m *Manager) checkBlock(st *replState, p *replPlan, now time.Time, mode checkMode) bool {
 	id := p.blk.BlockID
+	if p.missing() {
+		// Nothing to copy from: missing until a finalized replica on a
+		// live datanode shows up (see recheckMissing). Only tracked while
+		// the check runs, which keeps the set true.
+		if m.cfg.ReplicationInterval > 0 {
+			if _, known := st.missing[id]; !known {
+				st.missing[id] = struct{}{}
+				m.log.Debug("block is missing: no finalized replica on a live datanode", "block", id, "inode", p.blk.InodeID,
+					"replicas_on_dead_or_corrupt", len(p.all))
+			}
+		}
+		return false
+	}
+	delete(st.missing, id)
 	if len(p.corrupt) > 0 && len(p.holders) > 0 {
 		// HDFS invalidates corrupt replicas once the block has enough good
 		// ones; kura once it has one, so that the copy the block then
@@ -447,5 +573,6 @@ func (m *Manager) publish(st *replState, now time.Time) {
 	m.statsMu.Lock()
 	m.repl.Pending = pending
 	m.repl.Queued = st.queued
+	m.repl.Missing = len(st.missing)
 	m.statsMu.Unlock()
 }

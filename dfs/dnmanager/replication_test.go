@@ -3,6 +3,7 @@ package dnmanager
 import (
 	"bytes"
 	"context"
+	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -74,9 +75,13 @@ func testReplicationRetried(t *testing.T, url string) {
 		t.Fatal(err)
 	}
 	waitFor(t, "c's death", func() bool { _, live := m.Addr(cc.StorageID()); return !live })
+	dAddr := d.Addr()
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// Keep d's old address refusing transfers, so that the restarted d
+	// cannot get that port back and let the first copy through.
+	holdAddr(t, dAddr)
 	if _, live := m.Addr(d.StorageID()); !live {
 		t.Fatal("d counted dead at once")
 	}
@@ -203,4 +208,139 @@ func TestReplicationCheckScans(t *testing.T) {
 	if r := m.Replication(); r.Queued != files {
 		t.Errorf("copies queued: %+v, want one per file (%d)", r, files)
 	}
+}
+
+func TestMissingBlocks(t *testing.T) {
+	forEachBackend(t, testMissingBlocks)
+}
+
+// testMissingBlocks: a block of replication 2 on datanodes a and b, with
+// c and d idle. a and b die together: the block has no live replica left,
+// so it is counted missing (not under-replicated, and nothing is copied).
+// a comes back (same data directory, a new port): it registers and
+// reports, the block is no longer missing, and the replication check
+// copies it from a to c or d, back to its replication. Before missing
+// blocks were tracked, Replication had no count for such a block.
+func testMissingBlocks(t *testing.T, url string) {
+	ctx := context.Background()
+	c := startCluster(t, url, func(cfg *Config) {
+		cfg.ReplicationInterval = hb
+		cfg.ReplicationRetry = time.Second
+	})
+	m, ns := c.m, c.ns
+	aDir, bDir := t.TempDir(), t.TempDir()
+	a, b := startDatanode(t, aDir, c.addr), startDatanode(t, bDir, c.addr)
+	waitFor(t, "two live datanodes", func() bool { return m.LiveCount() == 2 })
+
+	if _, err := ns.Create(ctx, super, "/f", namespace.CreateOptions{ClientName: "w", Replication: 2, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := ns.AddBlock(ctx, "/f", "w", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pipeline []string
+	for _, tg := range lb.Targets {
+		pipeline = append(pipeline, tg.Addr)
+	}
+	if got := storages(lb.Targets); !slices.Equal(got, ids(a, b)) {
+		t.Fatalf("pipeline %v, want a and b", got)
+	}
+	data := bytes.Repeat([]byte("missing"), 30000)
+	client := datanode.NewClient("test")
+	defer client.Close()
+	blk := datanode.Block{ID: uint64(lb.Block.BlockID), GenStamp: uint64(lb.Block.GenerationStamp)}
+	if _, err := client.WriteBlock(ctx, pipeline, blk, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Complete", func() bool {
+		done, err := ns.Complete(ctx, "/f", "w", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done
+	})
+	finalized := func() []string { return finalizedReplicas(t, ns, lb.Block.InodeID, lb.Block.BlockID) }
+	waitFor(t, "two finalized replicas", func() bool { return slices.Equal(finalized(), ids(a, b)) })
+	// The idle datanodes start now, so that the block went to a and b.
+	cc, d := startDatanode(t, t.TempDir(), c.addr), startDatanode(t, t.TempDir(), c.addr)
+	waitFor(t, "four live datanodes", func() bool { return m.LiveCount() == 4 })
+	waitFor(t, "a scan with nothing missing or under-replicated", func() bool {
+		r := m.Replication()
+		return r.Scans > 0 && r.Missing == 0 && r.UnderReplicated == 0
+	})
+
+	// a and b die while this namenode does not lead, so that the leader
+	// sees both dead at once (one at a time, the second would get the copy).
+	c.leader.Store(false)
+	aID := a.StorageID()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a's and b's death", func() bool { return m.LiveCount() == 2 })
+	c.leader.Store(true)
+	waitFor(t, "the block counted missing", func() bool { return m.Replication().Missing == 1 })
+	// Missing stays (the rounds read it again and find no live replica),
+	// it is not under-replicated, and nothing is copied: there is no source.
+	deadline := time.Now().Add(10 * hb)
+	for time.Now().Before(deadline) {
+		r := m.Replication()
+		if r.Missing != 1 || r.UnderReplicated != 0 || r.Queued != 0 {
+			t.Fatalf("with every replica on dead datanodes: %+v, want 1 missing, none under-replicated or queued", r)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// a comes back: the block is no longer missing and gets its second
+	// replica on c or d.
+	a = startDatanode(t, aDir, c.addr)
+	if a.StorageID() != aID {
+		t.Fatalf("a came back as %s, was %s", a.StorageID(), aID)
+	}
+	waitFor(t, "the block no longer missing", func() bool { return m.Replication().Missing == 0 })
+	waitFor(t, "the block copied to c or d", func() bool {
+		got := finalized()
+		return slices.Contains(got, aID) && (slices.Contains(got, cc.StorageID()) || slices.Contains(got, d.StorageID()))
+	})
+	var buf bytes.Buffer
+	for _, dn := range []*datanode.Datanode{cc, d} {
+		if slices.Contains(finalized(), dn.StorageID()) {
+			if _, err := client.ReadBlock(ctx, dn.Addr(), blk, 0, 0, &buf); err != nil || !bytes.Equal(buf.Bytes(), data) {
+				t.Fatalf("read of the copy: %v (%d bytes)", err, buf.Len())
+			}
+		}
+	}
+	if r := m.Replication(); r.Queued < 1 || r.Missing != 0 {
+		t.Errorf("after a came back: %+v, want a copy queued and nothing missing", r)
+	}
+}
+
+// holdAddr listens on addr until the test ends, closing every connection
+// at once: a datanode started later cannot take the port, and transfers
+// to it fail fast.
+func holdAddr(t *testing.T, addr string) {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Logf("cannot hold %s (%v): a datanode may get the port back", addr, err)
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		<-done
+	})
 }

@@ -5,7 +5,8 @@
 // (proto/dfspb DatanodeProtocol, through dfs/dnmanager) and the client
 // protocol (ClientProtocol, clientrpc.go) that dfs/client speaks. The HTTP port also
 // serves GET /status, a JSON view of the namenode and its datanodes (see
-// Status).
+// Status), and GET /fsck, HDFS's fsck of a subtree against this namenode's
+// live datanodes (fsck.go; `kura dfs fsck` calls it).
 //
 // A namenode is stateless, as HopsFS's: all metadata lives in the database,
 // every operation is one transaction there, so several namenodes on one
@@ -244,6 +245,7 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	n := &Namenode{cfg: cfg, store: store, ns: ns, ln: ln, rpcLn: rpcLn, dnm: dnm, el: el, log: log, cancel: cancel, start: time.Now()}
 	mux.HandleFunc("GET "+StatusPath, n.serveStatus)
+	mux.HandleFunc("GET "+FsckPath, n.serveFsck)
 	if dnm != nil {
 		dnm.Bind(ns)
 		timeout := cfg.RecoveryTimeout

@@ -44,6 +44,10 @@ type ReplicationInfo struct {
 	// fewer finalized replicas on live datanodes than their replication
 	// (and at least one).
 	UnderReplicated int `json:"underReplicated"`
+	// Missing counts the blocks known to have no finalized replica on a
+	// live datanode (HDFS's MissingBlocks): every replica is on dead
+	// datanodes, or corrupt. `kura dfs fsck` names them.
+	Missing int `json:"missing"`
 	// Pending counts blocks with a copy queued and still given time.
 	Pending int `json:"pending"`
 	// Queued counts the copies queued since the namenode started.
@@ -89,7 +93,7 @@ func (n *Namenode) Status() Status {
 	if n.dnm != nil {
 		st.DeadAfterSeconds = n.dnm.DeadInterval().Seconds()
 		r := n.dnm.Replication()
-		st.Replication = ReplicationInfo{UnderReplicated: r.UnderReplicated, Pending: r.Pending, Queued: r.Queued, Scans: r.Scans}
+		st.Replication = ReplicationInfo{UnderReplicated: r.UnderReplicated, Missing: r.Missing, Pending: r.Pending, Queued: r.Queued, Scans: r.Scans}
 		if !r.LastScan.IsZero() {
 			last := r.LastScan
 			st.Replication.LastScan = &last

@@ -33,8 +33,10 @@ namenodes and serves WebHDFS's file data (CREATE, APPEND and OPEN are
 redirected there); the file commands ('kura dfs ls', put, get, cat, ... as
 'hdfs dfs -ls' and the others) work through the namenodes' --rpc ports
 (--namenode, default $KURA_DFS_NAMENODE or 127.0.0.1:8020); 'kura dfs mount'
-serves the namespace as a local file system (FUSE); 'kura dfs bench'
-measures metadata ops/s and MB/s. See docs/dfs.md.`,
+serves the namespace as a local file system (FUSE); 'kura dfs fsck'
+checks the blocks of a subtree against the live datanodes (as 'hdfs
+fsck', through a namenode's --http port); 'kura dfs bench' measures
+metadata ops/s and MB/s. See docs/dfs.md.`,
 		Args: noArgs,
 		RunE: groupRun,
 	}
@@ -42,6 +44,7 @@ measures metadata ops/s and MB/s. See docs/dfs.md.`,
 	addDFSShellCommands(c, e)
 	c.AddCommand(dfsBench(e))
 	c.AddCommand(dfsMount(e))
+	c.AddCommand(dfsFsck(e))
 	return c
 }
 
@@ -89,7 +92,8 @@ of datanodes it sees die at once, and every --replication-interval it checks
 a batch of the live datanodes' replicas for blocks with fewer than their
 replication (a copy that did not show up within --replication-retry,
 doubling per attempt, is made again); every namenode serves clients. GET
-/status shows the election and the under-replicated blocks.`,
+/status shows the election and the under-replicated and missing blocks;
+GET /fsck checks a subtree's blocks (what 'kura dfs fsck' prints).`,
 		Example: `  kura dfs namenode --meta sqlite:///var/lib/kura/meta.db --http 127.0.0.1:9870 --rpc 127.0.0.1:8020
   curl http://127.0.0.1:9870/status
   kura dfs namenode --meta 'postgres://kura@db:5432/kura?sslmode=disable' --http 0.0.0.0:9870 \
