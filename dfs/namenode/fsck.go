@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -88,8 +89,9 @@ func fsckFlag(q map[string][]string, name string) bool {
 // &openforwrite=1&user.name=U[&format=json] (ugi=U as HDFS's DFSck sends
 // it is accepted too). The report streams as text (format=json: JSON
 // lines of FsckRecord). A path that does not exist, cannot be read by the
-// user, or is not a valid path is answered before anything streams, with a
-// WebHDFS RemoteException (404, 403, 400).
+// user, or is not a valid path (or a query string that does not parse, or
+// a bad parameter) is answered before anything streams, with a WebHDFS
+// RemoteException (404, 403, 400).
 //
 // Permissions are HDFS's for fsck: the walk runs as the caller, who needs
 // what listing and reading need (READ_EXECUTE on each directory, READ on
@@ -97,34 +99,12 @@ func fsckFlag(q map[string][]string, name string) bool {
 // A directory or file it may not read ends the check with the namenode's
 // AccessControlException message and "Fsck on path '/p' FAILED", as HDFS.
 func (n *Namenode) serveFsck(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	o := fsckOptions{
-		path:         q.Get("path"),
-		files:        fsckFlag(q, "files"),
-		blocks:       fsckFlag(q, "blocks"),
-		locations:    fsckFlag(q, "locations"),
-		openForWrite: fsckFlag(q, "openforwrite"),
-		json:         q.Get("format") == "json",
-	}
-	if o.path == "" {
-		o.path = hdfs.Root
-	}
-	if f := q.Get("format"); f != "" && f != "json" && f != "text" {
-		fsckError(w, hdfs.ErrIllegalArgument.New(`Invalid value for format: "`+f+`" (text or json)`))
-		return
-	}
-	u, err := n.fsckUser(q)
+	o, u, err := parseFsckRequest(r.URL.RawQuery, n.cfg.DefaultUser, n.cfg.Groups)
 	if err != nil {
 		fsckError(w, err)
 		return
 	}
 	ctx := r.Context()
-	clean, err := hdfs.Clean(o.path)
-	if err != nil {
-		fsckError(w, err)
-		return
-	}
-	o.path = clean
 	// The root of the walk is checked before anything streams, so that a
 	// bad path or a refusal is an HTTP error.
 	st, err := n.ns.Stat(ctx, u, o.path)
@@ -165,30 +145,62 @@ func (n *Namenode) serveFsck(w http.ResponseWriter, r *http.Request) {
 		"files", f.res.totalFiles, "blocks", f.res.totalBlocks, "missing", f.res.missingBlocks, "took", time.Since(f.start))
 }
 
-// fsckUser is the caller: user.name (or ugi, DFSck's parameter), else the
-// WebHDFS default user, with its groups; impersonation is refused.
-func (n *Namenode) fsckUser(q map[string][]string) (hdfs.User, error) {
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
+// parseFsckRequest reads the query string of GET /fsck: the options,
+// with the path validated and cleaned ("/" when absent), and the caller:
+// user.name (or ugi, DFSck's parameter), else defaultUser (else the
+// WebHDFS default user), with its groups from groups; impersonation is
+// refused. A query string that does not parse is refused as a whole
+// rather than read without its bad pairs (which could drop path= and
+// check "/" instead). Its errors are RemoteExceptions that answer with a
+// 4xx status.
+func parseFsckRequest(rawQuery, defaultUser string, groups map[string][]string) (fsckOptions, hdfs.User, error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return fsckOptions{}, hdfs.User{}, hdfs.ErrIllegalArgument.New("Invalid query string: " + err.Error())
 	}
-	name := get("user.name")
+	o := fsckOptions{
+		path:         q.Get("path"),
+		files:        fsckFlag(q, "files"),
+		blocks:       fsckFlag(q, "blocks"),
+		locations:    fsckFlag(q, "locations"),
+		openForWrite: fsckFlag(q, "openforwrite"),
+		json:         q.Get("format") == "json",
+	}
+	if o.path == "" {
+		o.path = hdfs.Root
+	}
+	if f := q.Get("format"); f != "" && f != "json" && f != "text" {
+		return fsckOptions{}, hdfs.User{}, hdfs.ErrIllegalArgument.New(`Invalid value for format: "` + f + `" (text or json)`)
+	}
+	u, err := fsckUser(q, defaultUser, groups)
+	if err != nil {
+		return fsckOptions{}, hdfs.User{}, err
+	}
+	if o.path, err = hdfs.Clean(o.path); err != nil {
+		return fsckOptions{}, hdfs.User{}, err
+	}
+	return o, u, nil
+}
+
+// fsckUser is the caller: user.name (or ugi, DFSck's parameter), else
+// defaultUser, else the WebHDFS default user, with its groups;
+// impersonation is refused.
+func fsckUser(q url.Values, defaultUser string, groups map[string][]string) (hdfs.User, error) {
+	name := q.Get("user.name")
 	if name == "" {
-		name = get("ugi")
+		name = q.Get("ugi")
 	}
 	if name == "" {
-		if name = n.cfg.DefaultUser; name == "" {
+		if name = defaultUser; name == "" {
 			name = webhdfs.DefaultUser
 		}
 	} else if !fsckUserPattern.MatchString(name) {
 		return hdfs.User{}, hdfs.ErrIllegalArgument.New(`Invalid value for webhdfs parameter "user.name": Invalid value: "` + name + `" does not belong to the domain ` + fsckUserPattern.String())
 	}
-	if doas := get("doas"); doas != "" && doas != name {
+	if doas := q.Get("doas"); doas != "" && doas != name {
 		return hdfs.User{}, hdfs.ErrAccessControl.New("User: " + name + " is not allowed to impersonate " + doas)
 	}
-	return hdfs.User{Name: name, Groups: n.cfg.Groups[name]}, nil
+	return hdfs.User{Name: name, Groups: groups[name]}, nil
 }
 
 // fsckError answers err as WebHDFS does: a RemoteException with its status.

@@ -179,7 +179,14 @@ func parseRequest(w http.ResponseWriter, r *http.Request) (req *request, ok bool
 	if rest == "" {
 		rest = "/"
 	}
-	req = &request{ctx: r.Context(), path: rest, params: map[string]string{}, query: r.URL.Query()}
+	// url.Values.Query would drop a pair it cannot parse and carry on
+	// without it (an op on "/" for a path=... it lost): refuse instead.
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, hdfs.ErrIllegalArgument.New("Invalid query string: "+err.Error()))
+		return nil, false
+	}
+	req = &request{ctx: r.Context(), path: rest, params: map[string]string{}, query: query}
 	for k, vs := range req.query {
 		k = strings.ToLower(k)
 		if _, dup := req.params[k]; !dup && len(vs) > 0 {

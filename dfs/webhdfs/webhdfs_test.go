@@ -339,6 +339,13 @@ func TestErrors(t *testing.T) {
 		e.fails("GET", "/a/../b?op=GETFILESTATUS", 400, hdfs.ErrInvalidPath, "Invalid path name /a/../b")
 		e.fails("PUT", "/a/b?op=RENAME&destination=/a/b/c&user.name=root", 403, hdfs.ErrIO, "under source")
 		e.fails("GET", "/a?op=GETFILESTATUS&user.name=bob&doas=root", 403, hdfs.ErrAccessControl, "not allowed to impersonate")
+		// A pair that does not parse is refused, not dropped: without it
+		// this DELETE would lose nothing, but a CREATE its overwrite=false.
+		e.fails("DELETE", "/a?op=DELETE&recursive=true;x&user.name=root", ia, iae, "Invalid query string")
+		e.fails("PUT", "/a/new?op=CREATE&overwrite=false&permission=%zz", ia, iae, "Invalid query string")
+		if st := e.stat("/a", "root"); st.Type != "DIRECTORY" {
+			t.Errorf("/a after the refused DELETE: %+v", st)
+		}
 
 		// Not WebHDFS, an unsupported HTTP method.
 		if code, _ := e.do("PATCH", "/a?op=MKDIRS"); code != http.StatusMethodNotAllowed {

@@ -210,11 +210,24 @@ func (f *fsckRun) refused(nn string, resp *http.Response) error {
 	return fmt.Errorf("%s: %s", f.prefix, remoteText(pathError(f.path, re)))
 }
 
+// fsckVerdictLine is the namenode's last line for a check of p that ends
+// with verdict (namenode.FsckHealthy or namenode.FsckCorrupt), with its
+// newline.
+func fsckVerdictLine(p, verdict string) string {
+	return "The filesystem under path '" + p + "' " + verdict + "\n"
+}
+
 // report prints the JSON lines of a report: text to stdout, progress to
-// stderr; the verdict is the report's last line.
+// stderr; the verdict is the report's last line. Only a stream that
+// decodes to its end and whose text ends with the line "The filesystem
+// under path 'P' is HEALTHY", P the path asked for, is healthy (nil): a
+// last line that merely ends with "is HEALTHY" (a report cut short after
+// a line naming a file, a report on another path) is not.
 func (f *fsckRun) report(nn string, body io.Reader) error {
 	pr := f.progress.start("fsck", -1)
 	var shown fsckShown
+	healthy := "\n" + fsckVerdictLine(f.path, namenode.FsckHealthy)
+	keep := max(4096, len(healthy)) // the tail kept: the verdict line fits (a path can be long)
 	dec := json.NewDecoder(body)
 	var err error
 	for {
@@ -226,8 +239,8 @@ func (f *fsckRun) report(nn string, body io.Reader) error {
 			shown.clear(f)
 			f.stdout.WriteString(rec.Text)
 			f.tail += rec.Text
-			if len(f.tail) > 4096 {
-				f.tail = f.tail[len(f.tail)-4096:]
+			if len(f.tail) > keep {
+				f.tail = f.tail[len(f.tail)-keep:]
 			}
 		}
 		if p := rec.Progress; p != nil {
@@ -245,11 +258,12 @@ func (f *fsckRun) report(nn string, body io.Reader) error {
 		}
 		return fmt.Errorf("%s: the report from namenode %s broke off: %w", f.prefix, nn, err)
 	}
+	if strings.HasSuffix(f.tail, healthy) {
+		return nil
+	}
 	last := strings.TrimRight(f.tail, "\n")
 	last = last[strings.LastIndexByte(last, '\n')+1:]
 	switch {
-	case strings.HasSuffix(last, namenode.FsckHealthy):
-		return nil
 	case strings.HasSuffix(last, namenode.FsckCorrupt):
 		return quietFailure{why: last}
 	case strings.HasSuffix(last, namenode.FsckFailed):
