@@ -39,6 +39,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,7 +258,13 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		// A writer taking a file over past its writer's soft limit has its
 		// last block recovered first, in the background until Close.
 		ns.SetBlockRecoverer(runCtx, n.rec, n.rec.log)
-		n.rpc = grpc.NewServer()
+		// A fixed pool of stream workers (rather than a goroutine per call,
+		// whose stack grows anew each time) and one write buffer shared by
+		// the connections: metadata calls are small and many.
+		n.rpc = grpc.NewServer(
+			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+			grpc.SharedWriteBuffer(true),
+		)
 		dnm.RegisterService(n.rpc)
 		crpc := newClientRPC(ns, dnm, cfg)
 		crpc.rec = n.rec
