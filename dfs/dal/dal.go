@@ -113,6 +113,16 @@ type Tx interface {
 	// does not delete children: the namespace deletes a subtree leaves first.
 	DeleteInode(ctx context.Context, id int64) error
 
+	// GetFileByID reads the inode with the given id, taking lock, and its
+	// blocks in index order: what GetInodeByID followed by ListBlocks
+	// returns (a missing inode is ErrNotFound), in one round trip. The
+	// blocks are read once the lock is granted, so a writer that held the
+	// lock and changed the blocks is seen to the end (on PostgreSQL the
+	// locking read and the blocks' read are two statements sent together,
+	// the second run, with its own snapshot, after the first has its lock:
+	// one statement would read the blocks as of a snapshot taken before its
+	// lock wait). For a writer's call on its open file (HDFS's fileId).
+	GetFileByID(ctx context.Context, id int64, lock LockMode) (*Inode, []*Block, error)
 	// ListBlocks returns the blocks of file inodeID in index order.
 	ListBlocks(ctx context.Context, inodeID int64) ([]*Block, error)
 	// GetBlock reads one block by id (through the block lookup table).

@@ -486,33 +486,39 @@ func (f FileRef) String() string {
 
 // checkLease locks the file a writer addresses and checks that holder
 // writes it, with HDFS's FSNamesystem.checkLease errors. It returns the
-// path to name the file by in messages. A file addressed by id is locked
-// by id (one statement, no path resolved: a rename of the file or of a
+// path to name the file by in messages, the file and its blocks in index
+// order, read under the file's lock (every caller needs them). A file
+// addressed by id is locked by id and its blocks read with it (one round
+// trip, dal.Tx.GetFileByID; no path resolved: a rename of the file or of a
 // directory above it since it was opened does not matter, nor does what
 // its old path names now); by path (id 0), the path is resolved and the
-// file it names locked, as for any operation.
-func (ns *Namespace) checkLease(ctx context.Context, tx dal.Tx, f FileRef, holder string) (string, *dal.Inode, error) {
+// file it names locked, as for any operation, and its blocks listed.
+func (ns *Namespace) checkLease(ctx context.Context, tx dal.Tx, f FileRef, holder string) (string, *dal.Inode, []*dal.Block, error) {
 	if f.ID != 0 {
 		return ns.checkLeaseByID(ctx, tx, f, holder)
 	}
 	p, err := ns.resolveLocking(ctx, tx, f.Path, lockLast())
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if p.last() == nil {
-		return "", nil, hdfs.ErrFileNotFound.New("File does not exist: " + p.path + " Holder " + holder + " does not have any open files.")
+		return "", nil, nil, hdfs.ErrFileNotFound.New("File does not exist: " + p.path + " Holder " + holder + " does not have any open files.")
 	}
 	if err := ns.lockInodes(ctx, tx, lockRef{p, len(p.nodes) - 1, dal.LockWrite}); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	in := p.last()
 	if in.IsDir {
-		return "", nil, hdfs.ErrFileNotFound.New("Path is not a file: " + p.path)
+		return "", nil, nil, hdfs.ErrFileNotFound.New("Path is not a file: " + p.path)
 	}
 	if err := leaseHolderCheck(p.path, in, holder); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return p.path, in, nil
+	blocks, err := tx.ListBlocks(ctx, in.ID)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return p.path, in, blocks, nil
 }
 
 // checkLeaseByID is checkLease of a file addressed by id, HDFS's
@@ -526,26 +532,27 @@ func (ns *Namespace) checkLease(ctx context.Context, tx dal.Tx, f FileRef, holde
 // returns (HDFS's isFileDeleted walks the parents in memory; here that
 // would cost a statement per level on every call). The inode is
 // write-locked by id, the operation's only inode lock, as the path's
-// resolution would lock it: the lock order is unchanged.
-func (ns *Namespace) checkLeaseByID(ctx context.Context, tx dal.Tx, f FileRef, holder string) (string, *dal.Inode, error) {
-	in, err := tx.GetInodeByID(ctx, f.ID, dal.LockWrite)
+// resolution would lock it: the lock order is unchanged. Its blocks come
+// in the same round trip, read once the lock is granted.
+func (ns *Namespace) checkLeaseByID(ctx context.Context, tx dal.Tx, f FileRef, holder string) (string, *dal.Inode, []*dal.Block, error) {
+	in, blocks, err := tx.GetFileByID(ctx, f.ID, dal.LockWrite)
 	if errors.Is(err, dal.ErrNotFound) {
-		return "", nil, hdfs.ErrFileNotFound.New("File does not exist: " + f.String() + " Holder " + holder + " does not have any open files.")
+		return "", nil, nil, hdfs.ErrFileNotFound.New("File does not exist: " + f.String() + " Holder " + holder + " does not have any open files.")
 	}
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if in.ParentID == DetachedParentID {
-		return "", nil, hdfs.ErrFileNotFound.New("File is deleted: " + f.String() + " Holder " + holder + " does not have any open files.")
+		return "", nil, nil, hdfs.ErrFileNotFound.New("File is deleted: " + f.String() + " Holder " + holder + " does not have any open files.")
 	}
 	if in.IsDir {
-		return "", nil, hdfs.ErrLeaseExpired.New("INode is not a regular file: " + ns.currentPath(ctx, tx, in, f.Path) +
+		return "", nil, nil, hdfs.ErrLeaseExpired.New("INode is not a regular file: " + ns.currentPath(ctx, tx, in, f.Path) +
 			" (inode " + strconv.FormatInt(in.ID, 10) + ") Holder " + holder + " does not have any open files.")
 	}
 	if !in.UnderConstruction || in.ClientName != holder {
-		return "", nil, leaseHolderCheck(ns.currentPath(ctx, tx, in, f.Path), in, holder)
+		return "", nil, nil, leaseHolderCheck(ns.currentPath(ctx, tx, in, f.Path), in, holder)
 	}
-	return f.Path, in, nil
+	return f.Path, in, blocks, nil
 }
 
 // leaseHolderCheck checks that the file in (at path) is open for writing
@@ -620,11 +627,7 @@ func (ns *Namespace) AddBlockFile(ctx context.Context, f FileRef, clientName str
 	}
 	var lb *LocatedBlock
 	err := ns.update(ctx, "add block", f.Path, func(tx dal.Tx) error {
-		path, in, err := ns.checkLease(ctx, tx, f, clientName)
-		if err != nil {
-			return err
-		}
-		blocks, err := tx.ListBlocks(ctx, in.ID)
+		path, in, blocks, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}
@@ -750,7 +753,7 @@ func (ns *Namespace) CompleteFile(ctx context.Context, f FileRef, clientName str
 	var done bool
 	err := ns.update(ctx, "complete", f.Path, func(tx dal.Tx) error {
 		done = false
-		path, in, err := ns.checkLease(ctx, tx, f, clientName)
+		path, in, blocks, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			if last >= 0 {
 				if closed, cerr := ns.completedBefore(ctx, tx, f, last, lastLength); cerr == nil && closed {
@@ -758,10 +761,6 @@ func (ns *Namespace) CompleteFile(ctx context.Context, f FileRef, clientName str
 					return nil
 				}
 			}
-			return err
-		}
-		blocks, err := tx.ListBlocks(ctx, in.ID)
-		if err != nil {
 			return err
 		}
 		var last *dal.Block

@@ -9,14 +9,10 @@ import (
 	"github.com/kura-dev/kura/dfs/hdfs"
 )
 
-// lastBlockUC returns the last block of the file in, which must be blockID
-// and still under construction: HDFS's checks before abandoning or
+// lastBlockUC returns the last of the file's blocks, which must be
+// blockID and still under construction: HDFS's checks before abandoning or
 // re-stamping a block.
-func lastBlockUC(ctx context.Context, tx dal.Tx, op, path string, in *dal.Inode, blockID int64) (*dal.Block, bool, error) {
-	blocks, err := tx.ListBlocks(ctx, in.ID)
-	if err != nil {
-		return nil, false, err
-	}
+func lastBlockUC(op, path string, blocks []*dal.Block, blockID int64) (*dal.Block, bool, error) {
 	if len(blocks) == 0 || blocks[len(blocks)-1].BlockID != blockID {
 		for _, b := range blocks {
 			if b.BlockID == blockID {
@@ -49,11 +45,11 @@ func (ns *Namespace) AbandonBlock(ctx context.Context, path, clientName string, 
 // fileId; errors as AddBlockFile's).
 func (ns *Namespace) AbandonBlockFile(ctx context.Context, f FileRef, clientName string, blockID int64) error {
 	return ns.update(ctx, "abandon block", f.Path, func(tx dal.Tx) error {
-		path, in, err := ns.checkLease(ctx, tx, f, clientName)
+		path, in, blocks, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}
-		last, ok, err := lastBlockUC(ctx, tx, "abandon block", path, in, blockID)
+		last, ok, err := lastBlockUC("abandon block", path, blocks, blockID)
 		if err != nil || !ok {
 			return err
 		}
@@ -89,11 +85,11 @@ func (ns *Namespace) UpdatePipeline(ctx context.Context, path, clientName string
 func (ns *Namespace) UpdatePipelineFile(ctx context.Context, f FileRef, clientName string, blockID int64, exclude []string) (*LocatedBlock, error) {
 	var lb *LocatedBlock
 	err := ns.update(ctx, "update pipeline", f.Path, func(tx dal.Tx) error {
-		path, in, err := ns.checkLease(ctx, tx, f, clientName)
+		path, in, blocks, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}
-		last, ok, err := lastBlockUC(ctx, tx, "update pipeline", path, in, blockID)
+		last, ok, err := lastBlockUC("update pipeline", path, blocks, blockID)
 		if err != nil {
 			return err
 		}

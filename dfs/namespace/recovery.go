@@ -87,11 +87,7 @@ func (ns *Namespace) FsyncFile(ctx context.Context, f FileRef, clientName string
 		return wrapErr("fsync", f.Path, hdfs.ErrIllegalArgument.New("fsync "+f.Path+": negative length "+strconv.FormatInt(length, 10)))
 	}
 	return ns.update(ctx, "fsync", f.Path, func(tx dal.Tx) error {
-		path, in, err := ns.checkLease(ctx, tx, f, clientName)
-		if err != nil {
-			return err
-		}
-		blocks, err := tx.ListBlocks(ctx, in.ID)
+		path, in, blocks, err := ns.checkLease(ctx, tx, f, clientName)
 		if err != nil {
 			return err
 		}

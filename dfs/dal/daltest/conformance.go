@@ -39,6 +39,9 @@ func RunConformance(t *testing.T, open func(t testing.TB) dal.Store) {
 		{"DeleteIdleLease", testDeleteIdleLease},
 		{"RetryTransient", testRetryTransient},
 		{"WriteLockWaits", testWriteLockWaits},
+		{"FileByID", testFileByID},
+		{"FileByIDLocks", testFileByIDLocks},
+		{"FileByIDBlocksAfterLockWait", testFileByIDBlocksAfterLockWait},
 		{"ReadTx", testReadTx},
 		{"DeleteCascades", testDeleteCascades},
 	}
@@ -1152,6 +1155,10 @@ func testWriteLockWaits(t *testing.T, s dal.Store) {
 		{"GetInodeByID", func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error) {
 			return tx.GetInodeByID(ctx, id, dal.LockWrite)
 		}},
+		{"GetFileByID", func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error) {
+			in, _, err := tx.GetFileByID(ctx, id, dal.LockWrite)
+			return in, err
+		}},
 		{"ReadPath", func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error) {
 			ins, err := tx.ReadPath(ctx, []int64{dal.RootID, id}, id, dal.LockWrite, &dal.InodeKey{ParentID: id, Name: "x"})
 			if err != nil {
@@ -1285,4 +1292,271 @@ func testDeleteCascades(t *testing.T, s dal.Store) {
 		}
 		return nil
 	})
+}
+
+// checkFileByID checks that GetFileByID(id, lock) returns what
+// GetInodeByID and ListBlocks return, or ErrNotFound with them.
+func checkFileByID(ctx context.Context, t testing.TB, tx dal.Tx, id int64, lock dal.LockMode) {
+	t.Helper()
+	in, blocks, err := tx.GetFileByID(ctx, id, lock)
+	wantIn, werr := tx.GetInodeByID(ctx, id, dal.LockNone)
+	if errors.Is(werr, dal.ErrNotFound) {
+		mustNotFound(t, fmt.Sprintf("GetFileByID(%d, %s) of a missing inode", id, lock), err)
+		if in != nil || blocks != nil {
+			t.Errorf("GetFileByID(%d, %s) of a missing inode returned %+v, %v", id, lock, in, blocks)
+		}
+		return
+	}
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	if err != nil {
+		t.Fatalf("GetFileByID(%d, %s): %v", id, lock, err)
+	}
+	wantBlocks, err := tx.ListBlocks(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *in != *wantIn {
+		t.Errorf("GetFileByID(%d, %s) inode %+v, want %+v", id, lock, in, wantIn)
+	}
+	if !slices.EqualFunc(blocks, wantBlocks, func(a, b *dal.Block) bool { return *a == *b }) {
+		t.Errorf("GetFileByID(%d, %s) blocks %v, want %v", id, lock, blockList(blocks), blockList(wantBlocks))
+	}
+}
+
+// blockList formats blocks for messages.
+func blockList(bs []*dal.Block) []dal.Block {
+	out := make([]dal.Block, len(bs))
+	for i, b := range bs {
+		out[i] = *b
+	}
+	return out
+}
+
+func testFileByID(t *testing.T, s dal.Store) {
+	const file, empty, dir = 10, 11, 12
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		if err := tx.InsertInode(ctx, newFile(file, dal.RootID, "f")); err != nil {
+			return err
+		}
+		if err := tx.InsertInode(ctx, newFile(empty, dal.RootID, "e")); err != nil {
+			return err
+		}
+		if err := tx.InsertInode(ctx, newDir(dir, dal.RootID, "d")); err != nil {
+			return err
+		}
+		// Out of order on purpose; two blocks share an index (ordered by id).
+		for _, b := range []*dal.Block{
+			{InodeID: file, BlockID: 5003, Index: 3, NumBytes: 10, GenerationStamp: 1002, State: dal.BlockUnderRecovery, RecoveryID: 1005},
+			{InodeID: file, BlockID: 5000, Index: 0, NumBytes: 128, GenerationStamp: 1001, State: dal.BlockComplete},
+			{InodeID: file, BlockID: 5002, Index: 1, NumBytes: 7, GenerationStamp: 1001, State: dal.BlockCommitted},
+			{InodeID: file, BlockID: 5001, Index: 1, NumBytes: 128, GenerationStamp: 1001, State: dal.BlockComplete},
+		} {
+			if err := tx.AddBlock(ctx, b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	locks := []dal.LockMode{dal.LockNone, dal.LockRead, dal.LockWrite}
+	for _, lock := range locks {
+		tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+			in, blocks, err := tx.GetFileByID(ctx, file, lock)
+			if err != nil {
+				return err
+			}
+			var ids []int64
+			for _, b := range blocks {
+				ids = append(ids, b.BlockID)
+			}
+			if in.ID != file || in.Name != "f" || !slices.Equal(ids, []int64{5000, 5001, 5002, 5003}) {
+				t.Errorf("GetFileByID(%s): inode %d %q, blocks %v", lock, in.ID, in.Name, ids)
+			}
+			_, blocks, err = tx.GetFileByID(ctx, empty, lock)
+			if err != nil || len(blocks) != 0 {
+				t.Errorf("GetFileByID(%s) of a file without blocks: %v, %v", lock, blockList(blocks), err)
+			}
+			for _, id := range []int64{file, empty, dir, dal.RootID, 404} {
+				checkFileByID(ctx, t, tx, id, lock)
+			}
+			return nil
+		})
+	}
+	// Read-only transactions read without locks.
+	ctx := context.Background()
+	if err := s.ReadTx(ctx, func(tx dal.Tx) error {
+		for _, id := range []int64{file, empty, dir, 404} {
+			checkFileByID(ctx, t, tx, id, dal.LockNone)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Through a Deferred view, after writes held back: they are seen.
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		w := tx.Deferred()
+		in, blocks, err := w.GetFileByID(ctx, file, dal.LockWrite)
+		if err != nil {
+			return err
+		}
+		in.Size = 4242
+		if err := w.UpdateInode(ctx, in); err != nil {
+			return err
+		}
+		blocks[0].NumBytes = 99
+		if err := w.UpdateBlock(ctx, blocks[0]); err != nil {
+			return err
+		}
+		got, gotBlocks, err := w.GetFileByID(ctx, file, dal.LockWrite)
+		if err != nil {
+			return err
+		}
+		if got.Size != 4242 || gotBlocks[0].NumBytes != 99 {
+			t.Errorf("after deferred writes: size %d, first block %+v", got.Size, *gotBlocks[0])
+		}
+		for _, lock := range locks {
+			checkFileByID(ctx, t, w, file, lock)
+		}
+		return nil
+	})
+}
+
+// testFileByIDLocks checks that GetFileByID takes its lock: a writer
+// locking the inode after it waits for its commit, and reads its write.
+func testFileByIDLocks(t *testing.T, s dal.Store) {
+	const id = 20
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		return tx.InsertInode(ctx, newFile(id, dal.RootID, "locked"))
+	})
+	var mu sync.Mutex
+	var events []string
+	record := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
+	locked := make(chan struct{})
+	secondDone := make(chan error, 1)
+	var secondSize atomic.Int64
+	go func() {
+		<-locked
+		secondDone <- txErr(s, func(ctx context.Context, tx dal.Tx) error {
+			in, err := tx.GetInodeByID(ctx, id, dal.LockWrite)
+			if err != nil {
+				return err
+			}
+			record("second locked")
+			secondSize.Store(in.Size)
+			return nil
+		})
+	}()
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		in, _, err := tx.GetFileByID(ctx, id, dal.LockWrite)
+		if err != nil {
+			return err
+		}
+		close(locked)
+		time.Sleep(100 * time.Millisecond)
+		in.Size = 7
+		if err := tx.UpdateInode(ctx, in); err != nil {
+			return err
+		}
+		record("first commits")
+		return nil
+	})
+	if err := <-secondDone; err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(events, []string{"first commits", "second locked"}) {
+		t.Fatalf("events %v: the second writer did not wait for GetFileByID's lock", events)
+	}
+	if secondSize.Load() != 7 {
+		t.Fatalf("the second writer read size %d, want 7", secondSize.Load())
+	}
+}
+
+// testFileByIDBlocksAfterLockWait checks that GetFileByID, having waited
+// for the inode's lock, returns the blocks as the lock's holder left them
+// when it committed, even one that changed the blocks and not the inode
+// row: at READ COMMITTED a single statement would return the locked row's
+// latest version but the blocks of its snapshot, taken before the wait.
+func testFileByIDBlocksAfterLockWait(t *testing.T, s dal.Store) {
+	for i, touchInode := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inode updated %v", touchInode), func(t *testing.T) {
+			id := int64(30 + i)
+			base := 7000 + 10*id
+			tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+				if err := tx.InsertInode(ctx, newFile(id, dal.RootID, fmt.Sprintf("w%d", id))); err != nil {
+					return err
+				}
+				for j := range int64(2) {
+					b := &dal.Block{InodeID: id, BlockID: base + j, Index: int32(j), NumBytes: 128, GenerationStamp: 1001, State: dal.BlockComplete}
+					if j == 1 {
+						b.State, b.NumBytes = dal.BlockUnderConstruction, 5
+					}
+					if err := tx.AddBlock(ctx, b); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			locked := make(chan struct{})
+			type result struct {
+				in     *dal.Inode
+				blocks []*dal.Block
+				err    error
+			}
+			second := make(chan result, 1)
+			var waiting atomic.Bool
+			go func() {
+				<-locked
+				var r result
+				r.err = txErr(s, func(ctx context.Context, tx dal.Tx) error {
+					waiting.Store(true)
+					var err error
+					r.in, r.blocks, err = tx.GetFileByID(ctx, id, dal.LockWrite)
+					return err
+				})
+				second <- r
+			}()
+			want := []dal.Block{
+				{InodeID: id, BlockID: base + 1, Index: 0, NumBytes: 64, GenerationStamp: 1002, State: dal.BlockCommitted},
+				{InodeID: id, BlockID: base + 2, Index: 1, GenerationStamp: 1003, State: dal.BlockUnderConstruction},
+			}
+			tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+				in, err := tx.GetInodeByID(ctx, id, dal.LockWrite)
+				if err != nil {
+					return err
+				}
+				close(locked)
+				// Let the second transaction take its snapshot and wait for
+				// the lock (on SQLite it waits for the writer's turn).
+				time.Sleep(200 * time.Millisecond)
+				if err := tx.DeleteBlock(ctx, id, base); err != nil {
+					return err
+				}
+				if err := tx.UpdateBlock(ctx, &want[0]); err != nil {
+					return err
+				}
+				if err := tx.AddBlock(ctx, &want[1]); err != nil {
+					return err
+				}
+				if touchInode {
+					in.Size = 64
+					return tx.UpdateInode(ctx, in)
+				}
+				return nil
+			})
+			r := <-second
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if !waiting.Load() {
+				t.Fatal("the second transaction did not run")
+			}
+			if wantSize := map[bool]int64{false: 0, true: 64}[touchInode]; r.in.Size != wantSize {
+				t.Errorf("inode size %d after the wait, want %d", r.in.Size, wantSize)
+			}
+			if got := blockList(r.blocks); !slices.Equal(got, want) {
+				t.Errorf("blocks after the lock wait:\n got %+v\nwant %+v (the first writer's, committed before the lock was granted)", got, want)
+			}
+		})
+	}
 }

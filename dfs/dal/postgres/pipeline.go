@@ -20,7 +20,12 @@ const beginSQL = "BEGIN ISOLATION LEVEL READ COMMITTED"
 // with the transaction's first statement, and writes made through
 // dal.Tx.Deferred are held until the next statement or the COMMIT and sent
 // with it, all as one pgx batch (one network write, one wait). A create
-// costs about half the round trips it would statement by statement.
+// costs about half the round trips it would statement by statement. Reads
+// that go together are batched too (sqlcore.Batcher: dal.Tx.GetFileByID's
+// locking read of an inode and the read of its blocks), each still a
+// statement of its own: the server runs a batch's statements in turn, and
+// at READ COMMITTED each takes its snapshot when it starts, after the one
+// before it finished, its row-lock wait included.
 //
 // A held statement's failure (its error, or its done callback's verdict on
 // the rows it affected) is returned by the call that sent it; the statements
@@ -40,9 +45,16 @@ type heldStmt struct {
 	done func(int64, error) error
 }
 
+// queued is a statement to send in a batch.
+type queued struct {
+	sql  string
+	args []any
+}
+
 var (
 	_ sqlcore.Conn     = (*pipeTx)(nil)
 	_ sqlcore.Deferrer = (*pipeTx)(nil)
+	_ sqlcore.Batcher  = (*pipeTx)(nil)
 )
 
 // Defer implements sqlcore.Deferrer. A mustAffect statement is sent as
@@ -78,11 +90,11 @@ func isDivisionByZero(err error) bool {
 // be sent before it.
 func (t *pipeTx) direct() bool { return t.begun && len(t.pending) == 0 }
 
-// send sends the BEGIN when not yet sent, the held statements and last (when
-// not "") in one batch and reads the results of all but last, leaving the
-// batch positioned at last's result for the caller (who must Close it). On
+// send sends the BEGIN when not yet sent, the held statements and last in
+// one batch and reads the results of all but last, leaving the batch
+// positioned at last's first result for the caller (who must Close it). On
 // an error the batch is closed and nil returned.
-func (t *pipeTx) send(ctx context.Context, last string, args []any) (pgx.BatchResults, error) {
+func (t *pipeTx) send(ctx context.Context, last ...queued) (pgx.BatchResults, error) {
 	b := &pgx.Batch{}
 	if !t.begun {
 		b.Queue(beginSQL)
@@ -90,8 +102,8 @@ func (t *pipeTx) send(ctx context.Context, last string, args []any) (pgx.BatchRe
 	for _, p := range t.pending {
 		b.Queue(p.sql, p.args...)
 	}
-	if last != "" {
-		b.Queue(last, args...)
+	for _, q := range last {
+		b.Queue(q.sql, q.args...)
 	}
 	pending := t.pending
 	t.pending = nil
@@ -119,7 +131,7 @@ func (t *pipeTx) Exec(ctx context.Context, sql string, args ...any) (int64, erro
 		tag, err := t.c.Exec(ctx, sql, args...)
 		return tag.RowsAffected(), err
 	}
-	br, err := t.send(ctx, sql, args)
+	br, err := t.send(ctx, queued{sql, args})
 	if err != nil {
 		return 0, err
 	}
@@ -139,7 +151,7 @@ func (t *pipeTx) Query(ctx context.Context, sql string, args ...any) (sqlcore.Ro
 		}
 		return r, nil
 	}
-	br, err := t.send(ctx, sql, args)
+	br, err := t.send(ctx, queued{sql, args})
 	if err != nil {
 		return nil, err
 	}
@@ -156,11 +168,41 @@ func (t *pipeTx) QueryRow(ctx context.Context, sql string, args ...any) sqlcore.
 	if t.direct() {
 		return t.c.QueryRow(ctx, sql, args...)
 	}
-	br, err := t.send(ctx, sql, args)
+	br, err := t.send(ctx, queued{sql, args})
 	if err != nil {
 		return errRow{err}
 	}
 	return batchRow{row: br.QueryRow(), br: br}
+}
+
+// QueryEach implements sqlcore.Batcher: qs go in one batch, behind the
+// BEGIN and the held statements when there are any. PostgreSQL executes a
+// pipeline's statements in order, binding each (and taking its snapshot)
+// only when the one before it has finished.
+func (t *pipeTx) QueryEach(ctx context.Context, qs ...sqlcore.Query) error {
+	stmts := make([]queued, len(qs))
+	for i, q := range qs {
+		stmts[i] = queued{q.SQL, q.Args}
+	}
+	br, err := t.send(ctx, stmts...)
+	if err != nil {
+		return err
+	}
+	for _, q := range qs {
+		r, err := br.Query()
+		if err == nil {
+			err = q.Read(r)
+			r.Close()
+			if err == nil {
+				err = r.Err()
+			}
+		}
+		if err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
+	return br.Close()
 }
 
 // commit sends what is held and COMMIT in one round trip. A transaction
@@ -169,7 +211,7 @@ func (t *pipeTx) commit(ctx context.Context) error {
 	if !t.begun && len(t.pending) == 0 {
 		return nil
 	}
-	br, err := t.send(ctx, "COMMIT", nil)
+	br, err := t.send(ctx, queued{sql: "COMMIT"})
 	if err != nil {
 		return err
 	}

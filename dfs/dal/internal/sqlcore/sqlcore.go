@@ -62,6 +62,24 @@ type Deferrer interface {
 	Defer(sql string, args []any, mustAffect bool, done func(rowsAffected int64, err error) error)
 }
 
+// Query is one query of a batch run by Tx.queryEach: Read consumes its
+// rows (it need not read them all).
+type Query struct {
+	SQL  string
+	Args []any
+	Read func(Rows) error
+}
+
+// Batcher is a Conn that can send several queries in one round trip
+// (PostgreSQL's pipelining). The database runs them one after the other,
+// each as a statement of its own, so at READ COMMITTED each one reads a
+// snapshot taken when it starts, after the one before it has finished
+// (row-lock waits included). The first error stops the batch: the queries
+// after it have no effect.
+type Batcher interface {
+	QueryEach(ctx context.Context, qs ...Query) error
+}
+
 // ErrorKind is how a Dialect classifies a driver error.
 type ErrorKind int
 
@@ -195,17 +213,34 @@ var _ dal.Tx = (*Tx)(nil)
 
 const inodeCols = `id, parent_id, name, partition_id, is_dir, permission, owner, group_name, mtime, atime, size, replication, block_size, under_construction, client_name, client_machine, symlink, children`
 
+// inodeScan holds the destinations of inodeCols' values.
+type inodeScan struct {
+	in         dal.Inode
+	perm, repl int64
+}
+
+// dests returns the Scan destinations of inodeCols, in order.
+func (s *inodeScan) dests() []any {
+	in := &s.in
+	return []any{&in.ID, &in.ParentID, &in.Name, &in.PartitionID, &in.IsDir, &s.perm, &in.Owner, &in.Group,
+		&in.MTime, &in.ATime, &in.Size, &s.repl, &in.BlockSize, &in.UnderConstruction, &in.ClientName,
+		&in.ClientMachine, &in.Symlink, &in.Children}
+}
+
+// inode returns the scanned inode.
+func (s *inodeScan) inode() *dal.Inode {
+	in := s.in
+	in.Permission = uint16(s.perm)
+	in.Replication = int16(s.repl)
+	return &in
+}
+
 func scanInode(r Row) (*dal.Inode, error) {
-	var in dal.Inode
-	var perm, repl int64
-	if err := r.Scan(&in.ID, &in.ParentID, &in.Name, &in.PartitionID, &in.IsDir, &perm, &in.Owner, &in.Group,
-		&in.MTime, &in.ATime, &in.Size, &repl, &in.BlockSize, &in.UnderConstruction, &in.ClientName,
-		&in.ClientMachine, &in.Symlink, &in.Children); err != nil {
+	var s inodeScan
+	if err := r.Scan(s.dests()...); err != nil {
 		return nil, err
 	}
-	in.Permission = uint16(perm)
-	in.Replication = int16(repl)
-	return &in, nil
+	return s.inode(), nil
 }
 
 func (t *Tx) queryInodes(ctx context.Context, op, sql string, args ...any) ([]*dal.Inode, error) {
@@ -393,26 +428,148 @@ func scanBlock(r Row) (*dal.Block, error) {
 	return &b, nil
 }
 
-// ListBlocks implements dal.Tx.
-func (t *Tx) ListBlocks(ctx context.Context, inodeID int64) ([]*dal.Block, error) {
-	op := fmt.Sprintf("list blocks of %d", inodeID)
-	rows, err := t.c.Query(ctx, `SELECT `+blockCols+` FROM blocks WHERE inode_id = $1 ORDER BY idx, block_id`, inodeID)
-	if err != nil {
-		return nil, t.d.wrap(op, err)
-	}
-	defer rows.Close()
+// listBlocksSQL lists a file's blocks ($1) in index order.
+const listBlocksSQL = `SELECT ` + blockCols + ` FROM blocks WHERE inode_id = $1 ORDER BY idx, block_id`
+
+// readBlocks reads the rows of listBlocksSQL.
+func readBlocks(rows Rows) ([]*dal.Block, error) {
 	var out []*dal.Block
 	for rows.Next() {
 		b, err := scanBlock(rows)
 		if err != nil {
-			return nil, t.d.wrap(op, err)
+			return nil, err
 		}
 		out = append(out, b)
 	}
-	if err := rows.Err(); err != nil {
+	return out, rows.Err()
+}
+
+// ListBlocks implements dal.Tx.
+func (t *Tx) ListBlocks(ctx context.Context, inodeID int64) ([]*dal.Block, error) {
+	op := fmt.Sprintf("list blocks of %d", inodeID)
+	rows, err := t.c.Query(ctx, listBlocksSQL, inodeID)
+	if err != nil {
+		return nil, t.d.wrap(op, err)
+	}
+	defer rows.Close()
+	out, err := readBlocks(rows)
+	if err != nil {
 		return nil, t.d.wrap(op, err)
 	}
 	return out, nil
+}
+
+// queryEach runs qs in order: in one round trip on a Batcher, else one
+// after the other.
+func (t *Tx) queryEach(ctx context.Context, qs ...Query) error {
+	if b, ok := t.c.(Batcher); ok {
+		return b.QueryEach(ctx, qs...)
+	}
+	for _, q := range qs {
+		rows, err := t.c.Query(ctx, q.SQL, q.Args...)
+		if err != nil {
+			return err
+		}
+		err = q.Read(rows)
+		if err == nil {
+			err = rows.Err()
+		}
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetFileByID implements dal.Tx. Without a lock clause (LockNone, or
+// SQLite, whose write transaction holds the database's write lock from its
+// start) it is one statement, the inode left-joined with its blocks: one
+// snapshot, so the two agree. With one (PostgreSQL's FOR SHARE or FOR
+// UPDATE) it is the locking read of the inode followed by the blocks' read,
+// two statements sent in one round trip on a Batcher: a single statement
+// would take its snapshot before waiting for the row lock, and READ
+// COMMITTED re-reads after the wait only the locked row (its latest
+// version), not the blocks, which it would return as they were before the
+// lock holder's changes. The second statement's snapshot is taken when the
+// first has finished, lock granted: every writer of the file's blocks holds
+// the inode's lock until it commits (the namespace's lock order), so the
+// blocks read are current.
+func (t *Tx) GetFileByID(ctx context.Context, id int64, lock dal.LockMode) (*dal.Inode, []*dal.Block, error) {
+	op := fmt.Sprintf("get file %d and its blocks (%s lock)", id, lock)
+	var in *dal.Inode
+	var blocks []*dal.Block
+	if suffix := t.d.LockSuffix(lock); suffix != "" {
+		err := t.queryEach(ctx, Query{
+			SQL:  `SELECT ` + inodeCols + ` FROM inodes WHERE id = $1` + suffix,
+			Args: []any{id},
+			Read: func(rows Rows) error {
+				if !rows.Next() {
+					return rows.Err()
+				}
+				var err error
+				in, err = scanInode(rows)
+				return err
+			},
+		}, Query{
+			SQL:  listBlocksSQL,
+			Args: []any{id},
+			Read: func(rows Rows) error {
+				var err error
+				blocks, err = readBlocks(rows)
+				return err
+			},
+		})
+		if err != nil {
+			return nil, nil, t.d.wrap(op, err)
+		}
+		if in == nil {
+			return nil, nil, notFound(op)
+		}
+		return in, blocks, nil
+	}
+	rows, err := t.c.Query(ctx, fileByIDSQL, id)
+	if err != nil {
+		return nil, nil, t.d.wrap(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var is inodeScan
+		var inodeID, blockID, idx, numBytes, gs, state, recoveryID *int64
+		if err := rows.Scan(append(is.dests(), &inodeID, &blockID, &idx, &numBytes, &gs, &state, &recoveryID)...); err != nil {
+			return nil, nil, t.d.wrap(op, err)
+		}
+		if in == nil {
+			in = is.inode()
+		}
+		if blockID == nil { // no blocks: the inode's row alone
+			continue
+		}
+		blocks = append(blocks, &dal.Block{InodeID: *inodeID, BlockID: *blockID, Index: int32(*idx), NumBytes: *numBytes,
+			GenerationStamp: *gs, State: dal.BlockState(*state), RecoveryID: *recoveryID})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, t.d.wrap(op, err)
+	}
+	if in == nil {
+		return nil, nil, notFound(op)
+	}
+	return in, blocks, nil
+}
+
+// fileByIDSQL reads inode $1 and its blocks in one statement: a row per
+// block in index order, or one row with NULL block columns for no blocks.
+var fileByIDSQL = `SELECT ` + prefixed("i.", inodeCols) + `, ` + prefixed("b.", blockCols) +
+	` FROM inodes i LEFT JOIN blocks b ON b.inode_id = i.id WHERE i.id = $1 ORDER BY b.idx, b.block_id`
+
+// prefixed qualifies each column of the comma-separated list cols with
+// prefix ("i." for "i.id, i.name, ...").
+func prefixed(prefix, cols string) string {
+	parts := strings.Split(cols, ", ")
+	for i, c := range parts {
+		parts[i] = prefix + c
+	}
+	return strings.Join(parts, ", ")
 }
 
 // GetBlock implements dal.Tx.
