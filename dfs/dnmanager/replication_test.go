@@ -47,24 +47,10 @@ func testReplicationRetried(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pipeline []string
-	for _, tg := range lb.Targets {
-		pipeline = append(pipeline, tg.Addr)
-	}
 	data := bytes.Repeat([]byte("replicate"), 20000)
 	client := datanode.NewClient("test")
 	defer client.Close()
-	blk := datanode.Block{ID: uint64(lb.Block.BlockID), GenStamp: uint64(lb.Block.GenerationStamp)}
-	if _, err := client.WriteBlock(ctx, pipeline, blk, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "Complete", func() bool {
-		done, err := ns.Complete(ctx, "/f", "w", int64(len(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return done
-	})
+	blk := writeAndComplete(t, ns, client, lb, data)
 	finalized := func() []string { return finalizedReplicas(t, ns, lb.Block.InodeID, lb.Block.BlockID) }
 	waitFor(t, "three finalized replicas", func() bool { return slices.Equal(finalized(), ids(a, b, cc)) })
 
@@ -239,27 +225,13 @@ func testMissingBlocks(t *testing.T, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pipeline []string
-	for _, tg := range lb.Targets {
-		pipeline = append(pipeline, tg.Addr)
-	}
 	if got := storages(lb.Targets); !slices.Equal(got, ids(a, b)) {
 		t.Fatalf("pipeline %v, want a and b", got)
 	}
 	data := bytes.Repeat([]byte("missing"), 30000)
 	client := datanode.NewClient("test")
 	defer client.Close()
-	blk := datanode.Block{ID: uint64(lb.Block.BlockID), GenStamp: uint64(lb.Block.GenerationStamp)}
-	if _, err := client.WriteBlock(ctx, pipeline, blk, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "Complete", func() bool {
-		done, err := ns.Complete(ctx, "/f", "w", int64(len(data)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return done
-	})
+	blk := writeAndComplete(t, ns, client, lb, data)
 	finalized := func() []string { return finalizedReplicas(t, ns, lb.Block.InodeID, lb.Block.BlockID) }
 	waitFor(t, "two finalized replicas", func() bool { return slices.Equal(finalized(), ids(a, b)) })
 	// The idle datanodes start now, so that the block went to a and b.
@@ -343,4 +315,27 @@ func holdAddr(t *testing.T, addr string) {
 		_ = l.Close()
 		<-done
 	})
+}
+
+// writeAndComplete writes data as block lb of /f (writer "w") through
+// lb's pipeline with client, then completes /f; it returns the block.
+func writeAndComplete(t *testing.T, ns *namespace.Namespace, client *datanode.Client, lb *namespace.LocatedBlock, data []byte) datanode.Block {
+	t.Helper()
+	ctx := context.Background()
+	var pipeline []string
+	for _, tg := range lb.Targets {
+		pipeline = append(pipeline, tg.Addr)
+	}
+	blk := datanode.Block{ID: uint64(lb.Block.BlockID), GenStamp: uint64(lb.Block.GenerationStamp)}
+	if _, err := client.WriteBlock(ctx, pipeline, blk, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "Complete", func() bool {
+		done, err := ns.Complete(ctx, "/f", "w", int64(len(data)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return done
+	})
+	return blk
 }

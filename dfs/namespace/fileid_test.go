@@ -42,6 +42,22 @@ func wantClosedWith(t *testing.T, ns *Namespace, path string, length int64, want
 	}
 }
 
+// openWithBlock creates /d/f for writer "w" (replication 2) and gives it
+// one block, received by its datanodes; it returns the file by id and the
+// block.
+func openWithBlock(t *testing.T, ns *Namespace) (FileRef, *LocatedBlock) {
+	t.Helper()
+	ctx := context.Background()
+	ok(t, ns.Mkdirs(ctx, super, "/d", 0o755, true))
+	st, err := ns.Create(ctx, super, "/d/f", CreateOptions{Perm: 0o644, ClientName: "w", Replication: 2})
+	ok(t, err)
+	f := FileRef{Path: "/d/f", ID: st.ID}
+	b1, err := ns.AddBlockFile(ctx, f, "w", 0, 0, nil)
+	ok(t, err)
+	received(t, ns, b1)
+	return f, b1
+}
+
 // TestWriterByIDAfterRename renames a file while its writer has it open:
 // the writer's calls by file id (addBlock, fsync, updatePipeline,
 // complete, and their retries) go on with the file at its new path, which
@@ -50,13 +66,7 @@ func wantClosedWith(t *testing.T, ns *Namespace, path string, length int64, want
 func TestWriterByIDAfterRename(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, fileIDConfig(), func(t *testing.T, ns *Namespace) {
-		ok(t, ns.Mkdirs(ctx, super, "/d", 0o755, true))
-		st, err := ns.Create(ctx, super, "/d/f", CreateOptions{Perm: 0o644, ClientName: "w", Replication: 2})
-		ok(t, err)
-		f := FileRef{Path: "/d/f", ID: st.ID}
-		b1, err := ns.AddBlockFile(ctx, f, "w", 0, 0, nil)
-		ok(t, err)
-		received(t, ns, b1)
+		f, b1 := openWithBlock(t, ns)
 
 		ok(t, ns.Rename2(ctx, super, "/d/f", "/d/g", RenameOptions{}))
 
@@ -143,13 +153,7 @@ func TestWriterByIDAfterParentRename(t *testing.T) {
 func TestWriterByIDAfterDeleteAndRecreate(t *testing.T) {
 	ctx := context.Background()
 	forEachBackend(t, fileIDConfig(), func(t *testing.T, ns *Namespace) {
-		ok(t, ns.Mkdirs(ctx, super, "/d", 0o755, true))
-		st, err := ns.Create(ctx, super, "/d/f", CreateOptions{Perm: 0o644, ClientName: "w", Replication: 2})
-		ok(t, err)
-		f := FileRef{Path: "/d/f", ID: st.ID}
-		b1, err := ns.AddBlockFile(ctx, f, "w", 0, 0, nil)
-		ok(t, err)
-		received(t, ns, b1)
+		f, b1 := openWithBlock(t, ns)
 
 		deleted, err := ns.Delete(ctx, super, "/d/f", false)
 		ok(t, err)
@@ -158,13 +162,13 @@ func TestWriterByIDAfterDeleteAndRecreate(t *testing.T) {
 		}
 		st2, err := ns.Create(ctx, super, "/d/f", CreateOptions{Perm: 0o644, ClientName: "v", Replication: 2})
 		ok(t, err)
-		if st2.ID == st.ID {
-			t.Fatalf("the new file has the old one's id %d", st.ID)
+		if st2.ID == f.ID {
+			t.Fatalf("the new file has the old one's id %d", f.ID)
 		}
 
 		err = errOf(ns.AddBlockFile(ctx, f, "w", b1.Block.BlockID, 1<<20, nil))
 		wantClass(t, err, hdfs.ErrFileNotFound)
-		if msg := err.Error(); !strings.Contains(msg, "/d/f") || !strings.Contains(msg, "inode "+strconv.FormatInt(st.ID, 10)) {
+		if msg := err.Error(); !strings.Contains(msg, "/d/f") || !strings.Contains(msg, "inode "+strconv.FormatInt(f.ID, 10)) {
 			t.Fatalf("addBlock of a deleted file: %q names neither the path nor the inode", msg)
 		}
 		wantClass(t, errOf(ns.CompleteFile(ctx, f, "w", b1.Block.BlockID, 1<<20)), hdfs.ErrFileNotFound)

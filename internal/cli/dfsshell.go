@@ -19,7 +19,6 @@ import (
 	"iter"
 	"math"
 	"os"
-	"os/user"
 	"path"
 	"slices"
 	"strconv"
@@ -85,17 +84,9 @@ func shellCommand(e *env, c *cobra.Command, run func(sh *dfsShell, args []string
 		if err != nil {
 			return err
 		}
-		u := userName
-		if u == "" {
-			u = os.Getenv(envHadoopUser)
-		}
-		if u == "" {
-			if cur, err := user.Current(); err == nil {
-				u = cur.Username
-			}
-		}
-		if u == "" {
-			return usagef("%s: no user: set --user or $%s", prefix, envHadoopUser)
+		u, err := dfsUser(userName, prefix)
+		if err != nil {
+			return err
 		}
 		cl, err := client.New(client.Config{Namenodes: nns, User: u})
 		if err != nil {
