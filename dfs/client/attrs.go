@@ -120,6 +120,10 @@ type ServerDefaults struct {
 	// ChecksumType is the checksum: 1 CRC32, 2 CRC32C (as HDFS numbers
 	// them).
 	ChecksumType int
+	// HTTPAddr is where the namenode that answered serves WebHDFS, /status
+	// and /fsck, as it listens (a wildcard host such as 0.0.0.0 stands for
+	// the host it was reached at); empty from a namenode that does not say.
+	HTTPAddr string
 }
 
 // ServerDefaults asks a namenode for its defaults (HDFS's
@@ -134,6 +138,7 @@ func (c *Client) ServerDefaults(ctx context.Context) (*ServerDefaults, error) {
 	return &ServerDefaults{
 		BlockSize: resp.BlockSize, Replication: int(resp.Replication), BytesPerChecksum: int(resp.BytesPerChecksum),
 		WritePacketSize: int(resp.WritePacketSize), ChecksumType: int(resp.ChecksumType),
+		HTTPAddr: resp.HttpAddress,
 	}, nil
 }
 

@@ -9,7 +9,7 @@ import (
 )
 
 // TestServerDefaults: the namenode's defaults are the ones a file created
-// without them gets.
+// without them gets, and it says where it serves HTTP.
 func TestServerDefaults(t *testing.T) {
 	cl := dfstest.Start(t, dfstest.Options{Datanodes: 1})
 	c := cl.Client(t, "root")
@@ -18,7 +18,8 @@ func TestServerDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := client.ServerDefaults{BlockSize: 128 << 20, Replication: 3, BytesPerChecksum: 512, WritePacketSize: 64 << 10, ChecksumType: 2}
+	want := client.ServerDefaults{BlockSize: 128 << 20, Replication: 3, BytesPerChecksum: 512, WritePacketSize: 64 << 10, ChecksumType: 2,
+		HTTPAddr: cl.Namenode.HTTPAddr()}
 	if *d != want {
 		t.Fatalf("server defaults %+v, want %+v", *d, want)
 	}

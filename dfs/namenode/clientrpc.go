@@ -27,6 +27,7 @@ type clientRPC struct {
 	rec         *blockRecoverer // lease recovery's block recovery
 	defaultUser string
 	groups      map[string][]string
+	httpAddr    string // the HTTP listener's address, for GetServerDefaults
 }
 
 func newClientRPC(ns *namespace.Namespace, dnm *dnmanager.Manager, cfg Config) *clientRPC {
@@ -350,14 +351,15 @@ func (s *clientRPC) GetFsStats(ctx context.Context, _ *dfspb.GetFsStatsRequest) 
 	}, nil
 }
 
-// GetServerDefaults returns the defaults for new files and the data
-// transfer's parameters; it reads no metadata.
+// GetServerDefaults returns the defaults for new files, the data
+// transfer's parameters and the namenode's HTTP address; it reads no
+// metadata.
 func (s *clientRPC) GetServerDefaults(context.Context, *dfspb.GetServerDefaultsRequest) (*dfspb.GetServerDefaultsResponse, error) {
 	d := s.ns.ServerDefaults()
 	return &dfspb.GetServerDefaultsResponse{
 		BlockSize: d.BlockSize, Replication: int32(d.Replication),
 		BytesPerChecksum: blockstore.DefaultBytesPerChecksum, WritePacketSize: datanode.PacketSize,
-		ChecksumType: uint32(blockstore.ChecksumCRC32C),
+		ChecksumType: uint32(blockstore.ChecksumCRC32C), HttpAddress: s.httpAddr,
 	}, nil
 }
 

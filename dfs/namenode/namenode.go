@@ -268,6 +268,7 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		dnm.RegisterService(n.rpc)
 		crpc := newClientRPC(ns, dnm, cfg)
 		crpc.rec = n.rec
+		crpc.httpAddr = ln.Addr().String()
 		dfspb.RegisterClientProtocolServer(n.rpc, crpc)
 		n.wg.Add(1)
 		go func() {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	dfsclient "github.com/kura-dev/kura/dfs/client"
 	"github.com/kura-dev/kura/dfs/hdfs"
 	"github.com/kura-dev/kura/dfs/namenode"
 )
@@ -31,7 +33,7 @@ import (
 const envDFSNamenodeHTTP = "KURA_DFS_NAMENODE_HTTP"
 
 func dfsFsck(e *env) *cobra.Command {
-	var httpAddrs, userName string
+	var httpAddrs, rpcAddrs, userName string
 	var files, blocks, locations, openForWrite bool
 	var pf progressFlags
 	c := &cobra.Command{
@@ -46,11 +48,13 @@ Under-replicated blocks are reported but healthy (the leader namenode copies
 them); missing and corrupt blocks make the path CORRUPT.
 
 The check runs on a namenode (only namenodes know which datanodes are live):
-fsck calls GET /fsck on a namenode's HTTP port, --http (default
-$` + envDFSNamenodeHTTP + `, else 127.0.0.1:9870; a list is tried in order
-until one answers), as --user (default $` + envHadoopUser + `, else the OS
-user), who needs what listing and reading need (the superuser and the
-supergroup pass), and prints the report it streams.
+fsck calls GET /fsck on a namenode's HTTP port, as --user (default
+$` + envHadoopUser + `, else the OS user), who needs what listing and reading
+need (the superuser and the supergroup pass), and prints the report it
+streams. The HTTP addresses are --http, else $` + envDFSNamenodeHTTP + `, else
+the ones the namenodes at --namenode (the file commands' RPC addresses:
+default $` + envDFSNamenode + `, else 127.0.0.1:8020) say they serve; a list is
+tried in order until one answers.
 
 Without options it prints the files with problems and a summary ending
 "The filesystem under path '/x' is HEALTHY" (exit 0) or "... is CORRUPT"
@@ -69,7 +73,8 @@ and blocks checked) shows on stderr once the check runs for a second
 --no-progress hides it).`,
 		Example: `  kura dfs fsck /
   kura dfs fsck /data -files -blocks -locations
-  kura dfs fsck /logs -openforwrite --http nn1:9870,nn2:9870 --user hdfs
+  kura dfs fsck /logs -openforwrite --namenode nn1:8020,nn2:8020 --user hdfs
+  kura dfs fsck / --http nn1:9870
   kura dfs fsck / > report.txt || echo "missing or corrupt blocks"
   curl 'http://127.0.0.1:9870/fsck?path=/data&files=1&blocks=1&user.name=root'`,
 		Args: rangeArgs(0, 1, "[PATH]"),
@@ -78,17 +83,11 @@ and blocks checked) shows on stderr once the check runs for a second
 			if pf.force && pf.disable {
 				return usagef("%s: --progress and --no-progress exclude each other", prefix)
 			}
-			v := httpAddrs
-			if !c.Flags().Changed("http") {
-				if v = os.Getenv(envDFSNamenodeHTTP); v == "" {
-					v = namenode.DefaultHTTPAddr
-				}
-			}
-			nns, err := parseNamenodes(v)
-			if err != nil {
-				return usagef("%s: --http %q: want HOST:PORT[,HOST:PORT...]", prefix, v)
-			}
 			u, err := dfsUser(userName, prefix)
+			if err != nil {
+				return err
+			}
+			nns, err := fsckHTTPAddrs(c, httpAddrs, rpcAddrs, u, prefix)
 			if err != nil {
 				return err
 			}
@@ -117,7 +116,8 @@ and blocks checked) shows on stderr once the check runs for a second
 		},
 	}
 	fl := c.Flags()
-	fl.StringVar(&httpAddrs, "http", "", "the namenodes' --http addresses, HOST:PORT[,HOST:PORT...] (default $"+envDFSNamenodeHTTP+", else "+namenode.DefaultHTTPAddr+")")
+	fl.StringVar(&httpAddrs, "http", "", "the namenodes' --http addresses, HOST:PORT[,HOST:PORT...] (default $"+envDFSNamenodeHTTP+", else asked of --namenode)")
+	fl.StringVar(&rpcAddrs, "namenode", "", "without --http: the namenodes' --rpc addresses to ask for their HTTP addresses, HOST:PORT[,HOST:PORT...] (default $"+envDFSNamenode+", else "+namenode.DefaultRPCAddr+")")
 	fl.StringVar(&userName, "user", "", "the user to check as (default $"+envHadoopUser+", else the OS user)")
 	fl.BoolVar(&files, "files", false, "print a line per file and directory (hdfs's -files)")
 	fl.BoolVar(&blocks, "blocks", false, "with -files, print each block (hdfs's -blocks)")
@@ -304,4 +304,79 @@ func (s *fsckShown) clear(f *fsckRun) {
 		fmt.Fprint(f.stderr, "\r\x1b[K")
 		s.bar = false
 	}
+}
+
+// fsckAskTimeout bounds the question to one namenode for its HTTP address.
+const fsckAskTimeout = 10 * time.Second
+
+// fsckHTTPAddrs returns the namenodes' HTTP addresses fsck tries, in
+// order: --http, else $KURA_DFS_NAMENODE_HTTP, else what the namenodes at
+// the RPC addresses (--namenode, $KURA_DFS_NAMENODE, the default) answer
+// to GetServerDefaults. A wildcard host in an answer (a namenode listening
+// on 0.0.0.0) is replaced with the host the namenode was reached at.
+func fsckHTTPAddrs(c *cobra.Command, httpFlag, rpcFlag, user, prefix string) ([]string, error) {
+	v, from := httpFlag, "--http"
+	if !c.Flags().Changed("http") {
+		v, from = os.Getenv(envDFSNamenodeHTTP), "$"+envDFSNamenodeHTTP
+	}
+	if v != "" {
+		nns, err := parseNamenodes(v)
+		if err != nil {
+			return nil, usagef("%s: %s %q: want HOST:PORT[,HOST:PORT...]", prefix, from, v)
+		}
+		return nns, nil
+	}
+	rpcs, err := clientNamenodes(c, rpcFlag, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var out, errs []string
+	for _, rpc := range rpcs {
+		addr, err := askHTTPAddr(c.Context(), rpc, user)
+		if err != nil {
+			errs = append(errs, rpc+": "+err.Error())
+			continue
+		}
+		out = append(out, addr)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: cannot learn a namenode's HTTP address from --namenode %s (give --http HOST:PORT): %s",
+			prefix, strings.Join(rpcs, ","), strings.Join(errs, "; "))
+	}
+	return out, nil
+}
+
+// askHTTPAddr asks the namenode at rpcAddr where it serves HTTP.
+func askHTTPAddr(ctx context.Context, rpcAddr, user string) (string, error) {
+	cl, err := dfsclient.New(dfsclient.Config{Namenodes: []string{rpcAddr}, User: user})
+	if err != nil {
+		return "", err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, fsckAskTimeout)
+	defer cancel()
+	d, err := cl.ServerDefaults(ctx)
+	if err != nil {
+		return "", err
+	}
+	return reachableHTTPAddr(rpcAddr, d.HTTPAddr)
+}
+
+// reachableHTTPAddr is the address to reach the HTTP port served at
+// (as the namenode listens on it) of the namenode reached at rpcAddr: a
+// wildcard or missing host is replaced with rpcAddr's.
+func reachableHTTPAddr(rpcAddr, served string) (string, error) {
+	if served == "" {
+		return "", errors.New("the namenode does not tell its HTTP address")
+	}
+	host, port, err := net.SplitHostPort(served)
+	if err != nil {
+		return "", fmt.Errorf("the namenode's HTTP address %q: %w", served, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		if host, _, err = net.SplitHostPort(rpcAddr); err != nil {
+			return "", fmt.Errorf("namenode address %q: %w", rpcAddr, err)
+		}
+	}
+	return net.JoinHostPort(host, port), nil
 }

@@ -140,6 +140,16 @@ func TestDFSFsck(t *testing.T) {
 		}
 	})
 
+	t.Run("http address from the namenode", func(t *testing.T) {
+		// No --http, no $KURA_DFS_NAMENODE_HTTP: the namenode at
+		// --namenode says where it serves HTTP.
+		t.Setenv(envDFSNamenodeHTTP, "")
+		out, errOut, code := kura(t, "", "dfs", "fsck", "/data", "--namenode", nn.RPCAddr(), "--user", "root")
+		if code != 0 || !strings.Contains(out, "The filesystem under path '/data' is HEALTHY") {
+			t.Fatalf("fsck --namenode %s: exit %d, stderr %q\n%s", nn.RPCAddr(), code, errOut, out)
+		}
+	})
+
 	t.Run("files blocks locations", func(t *testing.T) {
 		out, errOut, code := fsckAs(t, httpAddr, "root", "/data", "-files", "-blocks", "-locations")
 		if code != 0 {
@@ -337,5 +347,26 @@ func TestFsckReportStream(t *testing.T) {
 	_, _, err = run(body + `{"text": "trunc`)
 	if err == nil || !strings.Contains(err.Error(), "broke off") {
 		t.Errorf("broken stream: %v", err)
+	}
+}
+
+// TestReachableHTTPAddr: a namenode listening on a wildcard address is
+// reached at the host its RPC port was reached at.
+func TestReachableHTTPAddr(t *testing.T) {
+	for _, c := range []struct{ rpc, served, want string }{
+		{"nn1:8020", "10.0.0.5:9870", "10.0.0.5:9870"},
+		{"nn1:8020", "0.0.0.0:9870", "nn1:9870"},
+		{"nn1:8020", "[::]:9870", "nn1:9870"},
+		{"[fd00::1]:8020", ":9870", "[fd00::1]:9870"},
+	} {
+		got, err := reachableHTTPAddr(c.rpc, c.served)
+		if err != nil || got != c.want {
+			t.Errorf("reachableHTTPAddr(%q, %q) = %q, %v; want %q", c.rpc, c.served, got, err, c.want)
+		}
+	}
+	for _, served := range []string{"", "no-port", "a:b:c"} {
+		if got, err := reachableHTTPAddr("nn1:8020", served); err == nil {
+			t.Errorf("reachableHTTPAddr(nn1:8020, %q) = %q, want an error", served, got)
+		}
 	}
 }

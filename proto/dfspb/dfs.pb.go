@@ -4666,7 +4666,11 @@ type GetServerDefaultsResponse struct {
 	// write_packet_size: data bytes per packet (64 KiB).
 	WritePacketSize int32 `protobuf:"varint,4,opt,name=write_packet_size,json=writePacketSize,proto3" json:"write_packet_size,omitempty"`
 	// checksum_type is blockstore's: 1 CRC32, 2 CRC32C.
-	ChecksumType  uint32 `protobuf:"varint,5,opt,name=checksum_type,json=checksumType,proto3" json:"checksum_type,omitempty"`
+	ChecksumType uint32 `protobuf:"varint,5,opt,name=checksum_type,json=checksumType,proto3" json:"checksum_type,omitempty"`
+	// http_address is where this namenode serves WebHDFS, /status and
+	// /fsck (host:port as it listens: a wildcard host stands for the host
+	// the client reached it at); empty if not known.
+	HttpAddress   string `protobuf:"bytes,6,opt,name=http_address,json=httpAddress,proto3" json:"http_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -4734,6 +4738,13 @@ func (x *GetServerDefaultsResponse) GetChecksumType() uint32 {
 		return x.ChecksumType
 	}
 	return 0
+}
+
+func (x *GetServerDefaultsResponse) GetHttpAddress() string {
+	if x != nil {
+		return x.HttpAddress
+	}
+	return ""
 }
 
 type RecoverLeaseRequest struct {
@@ -5281,14 +5292,15 @@ const file_dfspb_dfs_proto_rawDesc = "" +
 	"\x06blocks\x18\x06 \x01(\x03R\x06blocks\x12-\n" +
 	"\x12under_construction\x18\a \x01(\x03R\x11underConstruction\x12\x16\n" +
 	"\x06length\x18\b \x01(\x03R\x06length\"\x1a\n" +
-	"\x18GetServerDefaultsRequest\"\xdb\x01\n" +
+	"\x18GetServerDefaultsRequest\"\xfe\x01\n" +
 	"\x19GetServerDefaultsResponse\x12\x1d\n" +
 	"\n" +
 	"block_size\x18\x01 \x01(\x03R\tblockSize\x12 \n" +
 	"\vreplication\x18\x02 \x01(\x05R\vreplication\x12,\n" +
 	"\x12bytes_per_checksum\x18\x03 \x01(\x05R\x10bytesPerChecksum\x12*\n" +
 	"\x11write_packet_size\x18\x04 \x01(\x05R\x0fwritePacketSize\x12#\n" +
-	"\rchecksum_type\x18\x05 \x01(\rR\fchecksumType\"=\n" +
+	"\rchecksum_type\x18\x05 \x01(\rR\fchecksumType\x12!\n" +
+	"\fhttp_address\x18\x06 \x01(\tR\vhttpAddress\"=\n" +
 	"\x13RecoverLeaseRequest\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\".\n" +
