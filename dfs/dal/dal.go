@@ -151,6 +151,14 @@ type Tx interface {
 	// with block id greater than afterBlockID, by block id (block reports,
 	// dead-datanode handling). limit <= 0 means no limit.
 	ListStorageReplicas(ctx context.Context, storageID string, afterBlockID int64, limit int) ([]*Replica, error)
+	// ListReplicaStorages returns up to limit distinct storage ids greater
+	// than after (byte order) that have at least one replicas row, in
+	// ascending order; after "" starts at the beginning. limit <= 0 means no
+	// limit. Its cost is one probe of the replicas_storage index per id
+	// returned, however many replicas each storage has (a loose index
+	// scan), so a leader can page through every storage the table names,
+	// dead or never heard from, without reading the replicas.
+	ListReplicaStorages(ctx context.Context, after string, limit int) ([]string, error)
 
 	// GetLease reads the lease of holder.
 	GetLease(ctx context.Context, holder string) (*Lease, error)

@@ -79,10 +79,36 @@
 // as any under-replicated block. The cost is thus bounded per round: no
 // round walks the whole blocks or replicas tables; a datanode's death
 // costs one walk of its own replicas. Manager.Replication reports the
-// set's size as Missing. Blocks whose every replica is on datanodes this
-// namenode never heard from (dead before it started, so never walked) are
-// not in the set; `kura dfs fsck` (GET /fsck on a namenode) walks the
-// namespace and reports every missing block.
+// set's size as Missing.
+//
+// A leader sees die only the datanodes it has a record of when they
+// turn dead: it never sees the death of one that died before this
+// namenode started (it never registered here), nor walks again one that
+// it saw die in an earlier term of its own. So at the start of each term
+// (the first monitor tick at which Config.Leader is true, again after
+// leadership was lost and regained) it sweeps them. It pages through the
+// storage ids the replicas table names (dal.Tx.ListReplicaStorages, a
+// loose index scan: one index probe per storage, whatever the table's
+// size), skips the storages live at the time (the scan covers them),
+// those about to be seen die and those walked as newly dead this term,
+// and walks the replicas of each other one as a newly dead datanode's,
+// recording its blocks without a live finalized replica as missing and
+// queueing copies of the under-replicated ones, unless a copy queued
+// before still has time to show up (so a block is not queued twice). Its
+// cost is bounded per monitor tick (every HeartbeatInterval/2): one read
+// of at most 100 storage ids and at most Config.ReplicationScanBatch
+// replicas rows, in transactions of at most Config.ReportBatch rows, each
+// row with point reads of its block, inode and replicas. In all it reads
+// the replicas rows of the storages that are not live once, over as many
+// ticks as that takes (1000 rows per 1.5 s tick with the defaults: some
+// 25 minutes per million replicas on dead datanodes). It starts once the
+// manager has run for a dead interval (Manager.DeadInterval), so that
+// the datanodes that are up have registered with a namenode that just
+// started (a storage not registered by then is dead by the liveness
+// rule); until it has ended, Missing may be short. `kura dfs fsck` (GET
+// /fsck on a namenode) walks the namespace and reports every missing
+// block at once.
+//
 // Only the leader (Config.Leader) marks datanodes dead, copies their
 // blocks and runs the check; the copies pending are kept in memory, so a
 // new leader starts its own.

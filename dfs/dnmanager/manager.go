@@ -91,7 +91,9 @@ type Config struct {
 	// leader marks datanodes dead and re-replicates their blocks, so that
 	// several namenodes do not each copy them (nil: always, as for a single
 	// namenode). A namenode that becomes leader re-replicates the blocks of
-	// every datanode dead by then.
+	// every datanode dead by then, and walks the replicas of the storages
+	// it does not see live, known to it or not, to count their missing
+	// blocks (the term's sweep, in bounded steps).
 	Leader func() bool
 	// Logger receives the manager's logs (default slog.Default()).
 	Logger *slog.Logger
@@ -176,10 +178,11 @@ type node struct {
 type Manager struct {
 	dfspb.UnimplementedDatanodeProtocolServer
 
-	cfg  Config
-	log  *slog.Logger
-	dead time.Duration
-	ns   atomic.Pointer[namespace.Namespace]
+	cfg     Config
+	log     *slog.Logger
+	dead    time.Duration
+	started time.Time // when New ran (Config.Clock)
+	ns      atomic.Pointer[namespace.Namespace]
 
 	mu    sync.Mutex
 	nodes map[string]*node // by storage id
@@ -199,11 +202,12 @@ type Manager struct {
 func New(cfg Config) *Manager {
 	cfg = cfg.withDefaults()
 	m := &Manager{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "dnmanager"),
-		dead:  time.Duration(cfg.DeadIntervals) * cfg.HeartbeatInterval,
-		nodes: map[string]*node{},
-		done:  make(chan struct{}),
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "dnmanager"),
+		dead:    time.Duration(cfg.DeadIntervals) * cfg.HeartbeatInterval,
+		started: cfg.Clock(),
+		nodes:   map[string]*node{},
+		done:    make(chan struct{}),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel

@@ -36,8 +36,12 @@ type ReplicationStatus struct {
 	// id (a block with a live finalized replica again, because one of its
 	// datanodes came back, is no longer missing and is queued for copies;
 	// a deleted one is forgotten). Blocks whose every replica is on
-	// datanodes this namenode never heard from (dead before it started)
-	// are not seen: `kura dfs fsck` finds those.
+	// datanodes that died before this namenode's term began, or that it
+	// never heard from (dead before it started), are added by the term's
+	// sweep of the storages that are not live (see the package
+	// documentation), which the leader runs in bounded steps once it has
+	// been up for a dead interval: until that sweep has ended, Missing
+	// may be short of what `kura dfs fsck` finds.
 	Missing int
 	// Pending is the number of blocks with a copy queued whose time to
 	// show up has not run out.
@@ -87,6 +91,7 @@ type replState struct {
 	under     int                      // under-replicated blocks seen by this scan
 	queued    int64
 	lastRound time.Time
+	sweep     *sweep // the term's walk of storages not live; nil when done or not leading
 }
 
 func newReplState() *replState {

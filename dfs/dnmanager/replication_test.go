@@ -325,6 +325,12 @@ func holdAddr(t *testing.T, addr string) {
 // lb's pipeline with client, then completes /f; it returns the block.
 func writeAndComplete(t *testing.T, ns *namespace.Namespace, client *datanode.Client, lb *namespace.LocatedBlock, data []byte) datanode.Block {
 	t.Helper()
+	return writeAndCompletePath(t, ns, client, "/f", lb, data)
+}
+
+// writeAndCompletePath is writeAndComplete for the file at path.
+func writeAndCompletePath(t *testing.T, ns *namespace.Namespace, client *datanode.Client, path string, lb *namespace.LocatedBlock, data []byte) datanode.Block {
+	t.Helper()
 	ctx := context.Background()
 	var pipeline []string
 	for _, tg := range lb.Targets {
@@ -335,7 +341,7 @@ func writeAndComplete(t *testing.T, ns *namespace.Namespace, client *datanode.Cl
 		t.Fatal(err)
 	}
 	waitFor(t, "Complete", func() bool {
-		done, err := ns.Complete(ctx, "/f", "w", int64(len(data)))
+		done, err := ns.Complete(ctx, path, "w", int64(len(data)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,7 @@ func RunConformance(t *testing.T, open func(t testing.TB) dal.Store) {
 		{"ListChildrenPaged", testListChildren},
 		{"Blocks", testBlocks},
 		{"Replicas", testReplicas},
+		{"ReplicaStorages", testReplicaStorages},
 		{"Leases", testLeases},
 		{"Variables", testVariables},
 		{"ReserveIDsConcurrent", testReserveConcurrent},
@@ -651,6 +652,106 @@ func testReplicas(t *testing.T, s dal.Store) {
 		}
 		return nil
 	})
+}
+
+func testReplicaStorages(t *testing.T, s dal.Store) {
+	list := func(after string, limit int) []string {
+		t.Helper()
+		var out []string
+		err := s.ReadTx(context.Background(), func(tx dal.Tx) error {
+			var err error
+			out, err = tx.ListReplicaStorages(context.Background(), after, limit)
+			return err
+		})
+		if err != nil {
+			t.Fatalf("ListReplicaStorages(%q, %d): %v", after, limit, err)
+		}
+		return out
+	}
+	if got := list("", 0); len(got) != 0 {
+		t.Errorf("ListReplicaStorages on an empty table = %v", got)
+	}
+	// Two files, four blocks, several replicas per storage; "DN-Z" sorts
+	// first in byte order.
+	all := []string{"DN-Z", "dn-a", "dn-b", "dn-c", "dn-c2"}
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		for f := int64(10); f < 12; f++ {
+			if err := tx.InsertInode(ctx, newFile(f, dal.RootID, fmt.Sprintf("f%d", f))); err != nil {
+				return err
+			}
+			for i := int64(0); i < 2; i++ {
+				id := 100 + 10*f + i
+				if err := tx.AddBlock(ctx, &dal.Block{InodeID: f, BlockID: id, Index: int32(i)}); err != nil {
+					return err
+				}
+				for j, dn := range all {
+					if f == 11 && j%2 == 1 {
+						continue // dn-a and dn-c only hold file 10's blocks
+					}
+					if err := tx.AddReplica(ctx, &dal.Replica{InodeID: f, BlockID: id, StorageID: dn, State: dal.ReplicaState(j % 3)}); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if got := list("", 0); !slices.Equal(got, all) {
+		t.Errorf("ListReplicaStorages(\"\", 0) = %v, want %v", got, all)
+	}
+	if got := list("", -1); !slices.Equal(got, all) {
+		t.Errorf("ListReplicaStorages(\"\", -1) = %v, want %v", got, all)
+	}
+	// Paged: each page after the last id of the one before.
+	var pages [][]string
+	for after := ""; ; {
+		page := list(after, 2)
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 2 {
+			t.Fatalf("page after %q = %v: more than the limit", after, page)
+		}
+		pages = append(pages, page)
+		after = page[len(page)-1]
+	}
+	if got := slices.Concat(pages...); len(pages) != 3 || !slices.Equal(got, all) {
+		t.Errorf("pages of 2 = %v, want %v in 3 pages", pages, all)
+	}
+	for _, c := range []struct {
+		after string
+		limit int
+		want  []string
+	}{
+		{"dn-a", 0, []string{"dn-b", "dn-c", "dn-c2"}},
+		{"dn-a", 1, []string{"dn-b"}},
+		{"dn-b0", 10, []string{"dn-c", "dn-c2"}}, // after an id with no rows
+		{"dn-c", 5, []string{"dn-c2"}},
+		{"dn-c2", 5, nil},
+		{"zzz", 0, nil},
+	} {
+		if got := list(c.after, c.limit); !slices.Equal(got, c.want) {
+			t.Errorf("ListReplicaStorages(%q, %d) = %v, want %v", c.after, c.limit, got, c.want)
+		}
+	}
+	// A storage whose last replica goes is no longer listed.
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		for _, id := range []int64{200, 201} {
+			if err := tx.RemoveReplica(ctx, 10, id, "dn-b"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if got, want := list("", 0), []string{"DN-Z", "dn-a", "dn-b", "dn-c", "dn-c2"}; !slices.Equal(got, want) {
+		t.Errorf("after removing dn-b's replicas of file 10 = %v, want %v (file 11's remain)", got, want)
+	}
+	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+		return tx.DeleteInode(ctx, 11)
+	})
+	if got, want := list("", 0), []string{"DN-Z", "dn-a", "dn-c", "dn-c2"}; !slices.Equal(got, want) {
+		t.Errorf("after deleting file 11 = %v, want %v", got, want)
+	}
 }
 
 func testLeases(t *testing.T, s dal.Store) {

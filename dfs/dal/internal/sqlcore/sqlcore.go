@@ -672,6 +672,45 @@ func (t *Tx) ListStorageReplicas(ctx context.Context, storageID string, afterBlo
 		storageID, afterBlockID, limitArg(limit))
 }
 
+// listReplicaStoragesSQL is ListReplicaStorages's loose index scan: a
+// recursive CTE whose every step is one probe of replicas_storage
+// (storage_id, block_id) for the first storage id after the one before
+// (ORDER BY storage_id LIMIT 1, served by the index on both backends:
+// PostgreSQL has no skip scan, and a DISTINCT there, or on SQLite
+// without statistics, reads every replicas row of the storages it passes).
+// It stops after $2 ids or at the table's last storage. Scalar subqueries
+// rather than a parenthesised first SELECT, which SQLite does not parse;
+// the counter is BIGINT so that $2 binds as one.
+const listReplicaStoragesSQL = `WITH RECURSIVE s (storage_id, n) AS (
+	SELECT (SELECT storage_id FROM replicas WHERE storage_id > $1 ORDER BY storage_id LIMIT 1), CAST(1 AS BIGINT)
+	UNION ALL
+	SELECT (SELECT r.storage_id FROM replicas r WHERE r.storage_id > s.storage_id ORDER BY r.storage_id LIMIT 1), s.n + 1
+	FROM s WHERE s.storage_id IS NOT NULL AND s.n < $2
+)
+SELECT storage_id FROM s WHERE storage_id IS NOT NULL ORDER BY n`
+
+// ListReplicaStorages implements dal.Tx.
+func (t *Tx) ListReplicaStorages(ctx context.Context, after string, limit int) ([]string, error) {
+	op := fmt.Sprintf("list storages with replicas after %q", after)
+	rows, err := t.c.Query(ctx, listReplicaStoragesSQL, after, limitArg(limit))
+	if err != nil {
+		return nil, t.d.wrap(op, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var sid string
+		if err := rows.Scan(&sid); err != nil {
+			return nil, t.d.wrap(op, err)
+		}
+		out = append(out, sid)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.d.wrap(op, err)
+	}
+	return out, nil
+}
+
 // GetLease implements dal.Tx.
 func (t *Tx) GetLease(ctx context.Context, holder string) (*dal.Lease, error) {
 	op := fmt.Sprintf("get lease of %q", holder)
