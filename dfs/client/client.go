@@ -152,12 +152,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.CompleteTimeout = time.Minute
 	}
 	if len(cfg.DialOptions) == 0 {
-		cfg.DialOptions = []grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			// Frees a connection's write buffer between calls rather than
-			// keeping one per connection.
-			grpc.WithSharedWriteBuffer(true),
-		}
+		cfg.DialOptions = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
 	c := &Client{cfg: cfg, sh: &shared{dn: datanode.NewClient(cfg.ClientName, cfg.DialOptions...)}}
 	for _, addr := range cfg.Namenodes {

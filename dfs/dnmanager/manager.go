@@ -169,6 +169,7 @@ type node struct {
 	st         DatanodeStatus
 	usageKnown bool                     // a heartbeat reported usage
 	dead       bool                     // the monitor saw it dead
+	replaced   bool                     // its address registered another storage: dead from then on
 	deletes    []*dfspb.BlockRef        // queued deletes
 	commands   []*dfspb.DatanodeCommand // queued other commands
 }
@@ -258,7 +259,7 @@ func (m *Manager) DeadInterval() time.Duration { return m.dead }
 
 // liveLocked reports whether n is live at now.
 func (m *Manager) liveLocked(n *node, now time.Time) bool {
-	return !n.dead && now.Sub(n.st.LastSeen) <= m.dead
+	return !n.dead && !n.replaced && now.Sub(n.st.LastSeen) <= m.dead
 }
 
 // Datanodes returns the known datanodes (live and dead), by data address.
@@ -376,12 +377,22 @@ func (m *Manager) register(info *dfspb.DatanodeInfo) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	// A datanode whose storage was replaced (a wiped data directory)
-	// registers a new storage id from the same address: forget the old one.
+	// registers a new storage id from the same address: the old storage is
+	// gone. It is kept as dead, so that the leader's monitor walks its
+	// replicas as a dead datanode's (copies of its blocks, its last
+	// replicas counted missing) rather than forgetting them; one already
+	// dead was walked at its death and is dropped.
 	for id, n := range m.nodes {
-		if id != info.StorageId && n.st.DataAddr == info.DataAddr {
-			delete(m.nodes, id)
-			m.log.Info("datanode storage replaced", "addr", info.DataAddr, "old_storage", id, "storage", info.StorageId)
+		if id == info.StorageId || n.st.DataAddr != info.DataAddr || n.replaced {
+			continue
 		}
+		if n.dead {
+			delete(m.nodes, id)
+		} else {
+			n.replaced = true
+			n.deletes, n.commands = nil, nil
+		}
+		m.log.Info("datanode storage replaced", "addr", info.DataAddr, "old_storage", id, "storage", info.StorageId)
 	}
 	_, known := m.nodes[info.StorageId]
 	m.nodes[info.StorageId] = &node{st: DatanodeStatus{

@@ -82,9 +82,15 @@ func startCluster(t *testing.T, url string, tweaks ...func(*Config)) *cluster {
 
 func startDatanode(t *testing.T, dir string, namenodes ...string) *datanode.Datanode {
 	t.Helper()
+	return startDatanodeAt(t, dir, "127.0.0.1:0", namenodes...)
+}
+
+// startDatanodeAt is startDatanode serving DataTransfer on dataAddr.
+func startDatanodeAt(t *testing.T, dir, dataAddr string, namenodes ...string) *datanode.Datanode {
+	t.Helper()
 	d, err := datanode.Start(context.Background(), datanode.Config{
 		DataDir:             dir,
-		DataAddr:            "127.0.0.1:0",
+		DataAddr:            dataAddr,
 		Namenodes:           namenodes,
 		HeartbeatInterval:   hb,
 		BlockReportInterval: time.Hour,

@@ -28,6 +28,9 @@ func (m *Manager) monitor(ctx context.Context) {
 		if m.cfg.Leader != nil && !m.cfg.Leader() {
 			if leading {
 				leading, st.sweep = false, nil
+				m.statsMu.Lock()
+				m.repl.Swept = false
+				m.statsMu.Unlock()
 			}
 			continue
 		}
@@ -52,6 +55,9 @@ func (m *Manager) monitor(ctx context.Context) {
 			if err := m.sweepStep(ctx, st); err != nil && ctx.Err() == nil {
 				m.log.Warn("walk of the replicas of datanodes not live failed; trying again", "storage", sw.sid, "error", err)
 			}
+			m.statsMu.Lock()
+			m.repl.Swept = st.sweep == nil
+			m.statsMu.Unlock()
 		}
 		if now := m.cfg.Clock(); m.cfg.ReplicationInterval > 0 && now.Sub(st.lastRound) >= m.cfg.ReplicationInterval {
 			st.lastRound = now

@@ -41,8 +41,11 @@ type ReplicationStatus struct {
 	// sweep of the storages that are not live (see the package
 	// documentation), which the leader runs in bounded steps once it has
 	// been up for a dead interval: until that sweep has ended, Missing
-	// may be short of what `kura dfs fsck` finds.
+	// may be short of what `kura dfs fsck` finds (see Swept).
 	Missing int
+	// Swept reports whether this term's sweep of the storages that are not
+	// live has ended: from then on Missing counts every missing block.
+	Swept bool
 	// Pending is the number of blocks with a copy queued whose time to
 	// show up has not run out.
 	Pending int

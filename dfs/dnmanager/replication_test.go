@@ -349,3 +349,54 @@ func writeAndCompletePath(t *testing.T, ns *namespace.Namespace, client *datanod
 	})
 	return blk
 }
+
+// TestReplacedStorage: the only replica of a block is on datanode a,
+// whose data directory is then wiped: a comes back at the same address
+// with a new storage id. The old storage is gone, so the block is
+// missing, and the leader counts it. Before, the registration forgot the
+// old storage without walking its replicas, and nothing counted the
+// block until the next change of leader.
+func TestReplacedStorage(t *testing.T) {
+	forEachBackend(t, testReplacedStorage)
+}
+
+func testReplacedStorage(t *testing.T, url string) {
+	ctx := context.Background()
+	c := startCluster(t, url, func(cfg *Config) { cfg.ReplicationInterval = hb })
+	m, ns := c.m, c.ns
+	a, b := startDatanode(t, t.TempDir(), c.addr), startDatanode(t, t.TempDir(), c.addr)
+	waitFor(t, "two live datanodes", func() bool { return m.LiveCount() == 2 })
+	if _, err := ns.Create(ctx, super, "/f", namespace.CreateOptions{ClientName: "w", Replication: 1, Perm: 0o644}); err != nil {
+		t.Fatal(err)
+	}
+	lb, err := ns.AddBlock(ctx, "/f", "w", 0, []string{b.StorageID()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := datanode.NewClient("test")
+	defer client.Close()
+	writeAndComplete(t, ns, client, lb, bytes.Repeat([]byte("replaced"), 10000))
+	waitFor(t, "the replica on a", func() bool {
+		return slices.Equal(finalizedReplicas(t, ns, lb.Block.InodeID, lb.Block.BlockID), ids(a))
+	})
+	// The term's sweep (which would walk the old storage too, as one
+	// never registered) has ended: only the registration can tell now.
+	waitFor(t, "the sweep ended, a scan with nothing missing", func() bool {
+		r := m.Replication()
+		return r.Swept && r.Scans > 0 && r.Missing == 0
+	})
+
+	oldID, addr := a.StorageID(), a.Addr()
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a2 := startDatanodeAt(t, t.TempDir(), addr, c.addr) // a wiped directory: a new storage id
+	if a2.StorageID() == oldID {
+		t.Fatalf("the wiped datanode kept storage id %s", oldID)
+	}
+	waitFor(t, "a's new storage registered", func() bool { _, live := m.Addr(a2.StorageID()); return live })
+	if _, live := m.Addr(oldID); live {
+		t.Fatal("the replaced storage still counts as live")
+	}
+	waitFor(t, "the block counted missing", func() bool { return m.Replication().Missing == 1 })
+}

@@ -258,13 +258,10 @@ func Start(ctx context.Context, cfg Config) (*Namenode, error) {
 		// A writer taking a file over past its writer's soft limit has its
 		// last block recovered first, in the background until Close.
 		ns.SetBlockRecoverer(runCtx, n.rec, n.rec.log)
-		// A fixed pool of stream workers (rather than a goroutine per call,
-		// whose stack grows anew each time) and one write buffer shared by
-		// the connections: metadata calls are small and many.
-		n.rpc = grpc.NewServer(
-			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-			grpc.SharedWriteBuffer(true),
-		)
+		// A fixed pool of stream workers rather than a goroutine per call,
+		// whose stack grows anew each time: metadata calls are small and
+		// many.
+		n.rpc = grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 		dnm.RegisterService(n.rpc)
 		crpc := newClientRPC(ns, dnm, cfg)
 		crpc.rec = n.rec

@@ -48,6 +48,9 @@ type ReplicationInfo struct {
 	// live datanode (HDFS's MissingBlocks): every replica is on dead
 	// datanodes, or corrupt. `kura dfs fsck` names them.
 	Missing int `json:"missing"`
+	// Swept reports whether the leader's sweep of the datanodes that are
+	// not live has ended this term: from then on Missing is complete.
+	Swept bool `json:"swept"`
 	// Pending counts blocks with a copy queued and still given time.
 	Pending int `json:"pending"`
 	// Queued counts the copies queued since the namenode started.
@@ -93,7 +96,7 @@ func (n *Namenode) Status() Status {
 	if n.dnm != nil {
 		st.DeadAfterSeconds = n.dnm.DeadInterval().Seconds()
 		r := n.dnm.Replication()
-		st.Replication = ReplicationInfo{UnderReplicated: r.UnderReplicated, Missing: r.Missing, Pending: r.Pending, Queued: r.Queued, Scans: r.Scans}
+		st.Replication = ReplicationInfo{UnderReplicated: r.UnderReplicated, Missing: r.Missing, Swept: r.Swept, Pending: r.Pending, Queued: r.Queued, Scans: r.Scans}
 		if !r.LastScan.IsZero() {
 			last := r.LastScan
 			st.Replication.LastScan = &last
