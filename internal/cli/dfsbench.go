@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -122,8 +123,11 @@ connection), work in their own directory, DIR/c<k>, on --files files each:
            per 10 files (at least once)
   rename   Rename of each file within its directory (f -> f.r)
   delete   Delete of each file
-Each row gives ops/s over the phase's wall time and the mean, p50 and p99
-latency of one operation.
+Each row gives ops/s over the phase's wall time, the mean, p50 and p99
+latency of one operation, and the CPU time (user + system) this process
+spent per operation: clients and embedded namenode together, or the
+clients alone with --namenode; never a PostgreSQL server's. On a busy
+machine it varies much less than ops/s.
 
 Data phases: --size bytes in --data-files files, written by as many
 concurrent writers (each its own client) with --replication and
@@ -543,6 +547,12 @@ type dfsBenchMetaRow struct {
 	P99Ms     float64 `json:"p99_ms"`
 	// Entries is the number of entries the list phase returned.
 	Entries int64 `json:"entries,omitempty"`
+	// CPUUsPerOp is the bench process's CPU time (user + system) over the
+	// phase per operation, in microseconds: with embedded servers the
+	// clients' and the namenode's (not a PostgreSQL server's), with
+	// --namenode the clients' alone. Less sensitive to a busy machine than
+	// ops/s.
+	CPUUsPerOp float64 `json:"cpu_us_per_op"`
 	// With --via fuse, the same phase on the ceilings: NullFuse through
 	// go-fuse loopback mounts of a local directory, Local on a plain
 	// local directory.
@@ -1009,6 +1019,7 @@ func (r *dfsBenchRun) timeMeta(ctx context.Context, what, ph string, op func(ctx
 	lat := make([][]time.Duration, clients)
 	var done, entries atomic.Int64
 	stop := r.progress(ctx, what, int64(ops*clients), &done, "ops", 1, nil)
+	cpu0 := processCPU()
 	start := time.Now()
 	err := dfsBenchParallel(ctx, clients, func(ctx context.Context, k int) error {
 		l := make([]time.Duration, 0, ops)
@@ -1029,6 +1040,7 @@ func (r *dfsBenchRun) timeMeta(ctx context.Context, what, ph string, op func(ctx
 		return nil
 	})
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
 	stop()
 	if err != nil {
 		return dfsBenchMetaRow{}, err
@@ -1038,11 +1050,24 @@ func (r *dfsBenchRun) timeMeta(ctx context.Context, what, ph string, op func(ctx
 	if elapsed > 0 {
 		row.OpsPerSec = float64(row.Ops) / elapsed.Seconds()
 	}
+	if row.Ops > 0 {
+		row.CPUUsPerOp = float64(cpu) / float64(time.Microsecond) / float64(row.Ops)
+	}
 	row.MeanMs, row.P50Ms, row.P99Ms = dfsBenchLatencies(all)
 	if ph == dfsBenchList {
 		row.Entries = entries.Load()
 	}
 	return row, nil
+}
+
+// processCPU returns the CPU time (user + system) this process has used
+// so far; 0 where getrusage fails.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // dfsBenchLatencies returns the mean, median and 99th percentile of d in
@@ -1469,11 +1494,16 @@ func (r *dfsBenchRun) print() {
 	} else if len(rep.Metadata) > 0 {
 		fmt.Fprintf(out, "\nmetadata: %d clients (one connection each) x %d files\n", r.p.o.clients, r.p.o.files)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "phase   \tops\tseconds\tops/s\tmean ms\tp50 ms\tp99 ms\t")
+		fmt.Fprintln(tw, "phase   \tops\tseconds\tops/s\tmean ms\tp50 ms\tp99 ms\tcpu µs/op\t")
 		for _, m := range rep.Metadata {
-			fmt.Fprintf(tw, "%-8s\t%d\t%.3f\t%s\t%.3f\t%.3f\t%.3f\t\n", m.Phase, m.Ops, m.Seconds, dfsBenchThousands(m.OpsPerSec), m.MeanMs, m.P50Ms, m.P99Ms)
+			fmt.Fprintf(tw, "%-8s\t%d\t%.3f\t%s\t%.3f\t%.3f\t%.3f\t%.0f\t\n", m.Phase, m.Ops, m.Seconds, dfsBenchThousands(m.OpsPerSec), m.MeanMs, m.P50Ms, m.P99Ms, m.CPUUsPerOp)
 		}
 		tw.Flush()
+		if rep.Embedded {
+			fmt.Fprintln(out, "cpu µs/op: this process's CPU (user+system) per op, clients and namenode together (a PostgreSQL server's not included)")
+		} else {
+			fmt.Fprintln(out, "cpu µs/op: this process's CPU (user+system) per op: the clients' alone")
+		}
 		for _, m := range rep.Metadata {
 			if m.Phase == dfsBenchList && m.Seconds > 0 {
 				fmt.Fprintf(out, "list: each op lists a client's whole directory (%d entries): %s entries/s\n",

@@ -195,7 +195,7 @@ func TestDFSBenchJSON(t *testing.T) {
 				t.Errorf("list: %d entries, want %d", m.Entries, wantOps*20)
 			}
 		}
-		if m.Ops != wantOps || m.OpsPerSec <= 0 || m.Seconds <= 0 || m.MeanMs <= 0 || m.P50Ms <= 0 || m.P99Ms < m.P50Ms {
+		if m.Ops != wantOps || m.OpsPerSec <= 0 || m.Seconds <= 0 || m.MeanMs <= 0 || m.P50Ms <= 0 || m.P99Ms < m.P50Ms || m.CPUUsPerOp <= 0 {
 			t.Errorf("metadata row %+v: want %d ops and positive figures", m, wantOps)
 		}
 	}
