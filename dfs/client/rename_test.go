@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -13,20 +12,6 @@ import (
 	"github.com/kura-dev/kura/dfs/dfstest"
 	"github.com/kura-dev/kura/dfs/hdfs"
 )
-
-// readAll reads path back with c.
-func readAll(t *testing.T, ctx context.Context, c *client.Client, path string) []byte {
-	t.Helper()
-	r, err := c.Open(ctx, path)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	return got
-}
 
 // write writes p with w, failing the test on an error.
 func write(t *testing.T, w *client.Writer, p []byte) {
@@ -90,7 +75,7 @@ func TestWriterFollowsRenames(t *testing.T) {
 	if err != nil || st.Length != int64(len(data)) || st.UnderConstruction || st.FileID != w.Status().FileID {
 		t.Fatalf("stat /z/a2/g: %+v, %v", st, err)
 	}
-	if got := readAll(t, ctx, c, "/z/a2/g"); !bytes.Equal(got, data) {
+	if got := dfstest.ReadFile(t, ctx, c, "/z/a2/g"); !bytes.Equal(got, data) {
 		t.Fatalf("read /z/a2/g: %d bytes differing from the %d written", len(got), len(data))
 	}
 
@@ -123,7 +108,7 @@ func TestWriterFollowsRenames(t *testing.T) {
 	if err := w2.Close(); !errors.Is(err, hdfs.ErrFileNotFound) {
 		t.Fatalf("close of a deleted file: %v, want a FileNotFoundException", err)
 	}
-	if got := readAll(t, ctx, c, "/d/h"); string(got) != "the new file" {
+	if got := dfstest.ReadFile(t, ctx, c, "/d/h"); string(got) != "the new file" {
 		t.Fatalf("read /d/h: %q", got)
 	}
 }

@@ -98,3 +98,17 @@ func (c *Cluster) Client(t testing.TB, user string) *client.Client {
 	t.Cleanup(func() { cl.Close() })
 	return cl
 }
+
+// ReadFile reads the whole file path with c, failing the test on an error.
+func ReadFile(t testing.TB, ctx context.Context, c *client.Client, path string) []byte {
+	t.Helper()
+	r, err := c.Open(ctx, path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return got
+}

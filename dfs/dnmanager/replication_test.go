@@ -142,19 +142,7 @@ func TestReplicationCheckScans(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pipeline := []string{lb.Targets[0].Addr, lb.Targets[1].Addr}
-		data := bytes.Repeat([]byte{byte(i)}, 3000+i)
-		blk := datanode.Block{ID: uint64(lb.Block.BlockID), GenStamp: uint64(lb.Block.GenerationStamp)}
-		if _, err := client.WriteBlock(ctx, pipeline, blk, bytes.NewReader(data)); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "Complete", func() bool {
-			done, err := ns.Complete(ctx, path, "w", int64(len(data)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return done
-		})
+		writeAndCompletePath(t, ns, client, path, lb, bytes.Repeat([]byte{byte(i)}, 3000+i))
 		blocks = append(blocks, lb)
 	}
 	replicas := func(lb *namespace.LocatedBlock) []string {

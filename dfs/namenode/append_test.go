@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -32,19 +31,6 @@ func appendTo(t *testing.T, ctx context.Context, c *client.Client, path string, 
 	if err := w.Close(); err != nil {
 		t.Fatalf("append to %s: close: %v", path, err)
 	}
-}
-
-func readAll(t *testing.T, ctx context.Context, c *client.Client, path string) []byte {
-	t.Helper()
-	r, err := c.Open(ctx, path)
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("read %s: %v", path, err)
-	}
-	return got
 }
 
 // checkStamps checks that every replica of path's blocks that one of dns
@@ -107,7 +93,7 @@ func TestAppend(t *testing.T) {
 		more := random(n)
 		appendTo(t, ctx, c, "/f", more)
 		want = append(want, more...)
-		if got := readAll(t, ctx, c, "/f"); !bytes.Equal(got, want) {
+		if got := dfstest.ReadFile(t, ctx, c, "/f"); !bytes.Equal(got, want) {
 			t.Fatalf("after appending %d bytes: read %d bytes, want %d equal ones", n, len(got), len(want))
 		}
 		checkStamps(t, ctx, c, cl.Datanodes, "/f")
@@ -120,7 +106,7 @@ func TestAppend(t *testing.T) {
 	// An empty file.
 	create("/empty", nil)
 	appendTo(t, ctx, c, "/empty", []byte("hello"))
-	if got := readAll(t, ctx, c, "/empty"); string(got) != "hello" {
+	if got := dfstest.ReadFile(t, ctx, c, "/empty"); string(got) != "hello" {
 		t.Fatalf("append to an empty file: %q", got)
 	}
 
@@ -131,7 +117,7 @@ func TestAppend(t *testing.T) {
 	more := random(bs / 2)
 	appendTo(t, ctx, c, "/g", more)
 	want2 = append(want2, more...)
-	if got := readAll(t, ctx, c, "/g"); !bytes.Equal(got, want2) {
+	if got := dfstest.ReadFile(t, ctx, c, "/g"); !bytes.Equal(got, want2) {
 		t.Fatalf("append with a dead datanode: read %d bytes, want %d equal ones", len(got), len(want2))
 	}
 	locs, err := c.BlockLocations(ctx, "/g")
@@ -246,7 +232,7 @@ func TestClientCalls(t *testing.T) {
 	if err := c.Rename2(ctx, "/r1", "/r2", true); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, ctx, c, "/r2"); string(got) != "/r1" {
+	if got := dfstest.ReadFile(t, ctx, c, "/r2"); string(got) != "/r1" {
 		t.Errorf("after rename2 with overwrite /r2 holds %q", got)
 	}
 
@@ -276,7 +262,7 @@ func TestClientCalls(t *testing.T) {
 	}
 	if st, err := c.Stat(ctx, "/aborted"); err != nil || st.UnderConstruction || (st.Length != 0 && st.Length != datanode.PacketSize) {
 		t.Errorf("after recoverLease: %+v %v, want closed with 0 or %d bytes", st, err, datanode.PacketSize)
-	} else if got := readAll(t, ctx, c, "/aborted"); !bytes.Equal(got, make([]byte, st.Length)) {
+	} else if got := dfstest.ReadFile(t, ctx, c, "/aborted"); !bytes.Equal(got, make([]byte, st.Length)) {
 		t.Errorf("after recoverLease /aborted holds %d bytes, not the %d zeros written", len(got), st.Length)
 	}
 	if closed, err := c.RecoverLease(ctx, "/aborted"); err != nil || !closed {
@@ -375,7 +361,7 @@ func pipelineRecovery(t *testing.T, stop int) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := readAll(t, ctx, c, "/p"); !bytes.Equal(got, data) {
+	if got := dfstest.ReadFile(t, ctx, c, "/p"); !bytes.Equal(got, data) {
 		t.Fatalf("read %d bytes, want the %d written", len(got), len(data))
 	}
 	locs, err := c.BlockLocations(ctx, "/p")

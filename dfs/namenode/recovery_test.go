@@ -69,7 +69,7 @@ func writeFlushed(t *testing.T, ctx context.Context, wc, rc *client.Client, path
 	if err != nil || !st.UnderConstruction || st.Length != int64(len(data)) {
 		t.Fatalf("after hflush: %+v %v, want open with length %d", st, err, len(data))
 	}
-	if got := readAll(t, ctx, rc, path); !bytes.Equal(got, data) {
+	if got := dfstest.ReadFile(t, ctx, rc, path); !bytes.Equal(got, data) {
 		t.Fatalf("a reader after hflush read %d bytes, want the %d flushed", len(got), len(data))
 	}
 	return w
@@ -82,7 +82,7 @@ func checkClosed(t *testing.T, ctx context.Context, c *client.Client, path strin
 	if err != nil || st.UnderConstruction || st.Length != int64(len(want)) {
 		t.Fatalf("after recovery: %+v %v, want closed with length %d", st, err, len(want))
 	}
-	if got := readAll(t, ctx, c, path); !bytes.Equal(got, want) {
+	if got := dfstest.ReadFile(t, ctx, c, path); !bytes.Equal(got, want) {
 		t.Fatalf("after recovery %s holds %d bytes, want the %d flushed", path, len(got), len(want))
 	}
 }
@@ -165,7 +165,7 @@ func TestRecoverLeaseDatanodeStopped(t *testing.T) {
 	if err := w.Hflush(ctx); err != nil {
 		t.Fatalf("hflush after a datanode stopped: %v", err)
 	}
-	if got := readAll(t, ctx, c, "/g"); !bytes.Equal(got, data) {
+	if got := dfstest.ReadFile(t, ctx, c, "/g"); !bytes.Equal(got, data) {
 		t.Fatalf("after the second hflush a reader read %d bytes, want %d", len(got), len(data))
 	}
 	cl.Datanodes[1].Close()

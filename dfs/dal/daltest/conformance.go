@@ -1280,6 +1280,18 @@ func testWriteLockWaits(t *testing.T, s dal.Store) {
 // testWriteLockWaitsVia checks that a second writer locking inode id with
 // lock waits for the first writer's commit and then reads its write.
 func testWriteLockWaitsVia(t *testing.T, s dal.Store, id int64, lock func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error)) {
+	testLockWaits(t, s, id, lockByID, lock)
+}
+
+// lockByID write-locks inode id with GetInodeByID.
+func lockByID(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error) {
+	return tx.GetInodeByID(ctx, id, dal.LockWrite)
+}
+
+// testLockWaits checks that a second writer locking inode id with second
+// waits for the commit of a first writer that locked it with first, and
+// then reads the first's write.
+func testLockWaits(t *testing.T, s dal.Store, id int64, first, second func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error)) {
 	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
 		return tx.InsertInode(ctx, newFile(id, dal.RootID, fmt.Sprintf("hot%d", id)))
 	})
@@ -1292,7 +1304,7 @@ func testWriteLockWaitsVia(t *testing.T, s dal.Store, id int64, lock func(ctx co
 	go func() {
 		<-locked
 		secondDone <- txErr(s, func(ctx context.Context, tx dal.Tx) error {
-			in, err := lock(ctx, tx, id)
+			in, err := second(ctx, tx, id)
 			if err != nil {
 				return err
 			}
@@ -1302,7 +1314,7 @@ func testWriteLockWaitsVia(t *testing.T, s dal.Store, id int64, lock func(ctx co
 		})
 	}()
 	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
-		in, err := tx.GetInodeByID(ctx, id, dal.LockWrite)
+		in, err := first(ctx, tx, id)
 		if err != nil {
 			return err
 		}
@@ -1526,51 +1538,10 @@ func testFileByID(t *testing.T, s dal.Store) {
 // testFileByIDLocks checks that GetFileByID takes its lock: a writer
 // locking the inode after it waits for its commit, and reads its write.
 func testFileByIDLocks(t *testing.T, s dal.Store) {
-	const id = 20
-	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
-		return tx.InsertInode(ctx, newFile(id, dal.RootID, "locked"))
-	})
-	var mu sync.Mutex
-	var events []string
-	record := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
-	locked := make(chan struct{})
-	secondDone := make(chan error, 1)
-	var secondSize atomic.Int64
-	go func() {
-		<-locked
-		secondDone <- txErr(s, func(ctx context.Context, tx dal.Tx) error {
-			in, err := tx.GetInodeByID(ctx, id, dal.LockWrite)
-			if err != nil {
-				return err
-			}
-			record("second locked")
-			secondSize.Store(in.Size)
-			return nil
-		})
-	}()
-	tx(t, s, func(ctx context.Context, tx dal.Tx) error {
+	testLockWaits(t, s, 20, func(ctx context.Context, tx dal.Tx, id int64) (*dal.Inode, error) {
 		in, _, err := tx.GetFileByID(ctx, id, dal.LockWrite)
-		if err != nil {
-			return err
-		}
-		close(locked)
-		time.Sleep(100 * time.Millisecond)
-		in.Size = 7
-		if err := tx.UpdateInode(ctx, in); err != nil {
-			return err
-		}
-		record("first commits")
-		return nil
-	})
-	if err := <-secondDone; err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(events, []string{"first commits", "second locked"}) {
-		t.Fatalf("events %v: the second writer did not wait for GetFileByID's lock", events)
-	}
-	if secondSize.Load() != 7 {
-		t.Fatalf("the second writer read size %d, want 7", secondSize.Load())
-	}
+		return in, err
+	}, lockByID)
 }
 
 // testFileByIDBlocksAfterLockWait checks that GetFileByID, having waited
